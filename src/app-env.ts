@@ -1,0 +1,9 @@
+import type { RequestIdVariables } from "hono/request-id";
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: RequestIdVariables & {
+    /** Set by `requireAuth` on authenticated routes. */
+    userId: string;
+  };
+}

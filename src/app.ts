@@ -1,0 +1,98 @@
+import { Scalar } from "@scalar/hono-api-reference";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { requestId } from "hono/request-id";
+import { routePath } from "hono/route";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "./app-env";
+import { createRouter } from "./create-router";
+import { ApiError, errorStatus, type ErrorCode } from "./errors";
+import { authRoutes } from "./routes/auth";
+import { conversationRoutes } from "./routes/conversations";
+import { messageRoutes } from "./routes/messages";
+import { turnRoutes } from "./routes/turns";
+import { userRoutes } from "./routes/users";
+
+export const MAX_BODY_BYTES = 128 * 1024;
+
+export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
+  return c.json(error.body(c.get("requestId")), error.status, error.headers);
+}
+
+/** Hono's own exceptions (malformed JSON, unsupported media type) in the API's error shape. */
+function fromHttpException(exception: HTTPException): ApiError {
+  const code = (Object.keys(errorStatus) as ErrorCode[]).find((c) => errorStatus[c] === exception.status) ?? "bad_request";
+  return new ApiError(code, exception.message || "Bad request.");
+}
+
+export function createApp() {
+  const app = createRouter();
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = Date.now();
+    await next();
+    console.log(
+      JSON.stringify({
+        level: "info",
+        msg: "request",
+        method: c.req.method,
+        route: routePath(c, -1),
+        status: c.res.status,
+        duration_ms: Date.now() - started,
+        user_id: c.get("userId") ?? null,
+        request_id: c.get("requestId"),
+      }),
+    );
+  });
+  app.use(secureHeaders());
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        errorResponse(c, new ApiError("method_not_allowed", `Method ${c.req.method} is not allowed here.`, undefined, { Allow: methods.join(", ") })),
+    }),
+  );
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+      },
+    }),
+  );
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app
+    .route("/", authRoutes)
+    .route("/", userRoutes)
+    .route("/", conversationRoutes)
+    .route("/", messageRoutes)
+    .route("/", turnRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "genai-edge",
+      version: "1.0.0",
+      description: "Conversation API for LLM chat on Cloudflare Workers. Every path also accepts a trailing slash.",
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "genai-edge API" }));
+
+  app.notFound((c) => errorResponse(c, new ApiError("not_found", "No such route.")));
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return errorResponse(c, error);
+    if (error instanceof HTTPException) return errorResponse(c, fromHttpException(error));
+    console.error(
+      JSON.stringify({ level: "error", msg: "unhandled error", error: String(error), stack: (error as Error)?.stack, request_id: c.get("requestId") }),
+    );
+    return errorResponse(c, new ApiError("internal_error", "Internal server error."));
+  });
+
+  return app;
+}

@@ -1,0 +1,111 @@
+import { sql } from "drizzle-orm";
+import {
+  type AnySQLiteColumn,
+  index,
+  integer,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
+
+const timestampColumn = (name: string) =>
+  text(name)
+    .notNull()
+    .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
+
+export const users = sqliteTable("users", {
+  id: text().primaryKey(),
+  // Stored trimmed and lower-cased, so the unique index compares case-insensitively.
+  email: text().notNull().unique(),
+  passwordHash: text("password_hash").notNull(),
+  name: text().notNull().default(""),
+  isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
+  dateJoined: timestampColumn("date_joined"),
+});
+
+export const conversationStatuses = ["Active", "Deleted"] as const;
+export type ConversationStatus = (typeof conversationStatuses)[number];
+
+export const conversations = sqliteTable(
+  "conversations",
+  {
+    id: text().primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    title: text(),
+    // JavaScript-lowercased title: SQLite's lower() and LIKE fold ASCII only.
+    titleSearch: text("title_search"),
+    status: text({ enum: conversationStatuses }).notNull().default("Active"),
+    modelVersion: text("model_version").notNull(),
+    systemPrompt: text("system_prompt"),
+    createdAt: timestampColumn("created_at"),
+    updatedAt: timestampColumn("updated_at"),
+  },
+  (t) => [index("conversations_user_status_updated").on(t.userId, t.status, t.updatedAt, t.id)],
+);
+
+export const senders = ["user", "ai"] as const;
+export type Sender = (typeof senders)[number];
+
+export const messages = sqliteTable(
+  "messages",
+  {
+    id: text().primaryKey(),
+    conversationId: text("conversation_id")
+      .notNull()
+      .references(() => conversations.id),
+    // The conversation's owner, copied here so listing and ownership checks need no join.
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    sender: text({ enum: senders }).notNull(),
+    content: text().notNull(),
+    timestamp: timestampColumn("timestamp"),
+    order: integer().notNull(),
+    isEdited: integer("is_edited", { mode: "boolean" }).notNull().default(false),
+    isDeleted: integer("is_deleted", { mode: "boolean" }).notNull().default(false),
+    replyTo: text("reply_to").references((): AnySQLiteColumn => messages.id),
+  },
+  (t) => [
+    uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),
+    index("messages_user_timestamp").on(t.userId, t.timestamp, t.id),
+  ],
+);
+
+export const aiResponseStatuses = ["Generating", "Completed", "Error"] as const;
+export type AiResponseStatus = (typeof aiResponseStatuses)[number];
+
+export const aiResponses = sqliteTable(
+  "ai_responses",
+  {
+    id: text().primaryKey(),
+    // The user message this response answers (one-to-one).
+    messageId: text("message_id")
+      .notNull()
+      .unique()
+      .references(() => messages.id),
+    // The AI message that carries the reply text.
+    aiMessageId: text("ai_message_id")
+      .notNull()
+      .unique()
+      .references(() => messages.id),
+    responseContent: text("response_content").notNull().default(""),
+    status: text({ enum: aiResponseStatuses }).notNull().default("Generating"),
+    /** Machine-readable reason of an Error: upstream_error, upstream_timeout, cancelled, interrupted, ... */
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    model: text().notNull(),
+    promptTokens: integer("prompt_tokens"),
+    completionTokens: integer("completion_tokens"),
+    totalTokens: integer("total_tokens"),
+    createdAt: timestampColumn("created_at"),
+    firstTokenAt: text("first_token_at"),
+    completedAt: text("completed_at"),
+  },
+);
+
+export type User = typeof users.$inferSelect;
+export type Conversation = typeof conversations.$inferSelect;
+export type Message = typeof messages.$inferSelect;
+export type AiResponse = typeof aiResponses.$inferSelect;

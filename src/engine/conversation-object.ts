@@ -1,0 +1,417 @@
+import { DurableObject } from "cloudflare:workers";
+import { getConfig } from "../config";
+import { getDb } from "../db/client";
+import type { Conversation } from "../db/schema";
+import type { ErrorCode } from "../errors";
+import { newId, nowIso } from "../lib/ids";
+import { renderAiResponse, renderConversation, renderMessage } from "../schemas";
+import { Heartbeat, ListenerSet } from "./listeners";
+import { classifyModelError, getModelClient, streamChat, TurnFailure } from "./model";
+import { encodeFrame, frameId, parseFrameId } from "./sse";
+import { TurnQueue } from "./turn-queue";
+import {
+  acceptTurn,
+  checkpointTurn,
+  finishTurn,
+  highestOrder,
+  loadHistory,
+  loadReply,
+  markInterrupted,
+  titleFromMessage,
+  type TurnRows,
+} from "./turn-store";
+
+const CHECKPOINT_INTERVAL_MS = 2_000;
+
+export interface TurnRequest {
+  conversation: Conversation;
+  isNewConversation: boolean;
+  content: string;
+  replyTo: string | null;
+}
+
+export type TurnResult = {
+  conversation: ReturnType<typeof renderConversation>;
+  user_message: ReturnType<typeof renderMessage>;
+  ai_message: ReturnType<typeof renderMessage>;
+  ai_response: ReturnType<typeof renderAiResponse>;
+  failure: { code: TurnFailure["code"]; message: string } | null;
+};
+
+export type SubmitOutcome =
+  | { kind: "rejected"; code: ErrorCode; message: string }
+  | { kind: "stream"; stream: ReadableStream<Uint8Array> }
+  | { kind: "result"; result: TurnResult };
+
+/** A turn this object holds in memory, from acceptance until its reply is stored. */
+interface LiveTurn {
+  rows: TurnRows;
+  systemPrompt: string | null;
+  /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
+  frames: { end: number; bytes: Uint8Array }[];
+  listeners: ListenerSet;
+  abort: AbortController;
+  failure: TurnFailure | null;
+  /** Resolves true once the user message and the Generating response are committed to D1. */
+  accepted: PromiseWithResolvers<boolean>;
+  isAccepted: boolean;
+  finished: PromiseWithResolvers<void>;
+}
+
+/**
+ * One object per conversation owns that conversation's write path: it assigns message orders,
+ * runs the model turns one at a time, and fans the streamed reply out to SSE listeners.
+ *
+ * Its own SQLite holds the order counter, the turns not yet finished, and every delta of the
+ * reply in flight, so a restart can tell what was streamed (see `recover`).
+ */
+export class ConversationObject extends DurableObject<Env> {
+  readonly #sql = this.ctx.storage.sql;
+  readonly #queue = new TurnQueue();
+  readonly #turns = new Map<string, LiveTurn>();
+  readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
+  /** Resolved once the order counter exists in this object's storage. */
+  #orderReady: Promise<void> | undefined;
+  /** The turn whose reply is being generated. */
+  #current: LiveTurn | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), next_order INTEGER NOT NULL)`);
+    this.#sql.exec(
+      `CREATE TABLE IF NOT EXISTS turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL, status TEXT NOT NULL)`,
+    );
+    this.#sql.exec(
+      `CREATE TABLE IF NOT EXISTS deltas (ai_message_id TEXT NOT NULL, seq INTEGER NOT NULL, content TEXT NOT NULL, PRIMARY KEY (ai_message_id, seq))`,
+    );
+    if (this.#sql.exec(`SELECT 1 FROM counter`).toArray().length > 0) this.#orderReady = Promise.resolve();
+    this.#recover();
+  }
+
+  /** Accepts a user message, reserves its order and its reply's, and queues the reply. */
+  async submitTurn(request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
+    const { conversation, isNewConversation } = request;
+    await (this.#orderReady ??= this.#initCounter(isNewConversation ? null : conversation.id));
+
+    // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
+    // so every turn gets a distinct (n, n+1) and the queue runs turns in the order reserved.
+    const userOrder = this.#reserveOrders();
+    const now = nowIso();
+    const title = conversation.title ?? (userOrder === 1 ? titleFromMessage(request.content) : null);
+    const rows: TurnRows = {
+      conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now },
+      userMessage: {
+        id: newId(),
+        conversationId: conversation.id,
+        userId: conversation.userId,
+        sender: "user",
+        content: request.content,
+        timestamp: now,
+        order: userOrder,
+        isEdited: false,
+        isDeleted: false,
+        replyTo: request.replyTo,
+      },
+      aiMessage: {
+        id: newId(),
+        conversationId: conversation.id,
+        userId: conversation.userId,
+        sender: "ai",
+        content: "",
+        timestamp: now,
+        order: userOrder + 1,
+        isEdited: false,
+        isDeleted: false,
+        replyTo: null,
+      },
+      aiResponse: {
+        id: newId(),
+        messageId: "",
+        aiMessageId: "",
+        responseContent: "",
+        status: "Generating",
+        errorCode: null,
+        errorMessage: null,
+        model: conversation.modelVersion,
+        promptTokens: null,
+        completionTokens: null,
+        totalTokens: null,
+        createdAt: now,
+        firstTokenAt: null,
+        completedAt: null,
+      },
+    };
+    rows.aiMessage.replyTo = rows.userMessage.id;
+    rows.aiResponse.messageId = rows.userMessage.id;
+    rows.aiResponse.aiMessageId = rows.aiMessage.id;
+    this.#sql.exec(`INSERT INTO turns (ai_message_id, ai_response_id, status) VALUES (?, ?, 'accepting')`, rows.aiMessage.id, rows.aiResponse.id);
+    const turn: LiveTurn = {
+      rows,
+      systemPrompt: conversation.systemPrompt,
+      frames: [],
+      listeners: new ListenerSet(),
+      abort: new AbortController(),
+      failure: null,
+      accepted: Promise.withResolvers<boolean>(),
+      isAccepted: false,
+      finished: Promise.withResolvers<void>(),
+    };
+    this.#turns.set(rows.aiMessage.id, turn);
+    this.#queue
+      .enqueue(() => this.#generate(turn))
+      .catch((error) => console.error(JSON.stringify({ level: "error", msg: "turn crashed", error: String(error), stack: (error as Error)?.stack })));
+    void this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
+
+    try {
+      await acceptTurn(getDb(this.env), rows, isNewConversation);
+    } catch (error) {
+      this.#turns.delete(rows.aiMessage.id);
+      this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, rows.aiMessage.id);
+      turn.accepted.resolve(false);
+      console.error(JSON.stringify({ level: "error", msg: "accepting a turn failed", error: String(error), conversation_id: conversation.id }));
+      return { kind: "rejected", code: "internal_error", message: "The message could not be stored." };
+    }
+    this.#sql.exec(`UPDATE turns SET status = 'queued' WHERE ai_message_id = ?`, rows.aiMessage.id);
+    turn.isAccepted = true;
+    turn.accepted.resolve(true);
+
+    if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
+    await turn.finished.promise;
+    return { kind: "result", result: this.#result(turn) };
+  }
+
+  /**
+   * Attaches to a reply. With `lastEventId` (`<ai message id>:<offset>`) it resumes that reply
+   * after the offset, from memory while it is in flight or from D1 once it is stored; without,
+   * it attaches to the reply in flight. Null when there is nothing to attach to.
+   */
+  async attach(conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | null> {
+    if (lastEventId === null) {
+      const next = this.#current ?? this.#acceptedTurns().sort((a, b) => a.rows.userMessage.order - b.rows.userMessage.order)[0];
+      return next ? this.#listen(next, "start") : null;
+    }
+    const position = parseFrameId(lastEventId);
+    if (!position) return null;
+    const live = this.#turns.get(position.aiMessageId);
+    if (live?.isAccepted) return this.#listen(live, position.offset === "end" ? "start" : position.offset);
+
+    const stored = await loadReply(getDb(this.env), conversationId, position.aiMessageId);
+    if (!stored) return null;
+    const { aiMessage, aiResponse } = stored;
+    const text = aiMessage.content;
+    const frames: Uint8Array[] = [];
+    const offset = position.offset === "end" ? text.length : position.offset;
+    if (offset < text.length) frames.push(encodeFrame("delta", frameId(aiMessage.id, text.length), { content: text.slice(offset) }));
+    const failure = aiResponse.status === "Error" ? { code: aiResponse.errorCode ?? "upstream_error", message: aiResponse.errorMessage ?? "" } : null;
+    frames.push(this.#finalFrame(aiMessage.id, renderMessage(aiMessage), renderAiResponse(aiResponse), failure));
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const frame of frames) controller.enqueue(frame);
+        controller.close();
+      },
+    });
+  }
+
+  /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
+  async cancel(): Promise<TurnResult | null> {
+    const current = this.#current;
+    if (!current) return null;
+    current.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    await current.finished.promise;
+    return this.#result(current);
+  }
+
+  override async alarm(): Promise<void> {
+    // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
+    if (this.#turns.size > 0) await this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
+  }
+
+  /** Starts the counter after the highest order in D1 (none for a conversation this object creates). */
+  async #initCounter(conversationId: string | null): Promise<void> {
+    try {
+      const highest = conversationId ? await highestOrder(getDb(this.env), conversationId) : 0;
+      this.#sql.exec(`INSERT OR IGNORE INTO counter (id, next_order) VALUES (1, ?)`, highest + 1);
+    } catch (error) {
+      this.#orderReady = undefined;
+      throw error;
+    }
+  }
+
+  #acceptedTurns(): LiveTurn[] {
+    return [...this.#turns.values()].filter((t) => t.isAccepted);
+  }
+
+  #reserveOrders(): number {
+    const [row] = this.#sql.exec<{ next_order: number }>(`UPDATE counter SET next_order = next_order + 2 WHERE id = 1 RETURNING next_order`).toArray();
+    return row!.next_order - 2;
+  }
+
+  async #generate(turn: LiveTurn): Promise<void> {
+    const { rows } = turn;
+    const db = getDb(this.env);
+    const config = getConfig(this.env).model;
+    const signal = turn.abort.signal;
+    if (!(await turn.accepted.promise)) return;
+    this.#current = turn;
+    this.#sql.exec(`UPDATE turns SET status = 'generating' WHERE ai_message_id = ?`, rows.aiMessage.id);
+
+    let text = "";
+    let lastActivity = Date.now();
+    let lastCheckpoint = Date.now();
+    let checkpoint: Promise<void> = Promise.resolve();
+    let checkpointInFlight = false;
+    const overall = setTimeout(
+      () => turn.abort.abort(new TurnFailure("upstream_timeout", `The model did not finish within ${config.timeoutMs / 1000} s.`)),
+      config.timeoutMs,
+    );
+    // One timer, re-armed only when it fires early: cheaper than resetting it on every token.
+    let idleTimer: ReturnType<typeof setTimeout>;
+    const watchIdle = () => {
+      const idleFor = Date.now() - lastActivity;
+      if (idleFor >= config.idleTimeoutMs) {
+        turn.abort.abort(new TurnFailure("upstream_timeout", `The model sent nothing for ${config.idleTimeoutMs / 1000} s.`));
+      } else {
+        idleTimer = setTimeout(watchIdle, config.idleTimeoutMs - idleFor);
+      }
+    };
+    idleTimer = setTimeout(watchIdle, config.idleTimeoutMs);
+
+    try {
+      if (signal.aborted) throw signal.reason;
+      const history = await loadHistory(db, rows.conversation.id, rows.userMessage.order);
+      const messages = turn.systemPrompt ? [{ role: "system" as const, content: turn.systemPrompt }, ...history] : history;
+      for await (const event of streamChat(getModelClient(getConfig(this.env)), rows.aiResponse.model, messages, signal)) {
+        lastActivity = Date.now();
+        if (event.type === "usage") {
+          rows.aiResponse.promptTokens = event.promptTokens;
+          rows.aiResponse.completionTokens = event.completionTokens;
+          rows.aiResponse.totalTokens = event.totalTokens;
+          continue;
+        }
+        rows.aiResponse.firstTokenAt ??= new Date(lastActivity).toISOString();
+        text += event.content;
+        this.#sql.exec(`INSERT INTO deltas (ai_message_id, seq, content) VALUES (?, ?, ?)`, rows.aiMessage.id, turn.frames.length, event.content);
+        const bytes = encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: event.content });
+        turn.frames.push({ end: text.length, bytes });
+        turn.listeners.send(bytes);
+        // Checkpoints go to D1 in the background, one at a time; the token loop never waits on them.
+        if (!checkpointInFlight && lastActivity - lastCheckpoint >= CHECKPOINT_INTERVAL_MS) {
+          checkpointInFlight = true;
+          lastCheckpoint = lastActivity;
+          checkpoint = checkpointTurn(db, rows, text)
+            .catch((error) => console.error(JSON.stringify({ level: "error", msg: "checkpoint failed", error: String(error) })))
+            .finally(() => (checkpointInFlight = false));
+        }
+      }
+      if (signal.aborted) throw signal.reason;
+      if (text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
+    } catch (error) {
+      turn.failure = classifyModelError(error, signal);
+      if (!(error instanceof TurnFailure) && turn.failure.code !== "cancelled") {
+        console.error(JSON.stringify({ level: "error", msg: "model call failed", code: turn.failure.code, error: String(error), ai_message_id: rows.aiMessage.id }));
+      }
+    } finally {
+      clearTimeout(overall);
+      clearTimeout(idleTimer!);
+    }
+
+    const finishedAt = nowIso();
+    rows.aiMessage.content = text;
+    rows.conversation.updatedAt = finishedAt;
+    Object.assign(rows.aiResponse, {
+      responseContent: text,
+      status: turn.failure ? "Error" : "Completed",
+      errorCode: turn.failure?.code ?? null,
+      errorMessage: turn.failure?.message ?? null,
+      completedAt: finishedAt,
+    });
+    // A checkpoint landing after the final write would put back an older text.
+    await checkpoint;
+    try {
+      await finishTurn(db, rows);
+      this.#sql.exec(`DELETE FROM deltas WHERE ai_message_id = ?`, rows.aiMessage.id);
+      this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, rows.aiMessage.id);
+    } catch (error) {
+      // The turn stays in this object's storage; the next start marks it interrupted.
+      console.error(JSON.stringify({ level: "error", msg: "storing a reply failed", error: String(error), ai_message_id: rows.aiMessage.id }));
+    }
+    console.log(
+      JSON.stringify({
+        level: "info",
+        msg: "model call",
+        model: rows.aiResponse.model,
+        outcome: turn.failure?.code ?? "completed",
+        prompt_tokens: rows.aiResponse.promptTokens,
+        completion_tokens: rows.aiResponse.completionTokens,
+        ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
+      }),
+    );
+    this.#turns.delete(rows.aiMessage.id);
+    this.#current = null;
+    const result = this.#result(turn);
+    turn.listeners.close(this.#finalFrame(rows.aiMessage.id, result.ai_message, result.ai_response, result.failure));
+    turn.finished.resolve();
+  }
+
+  #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {
+    const { rows } = turn;
+    const initial =
+      after === "start"
+        ? [
+            encodeFrame("message", frameId(rows.aiMessage.id, 0), {
+              conversation: renderConversation(rows.conversation),
+              user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
+              ai_message: renderMessage(rows.aiMessage),
+            }),
+            ...turn.frames.map((f) => f.bytes),
+          ]
+        : turn.frames.filter((f) => f.end > after).map((f) => f.bytes);
+    this.#heartbeat.ensureRunning();
+    return turn.listeners.add(initial);
+  }
+
+  #finalFrame(
+    aiMessageId: string,
+    aiMessage: TurnResult["ai_message"],
+    aiResponse: TurnResult["ai_response"],
+    failure: { code: string; message: string } | null,
+  ): Uint8Array {
+    return failure
+      ? encodeFrame("error", frameId(aiMessageId, "end"), { ...failure, ai_message: aiMessage, ai_response: aiResponse })
+      : encodeFrame("done", frameId(aiMessageId, "end"), { ai_message: aiMessage, ai_response: aiResponse });
+  }
+
+  #result({ rows, failure }: LiveTurn): TurnResult {
+    return {
+      conversation: renderConversation(rows.conversation),
+      user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
+      ai_message: renderMessage(rows.aiMessage),
+      ai_response: renderAiResponse(rows.aiResponse),
+      failure: failure ? { code: failure.code, message: failure.message } : null,
+    };
+  }
+
+  /**
+   * Runs on every start. Turns left in this object's storage were cut off by a restart or
+   * eviction (their in-memory state is gone): their replies become Error `interrupted`, keeping
+   * every delta that was streamed, and the conversation stays usable.
+   */
+  #recover(): void {
+    const stale = this.#sql.exec<{ ai_message_id: string; ai_response_id: string }>(`SELECT ai_message_id, ai_response_id FROM turns`).toArray();
+    if (stale.length === 0) return;
+    void this.#queue.enqueue(async () => {
+      const db = getDb(this.env);
+      const at = nowIso();
+      for (const { ai_message_id, ai_response_id } of stale) {
+        const text = this.#sql
+          .exec<{ content: string }>(`SELECT content FROM deltas WHERE ai_message_id = ? ORDER BY seq`, ai_message_id)
+          .toArray()
+          .map((d) => d.content)
+          .join("");
+        await markInterrupted(db, ai_message_id, ai_response_id, text, at);
+        this.#sql.exec(`DELETE FROM deltas WHERE ai_message_id = ?`, ai_message_id);
+        this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, ai_message_id);
+      }
+    });
+  }
+}

@@ -1,0 +1,78 @@
+import { HEARTBEAT_FRAME, HEARTBEAT_INTERVAL_MS } from "./sse";
+
+// Unread bytes a listener may hold before it is dropped. A client that is gone (workerd does
+// not tell us) or too slow stops reading; dropping it bounds memory, and it can resume with
+// Last-Event-ID.
+const MAX_BUFFERED_BYTES = 256 * 1024;
+
+/** The SSE listeners of one turn. Writes are never awaited: the model loop must not wait on a client. */
+export class ListenerSet {
+  #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+
+  get size(): number {
+    return this.#writers.size;
+  }
+
+  /** A new listener; `initial` frames are queued before anything sent later. */
+  add(initial: Uint8Array[]): ReadableStream<Uint8Array> {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, {
+      highWaterMark: MAX_BUFFERED_BYTES,
+      size: (chunk) => chunk.byteLength,
+    });
+    const writer = writable.getWriter();
+    this.#writers.add(writer);
+    for (const frame of initial) this.#write(writer, frame);
+    return readable;
+  }
+
+  send(frame: Uint8Array): void {
+    for (const writer of this.#writers) this.#write(writer, frame);
+  }
+
+  /** Sends the last frame and ends every stream. */
+  close(frame: Uint8Array): void {
+    for (const writer of this.#writers) {
+      this.#write(writer, frame);
+      writer.close().catch(() => undefined);
+    }
+    this.#writers.clear();
+  }
+
+  #write(writer: WritableStreamDefaultWriter<Uint8Array>, frame: Uint8Array): void {
+    if (writer.desiredSize === null || writer.desiredSize <= 0) {
+      this.#drop(writer);
+      return;
+    }
+    writer.write(frame).catch(() => this.#drop(writer));
+  }
+
+  #drop(writer: WritableStreamDefaultWriter<Uint8Array>): void {
+    if (!this.#writers.delete(writer)) return;
+    writer.abort("listener fell behind").catch(() => undefined);
+  }
+}
+
+/** One heartbeat timer per object, running only while some listener exists. */
+export class Heartbeat {
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly listenerSets: () => Iterable<ListenerSet>) {}
+
+  ensureRunning(): void {
+    this.#timer ??= setInterval(() => {
+      let listening = false;
+      for (const set of this.listenerSets()) {
+        if (set.size > 0) {
+          set.send(HEARTBEAT_FRAME);
+          listening = true;
+        }
+      }
+      if (!listening) this.stop();
+    }, HEARTBEAT_INTERVAL_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,105 @@
+import { and, asc, eq, isNull, lte, max } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages } from "../db/schema";
+import type { ChatMessage } from "./model";
+
+/** The D1 side of a turn: the rows it writes, each write one batch (one round trip, atomic). */
+export interface TurnRows {
+  conversation: Conversation;
+  userMessage: Message;
+  aiMessage: Message;
+  aiResponse: AiResponse;
+}
+
+const TITLE_FROM_MESSAGE_LENGTH = 60;
+
+export function titleFromMessage(content: string): string {
+  const text = content.trim().replace(/\s+/g, " ");
+  return text.length > TITLE_FROM_MESSAGE_LENGTH ? `${text.slice(0, TITLE_FROM_MESSAGE_LENGTH).trimEnd()}…` : text;
+}
+
+export async function highestOrder(db: Database, conversationId: string): Promise<number> {
+  const [row] = await db.select({ order: max(messages.order) }).from(messages).where(eq(messages.conversationId, conversationId));
+  return row?.order ?? 0;
+}
+
+/** Commits the user message, the empty AI message and its Generating response together. */
+export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean): Promise<void> {
+  const { conversation } = rows;
+  const conversationWrite = isNewConversation
+    ? db.insert(conversations).values(conversation)
+    : db.update(conversations).set({ updatedAt: conversation.updatedAt }).where(eq(conversations.id, conversation.id));
+  const titleWrite = db
+    .update(conversations)
+    .set({ title: conversation.title, titleSearch: conversation.titleSearch })
+    .where(and(eq(conversations.id, conversation.id), isNull(conversations.title)));
+  await db.batch([
+    conversationWrite,
+    db.insert(messages).values([rows.userMessage, rows.aiMessage]),
+    db.insert(aiResponses).values(rows.aiResponse),
+    ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
+  ]);
+}
+
+/** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
+export async function checkpointTurn(db: Database, rows: TurnRows, text: string): Promise<void> {
+  await db.batch([
+    db.update(messages).set({ content: text }).where(eq(messages.id, rows.aiMessage.id)),
+    db.update(aiResponses).set({ responseContent: text }).where(eq(aiResponses.id, rows.aiResponse.id)),
+  ]);
+}
+
+export async function finishTurn(db: Database, rows: TurnRows): Promise<void> {
+  const { aiResponse } = rows;
+  await db.batch([
+    db.update(messages).set({ content: rows.aiMessage.content }).where(eq(messages.id, rows.aiMessage.id)),
+    db
+      .update(aiResponses)
+      .set({
+        responseContent: aiResponse.responseContent,
+        status: aiResponse.status,
+        errorCode: aiResponse.errorCode,
+        errorMessage: aiResponse.errorMessage,
+        model: aiResponse.model,
+        promptTokens: aiResponse.promptTokens,
+        completionTokens: aiResponse.completionTokens,
+        totalTokens: aiResponse.totalTokens,
+        firstTokenAt: aiResponse.firstTokenAt,
+        completedAt: aiResponse.completedAt,
+      })
+      .where(eq(aiResponses.id, aiResponse.id)),
+    db.update(conversations).set({ updatedAt: rows.conversation.updatedAt }).where(eq(conversations.id, rows.conversation.id)),
+  ]);
+}
+
+/** Marks a reply that was cut off by a restart; `text` is what had been streamed. */
+export async function markInterrupted(db: Database, aiMessageId: string, aiResponseId: string, text: string, at: string): Promise<void> {
+  await db.batch([
+    db.update(messages).set({ content: text }).where(eq(messages.id, aiMessageId)),
+    db
+      .update(aiResponses)
+      .set({ responseContent: text, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at })
+      .where(and(eq(aiResponses.id, aiResponseId), eq(aiResponses.status, "Generating"))),
+  ]);
+}
+
+/** What the model is sent for the turn whose user message has `order`: non-deleted messages up to it. */
+export async function loadHistory(db: Database, conversationId: string, order: number): Promise<ChatMessage[]> {
+  const rows = await db
+    .select({ sender: messages.sender, content: messages.content })
+    .from(messages)
+    .where(and(eq(messages.conversationId, conversationId), lte(messages.order, order), eq(messages.isDeleted, false)))
+    .orderBy(asc(messages.order));
+  return rows
+    .filter((row) => row.content.length > 0)
+    .map((row) => ({ role: row.sender === "user" ? "user" : "assistant", content: row.content }));
+}
+
+export async function loadReply(db: Database, conversationId: string, aiMessageId: string) {
+  const [row] = await db
+    .select({ aiMessage: messages, aiResponse: aiResponses })
+    .from(messages)
+    .innerJoin(aiResponses, eq(aiResponses.aiMessageId, messages.id))
+    .where(and(eq(messages.id, aiMessageId), eq(messages.conversationId, conversationId)));
+  return row;
+}

@@ -1,0 +1,5 @@
+import { createApp } from "./app";
+
+export { ConversationObject } from "./engine/conversation-object";
+
+export default createApp();

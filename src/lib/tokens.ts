@@ -1,0 +1,61 @@
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { ApiError } from "../errors";
+
+export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
+const ALGORITHM = "HS256";
+const ISSUER = "genai-edge";
+
+export type TokenType = "access" | "refresh";
+
+export interface TokenClaims {
+  userId: string;
+  type: TokenType;
+  tokenId: string;
+  familyId: string;
+}
+
+const keys = new Map<string, Uint8Array>();
+
+function signingKey(env: Env): Uint8Array {
+  const secret = env.JWT_SECRET;
+  if (!secret) {
+    // The log line names the secret; the client only sees a generic 500.
+    console.error(JSON.stringify({ level: "error", msg: "JWT_SECRET is not set: run `wrangler secret put JWT_SECRET`" }));
+    throw new Error("JWT_SECRET is not set");
+  }
+  let key = keys.get(secret);
+  if (!key) {
+    key = new TextEncoder().encode(secret);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+export async function signToken(env: Env, claims: TokenClaims): Promise<string> {
+  const ttl = claims.type === "access" ? ACCESS_TOKEN_TTL_SECONDS : REFRESH_TOKEN_TTL_SECONDS;
+  return new SignJWT({ typ: claims.type, fam: claims.familyId })
+    .setProtectedHeader({ alg: ALGORITHM })
+    .setSubject(claims.userId)
+    .setJti(claims.tokenId)
+    .setIssuer(ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(`${ttl}s`)
+    .sign(signingKey(env));
+}
+
+/** Verifies signature, algorithm, expiry and token type; any failure is a 401. */
+export async function verifyToken(env: Env, token: string, expected: TokenType): Promise<TokenClaims> {
+  const key = signingKey(env);
+  try {
+    const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER });
+    if (payload.typ !== expected || typeof payload.sub !== "string" || typeof payload.jti !== "string" || typeof payload.fam !== "string") {
+      throw new ApiError("unauthorized", `Not a valid ${expected} token.`);
+    }
+    return { userId: payload.sub, type: expected, tokenId: payload.jti, familyId: payload.fam };
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    const message = error instanceof joseErrors.JWTExpired ? "Token has expired." : `Not a valid ${expected} token.`;
+    throw new ApiError("unauthorized", message);
+  }
+}

@@ -1,0 +1,30 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "./app-env";
+import { ApiError } from "./errors";
+import { verifyToken } from "./lib/tokens";
+
+export const BEARER_CHALLENGE = { "WWW-Authenticate": 'Bearer realm="genai-edge"' };
+
+/** Accepts only a valid, unexpired access token and puts its user id on the context. */
+export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const header = c.req.header("Authorization");
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  if (!match) {
+    throw new ApiError("unauthorized", "Authentication credentials were not provided.", undefined, BEARER_CHALLENGE);
+  }
+  try {
+    const claims = await verifyToken(c.env, match[1]!, "access");
+    c.set("userId", claims.userId);
+  } catch (error) {
+    if (error instanceof ApiError) throw new ApiError(error.code, error.message, undefined, BEARER_CHALLENGE);
+    throw error;
+  }
+  await next();
+});
+
+/** Route config shared by every authenticated route: the auth middleware and its OpenAPI security. */
+export const authenticated = (tag: string) => ({
+  tags: [tag],
+  security: [{ Bearer: [] }],
+  middleware: [requireAuth],
+});

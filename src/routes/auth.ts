@@ -1,0 +1,110 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { createRouter } from "../create-router";
+import { getDb } from "../db/client";
+import { users } from "../db/schema";
+import { ApiError } from "../errors";
+import { newId } from "../lib/ids";
+import { getDecoyHash, hashPassword, verifyPassword } from "../lib/password";
+import { ACCESS_TOKEN_TTL_SECONDS, signToken, verifyToken } from "../lib/tokens";
+import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
+
+const EmailSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(254)
+  .pipe(z.email({ message: "Enter a valid email address." }))
+  .openapi({ example: "ada@example.com" });
+
+const COMMON_PASSWORDS = new Set(["password", "password1", "12345678", "123456789", "qwertyuiop", "iloveyou", "letmein1", "abcdefgh"]);
+
+const NewPasswordSchema = z
+  .string()
+  .min(8, "Password must be at least 8 characters.")
+  .max(128, "Password must be at most 128 characters.")
+  .refine((p) => !/^\d+$/.test(p), "Password cannot be entirely numeric.")
+  .refine((p) => !COMMON_PASSWORDS.has(p.toLowerCase()), "Password is too common.")
+  .openapi({ example: "correct horse battery staple" });
+
+const TokenPairSchema = z
+  .object({
+    access: z.string(),
+    refresh: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int().openapi({ description: "Seconds until the access token expires." }),
+  })
+  .openapi("TokenPair");
+
+async function issueTokens(env: Env, userId: string, familyId = newId()): Promise<z.infer<typeof TokenPairSchema>> {
+  const [access, refresh] = await Promise.all([
+    signToken(env, { userId, type: "access", tokenId: newId(), familyId }),
+    signToken(env, { userId, type: "refresh", tokenId: newId(), familyId }),
+  ]);
+  return { access, refresh, token_type: "Bearer", expires_in: ACCESS_TOKEN_TTL_SECONDS };
+}
+
+const register = createRoute({
+  method: "post",
+  path: "/auth/register",
+  tags: ["auth"],
+  summary: "Create an account",
+  request: {
+    body: jsonBody(
+      z.strictObject({
+        email: EmailSchema,
+        password: NewPasswordSchema,
+        name: z.string().trim().max(150).optional(),
+      }),
+    ),
+  },
+  responses: { 201: jsonResponse(UserSchema, "The new user"), ...errorResponses(400, 409, 413, 415) },
+});
+
+const obtainToken = createRoute({
+  method: "post",
+  path: "/auth/token",
+  tags: ["auth"],
+  summary: "Log in: exchange email and password for tokens",
+  request: { body: jsonBody(z.strictObject({ email: z.string().trim().toLowerCase().max(254), password: z.string().max(1024) })) },
+  responses: { 200: jsonResponse(TokenPairSchema, "Access and refresh tokens"), ...errorResponses(400, 401) },
+});
+
+const refreshToken = createRoute({
+  method: "post",
+  path: "/auth/token/refresh",
+  tags: ["auth"],
+  summary: "Exchange a refresh token for a new access token and a rotated refresh token",
+  request: { body: jsonBody(z.strictObject({ refresh: z.string().max(4096) })) },
+  responses: { 200: jsonResponse(TokenPairSchema, "New tokens"), ...errorResponses(400, 401) },
+});
+
+const INVALID_CREDENTIALS = "No active account found with the given credentials.";
+
+export const authRoutes = createRouter()
+  .openapi(register, async (c) => {
+    const { email, password, name } = c.req.valid("json");
+    const db = getDb(c.env);
+    const passwordHash = await hashPassword(password);
+    const [user] = await db
+      .insert(users)
+      .values({ id: newId(), email, passwordHash, name: name ?? "", dateJoined: new Date().toISOString() })
+      .onConflictDoNothing({ target: users.email })
+      .returning();
+    if (!user) throw new ApiError("conflict", "A user with that email already exists.", [{ field: "email", message: "Already registered." }]);
+    return c.json(renderUser(user), 201);
+  })
+  .openapi(obtainToken, async (c) => {
+    const { email, password } = c.req.valid("json");
+    const user = await getDb(c.env).query.users.findFirst({ where: eq(users.email, email) });
+    // Unknown email still pays for one hash so response time does not reveal which emails exist.
+    const valid = await verifyPassword(password, user?.passwordHash ?? (await getDecoyHash()));
+    if (!user || !valid || !user.isActive) throw new ApiError("unauthorized", INVALID_CREDENTIALS);
+    return c.json(await issueTokens(c.env, user.id), 200);
+  })
+  .openapi(refreshToken, async (c) => {
+    const claims = await verifyToken(c.env, c.req.valid("json").refresh, "refresh");
+    const user = await getDb(c.env).query.users.findFirst({ where: eq(users.id, claims.userId) });
+    if (!user?.isActive) throw new ApiError("unauthorized", "Not a valid refresh token.");
+    return c.json(await issueTokens(c.env, user.id, claims.familyId), 200);
+  });

@@ -1,0 +1,80 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, count, desc, eq } from "drizzle-orm";
+import { createRouter } from "../create-router";
+import { getDb } from "../db/client";
+import { loadOwnedMessage, messageWithStatus } from "../db/queries";
+import { messages } from "../db/schema";
+import { ApiError } from "../errors";
+import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
+import { authenticated } from "../middleware";
+import { checkMessageContent, MessageContentSchema } from "../message-content";
+import { errorResponses, IdParamSchema, jsonBody, jsonResponse, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
+import { MessagePageSchema } from "./conversations";
+
+const secured = authenticated("messages");
+
+const listMessages = createRoute({
+  ...secured,
+  method: "get",
+  path: "/messages",
+  summary: "All the caller's messages, newest first; in conversation order with ?conversation=",
+  request: { query: PageQuerySchema.extend({ conversation: z.string().min(1).max(64).optional() }) },
+  responses: { 200: jsonResponse(MessagePageSchema, "A page of messages"), ...errorResponses(400, 401, 404) },
+});
+
+const markDeleted = createRoute({
+  ...secured,
+  method: "patch",
+  path: "/messages/{id}/mark_deleted",
+  summary: "Soft-delete a message (idempotent)",
+  request: { params: IdParamSchema },
+  responses: { 200: jsonResponse(MessageSchema, "The message"), ...errorResponses(401, 404) },
+});
+
+const editMessage = createRoute({
+  ...secured,
+  method: "patch",
+  path: "/messages/{id}/edit_message",
+  summary: "Edit the content of one of your own user messages",
+  request: { params: IdParamSchema, body: jsonBody(z.strictObject({ content: MessageContentSchema })) },
+  responses: { 200: jsonResponse(MessageSchema, "The edited message"), ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
+});
+
+export const messageRoutes = createRouter()
+  .openapi(listMessages, async (c) => {
+    const { page, conversation } = c.req.valid("query");
+    const db = getDb(c.env);
+    const userId = c.get("userId");
+    const where = and(eq(messages.userId, userId), conversation ? eq(messages.conversationId, conversation) : undefined);
+    const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
+    const [[total], rows] = await db.batch([
+      db.select({ n: count() }).from(messages).where(where),
+      messageWithStatus(db)
+        .where(where)
+        .orderBy(...orderBy)
+        .limit(PAGE_SIZE)
+        .offset(pageOffset(page)),
+    ]);
+    const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus));
+    return c.json(pageBody(c.req.url, page, total?.n ?? 0, results), 200);
+  })
+  .openapi(markDeleted, async (c) => {
+    const db = getDb(c.env);
+    const { message, aiResponseStatus } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
+    if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
+    return c.json(renderMessage({ ...message, isDeleted: true }, aiResponseStatus), 200);
+  })
+  .openapi(editMessage, async (c) => {
+    const content = checkMessageContent(c.env, c.req.valid("json").content);
+    const db = getDb(c.env);
+    const { message, aiResponseStatus } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
+    if (message.sender !== "user") throw new ApiError("forbidden", "Only your own user messages can be edited.");
+    // The condition repeats the check so a delete that lands between the read and this write wins.
+    const [edited] = await db
+      .update(messages)
+      .set({ content, isEdited: true })
+      .where(and(eq(messages.id, message.id), eq(messages.isDeleted, false)))
+      .returning();
+    if (!edited) throw new ApiError("conflict", "A deleted message cannot be edited.");
+    return c.json(renderMessage(edited, aiResponseStatus), 200);
+  });

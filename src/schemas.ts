@@ -1,0 +1,170 @@
+import { z } from "@hono/zod-openapi";
+import type { AiResponse, Conversation, Message, User } from "./db/schema";
+import { aiResponseStatuses, conversationStatuses, senders } from "./db/schema";
+import { errorStatus } from "./errors";
+
+/* The JSON shapes the API answers with, each next to the function that renders a row as it. */
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(errorStatus) as [keyof typeof errorStatus]),
+      message: z.string(),
+      details: z.unknown().optional(),
+      request_id: z.string(),
+    }),
+  })
+  .openapi("Error");
+
+export const UserSchema = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    is_active: z.boolean(),
+    date_joined: z.string(),
+  })
+  .openapi("User");
+
+export const renderUser = (user: User): z.infer<typeof UserSchema> => ({
+  id: user.id,
+  email: user.email,
+  name: user.name,
+  is_active: user.isActive,
+  date_joined: user.dateJoined,
+});
+
+export const ConversationSchema = z
+  .object({
+    id: z.string(),
+    title: z.string().nullable(),
+    status: z.enum(conversationStatuses),
+    model_version: z.string(),
+    system_prompt: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Conversation");
+
+export const renderConversation = (conversation: Conversation): z.infer<typeof ConversationSchema> => ({
+  id: conversation.id,
+  title: conversation.title,
+  status: conversation.status,
+  model_version: conversation.modelVersion,
+  system_prompt: conversation.systemPrompt,
+  created_at: conversation.createdAt,
+  updated_at: conversation.updatedAt,
+});
+
+export const MessageSchema = z
+  .object({
+    id: z.string(),
+    conversation: z.string(),
+    sender: z.enum(senders),
+    content: z.string(),
+    timestamp: z.string(),
+    order: z.number().int().positive(),
+    is_edited: z.boolean(),
+    is_deleted: z.boolean(),
+    reply_to: z.string().nullable(),
+    ai_response_status: z
+      .enum(aiResponseStatuses)
+      .nullable()
+      .optional()
+      .openapi({ description: "User messages only: the status of the AI response that answers it." }),
+  })
+  .openapi("Message");
+
+export const renderMessage = (
+  message: Message,
+  aiResponseStatus?: AiResponse["status"] | null,
+): z.infer<typeof MessageSchema> => ({
+  id: message.id,
+  conversation: message.conversationId,
+  sender: message.sender,
+  content: message.content,
+  timestamp: message.timestamp,
+  order: message.order,
+  is_edited: message.isEdited,
+  is_deleted: message.isDeleted,
+  reply_to: message.replyTo,
+  ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
+});
+
+export const AiResponseSchema = z
+  .object({
+    id: z.string(),
+    message: z.string().openapi({ description: "The user message this response answers." }),
+    ai_message: z.string().openapi({ description: "The AI message that carries the reply." }),
+    response_content: z.string(),
+    status: z.enum(aiResponseStatuses),
+    error_code: z.string().nullable().openapi({ description: "Why the response is an Error, e.g. upstream_error, cancelled." }),
+    error_message: z.string().nullable(),
+    model: z.string(),
+    usage: z
+      .object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
+      .nullable(),
+    created_at: z.string(),
+    first_token_at: z.string().nullable(),
+    completed_at: z.string().nullable(),
+  })
+  .openapi("AiResponse");
+
+export const renderAiResponse = (response: AiResponse): z.infer<typeof AiResponseSchema> => ({
+  id: response.id,
+  message: response.messageId,
+  ai_message: response.aiMessageId,
+  response_content: response.responseContent,
+  status: response.status,
+  error_code: response.errorCode,
+  error_message: response.errorMessage,
+  model: response.model,
+  usage:
+    response.totalTokens === null
+      ? null
+      : {
+          prompt_tokens: response.promptTokens ?? 0,
+          completion_tokens: response.completionTokens ?? 0,
+          total_tokens: response.totalTokens,
+        },
+  created_at: response.createdAt,
+  first_token_at: response.firstTokenAt,
+  completed_at: response.completedAt,
+});
+
+export const IdParamSchema = z.object({
+  id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" }, example: "0193a1f0-8c2e-7d4b-9a51-3f6e2b1c0d9a" }),
+});
+
+export const PageQuerySchema = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1).openapi({ description: "1-based page number; 10 per page." }),
+});
+
+export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
+  z
+    .object({
+      count: z.number().int(),
+      next: z.string().nullable(),
+      previous: z.string().nullable(),
+      results: z.array(item),
+    })
+    .openapi(name);
+
+/** The error responses a route can answer with, for the OpenAPI document. */
+export const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { description: "Error", content: { "application/json": { schema: ErrorSchema } } },
+    ]),
+  );
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});

@@ -1,0 +1,59 @@
+import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
+
+export const BASE = "http://api.test";
+
+export interface CallOptions {
+  method?: string;
+  token?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** Calls the Worker exactly as a client would: through its fetch handler. */
+export function call(path: string, { method, token, body, headers = {} }: CallOptions = {}): Promise<Response> {
+  const init: RequestInit = { method: method ?? (body === undefined ? "GET" : "POST"), headers: { ...headers } };
+  if (token) (init.headers as Record<string, string>).Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    (init.headers as Record<string, string>)["Content-Type"] ??= "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  return exports.default.fetch(new Request(`${BASE}${path}`, init));
+}
+
+export async function callJson<T = any>(path: string, options?: CallOptions & { status?: number }): Promise<T> {
+  const response = await call(path, options);
+  const text = await response.text();
+  if (options?.status !== undefined) expect(response.status, text).toBe(options.status);
+  return text ? JSON.parse(text) : undefined;
+}
+
+let userCounter = 0;
+
+export interface TestUser {
+  id: string;
+  email: string;
+  password: string;
+  access: string;
+  refresh: string;
+}
+
+export async function createUser(prefix = "user"): Promise<TestUser> {
+  const email = `${prefix}-${++userCounter}-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const password = "correct horse battery";
+  const user = await callJson("/auth/register/", { body: { email, password }, status: 201 });
+  const tokens = await callJson("/auth/token/", { body: { email, password }, status: 200 });
+  return { id: user.id, email, password, access: tokens.access, refresh: tokens.refresh };
+}
+
+/** Asserts the API's one error shape and returns it. */
+export async function expectError(response: Response, status: number, code?: string) {
+  const text = await response.text();
+  expect(response.status, text).toBe(status);
+  expect(response.headers.get("Content-Type")).toMatch(/^application\/json/);
+  const body = JSON.parse(text);
+  expect(body.error).toMatchObject({ message: expect.any(String), request_id: expect.any(String) });
+  expect(body.error.request_id).toBe(response.headers.get("X-Request-Id"));
+  if (code) expect(body.error.code).toBe(code);
+  return body.error as { code: string; message: string; details?: any; request_id: string };
+}

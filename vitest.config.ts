@@ -1,0 +1,32 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            JWT_SECRET: "test-secret-that-is-long-enough-for-hs256-signing",
+            OPENAI_API_KEY: "",
+            // Fast stand-in and short timeouts keep the suite quick; tests script slower cases.
+            OFFLINE_MODEL_TOKEN_DELAY_MS: "2",
+            MODEL_IDLE_TIMEOUT_MS: "400",
+            MODEL_TIMEOUT_MS: "5000",
+            MODEL_MAX_RETRIES: "0",
+            MAX_MESSAGE_LENGTH: "2000",
+          },
+        },
+      }),
+    ],
+    test: {
+      setupFiles: ["./test/apply-migrations.ts"],
+      silent: "passed-only" as const,
+      testTimeout: 20_000,
+    },
+  };
+});
