@@ -1,0 +1,50 @@
+import { abortAllDurableObjects } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { call, callJson, createUser } from "./helpers";
+import { deltaText, readFrames } from "./sse";
+
+// Its own file: aborting every Durable Object would disturb other tests' conversations.
+it("marks a reply cut off by a restart as Error interrupted, keeps what was streamed, and the conversation stays usable", async () => {
+  const user = await createUser();
+  const response = await call("/start_conversation/", {
+    token: user.access,
+    headers: { Accept: "text/event-stream" },
+    body: { content: "[stub: tokens=500 delay=20] long story" },
+  });
+  const frames = [];
+  for await (const frame of readFrames(response.body!)) {
+    frames.push(frame);
+    if (frames.length === 6) break;
+  }
+  const conversationId: string = frames[0]!.data.conversation.id;
+  const aiMessageId: string = frames[0]!.data.ai_message.id;
+
+  // Like a runtime restart: the object's memory and its in-flight model call are gone.
+  await abortAllDurableObjects();
+
+  // The next request starts the object again; it finds the unfinished turn in its storage.
+  const next = await callJson(`/conversations/${conversationId}/add_message/`, { token: user.access, body: { content: "[stub: tokens=2] still there?" }, status: 201 });
+  expect(next.user_message.order).toBe(3);
+  expect(next.ai_response).toMatchObject({ status: "Completed", response_content: "w1 w2" });
+
+  const interrupted = await env.DB.prepare(
+    "SELECT m.content, r.status, r.error_code, r.error_message, r.response_content FROM messages m JOIN ai_responses r ON r.ai_message_id = m.id WHERE m.id = ?",
+  )
+    .bind(aiMessageId)
+    .first<{ content: string; status: string; error_code: string; error_message: string; response_content: string }>();
+  expect(interrupted).toMatchObject({ status: "Error", error_code: "interrupted", error_message: "interrupted" });
+  // Every delta the client saw was stored, and at most what the model had produced by the abort.
+  expect(interrupted!.content.startsWith(deltaText(frames))).toBe(true);
+  expect(interrupted!.content.length).toBeLessThan("w1 ".repeat(500).length);
+  expect(interrupted!.response_content).toBe(interrupted!.content);
+
+  const resumed = [];
+  for await (const frame of readFrames(
+    (await call(`/conversations/${conversationId}/stream/`, { token: user.access, headers: { "Last-Event-ID": frames.at(-1)!.id! } })).body!,
+  )) {
+    resumed.push(frame);
+  }
+  expect(resumed.at(-1)).toMatchObject({ event: "error", data: { code: "interrupted" } });
+  expect(deltaText(frames) + deltaText(resumed)).toBe(interrupted!.content);
+});

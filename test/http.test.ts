@@ -1,0 +1,104 @@
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { BASE, call, callJson, createUser, expectError } from "./helpers";
+
+describe("HTTP errors share one JSON shape", () => {
+  it("answers 404 for an unknown route and 405 with Allow for a wrong method", async () => {
+    await expectError(await call("/nope"), 404, "not_found");
+    const wrong = await call("/auth/register/", { method: "GET" });
+    expect(wrong.headers.get("Allow")).toContain("POST");
+    await expectError(wrong, 405, "method_not_allowed");
+    const user = await createUser();
+    await expectError(await call("/conversations/", { method: "DELETE", token: user.access }), 405, "method_not_allowed");
+  });
+
+  it("answers 400 for malformed JSON, 415 for another content type, 413 for a huge body", async () => {
+    const user = await createUser();
+    await expectError(await call("/conversations/", { token: user.access, body: "{not json" }), 400, "bad_request");
+    await expectError(
+      await call("/conversations/", { token: user.access, body: "title=x", headers: { "Content-Type": "application/x-www-form-urlencoded" } }),
+      415,
+      "unsupported_media_type",
+    );
+    await expectError(await call("/conversations/", { token: user.access, body: "title: x", headers: { "Content-Type": "text/plain" } }), 415);
+    await expectError(await call("/conversations/", { token: user.access, body: { title: "x".repeat(200 * 1024) } }), 413, "payload_too_large");
+    await expectError(await call("/conversations/", { token: user.access, body: "[1,2]" }), 400, "validation_failed");
+    expect((await callJson("/conversations/", { token: user.access, status: 200 })).count).toBe(0);
+  });
+
+  it("accepts every path with or without the trailing slash", async () => {
+    const user = await createUser();
+    for (const path of ["/users/me", "/users/me/", "/conversations", "/conversations/", "/messages", "/messages/"]) {
+      expect((await call(path, { token: user.access })).status, path).toBe(200);
+    }
+  });
+
+  it("echoes a client's X-Request-Id and generates one otherwise", async () => {
+    const echoed = await exports.default.fetch(new Request(`${BASE}/nope`, { headers: { "X-Request-Id": "client-id-123" } }));
+    expect(echoed.headers.get("X-Request-Id")).toBe("client-id-123");
+    expect((await echoed.json<any>()).error.request_id).toBe("client-id-123");
+    const generated = await call("/health");
+    expect(generated.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("sets security headers on JSON responses", async () => {
+    const response = await call("/health");
+    expect(await response.json()).toEqual({ status: "ok" });
+    expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(response.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
+  });
+});
+
+describe("API documentation", () => {
+  it("serves an OpenAPI 3.1 document with every route and the error shape", async () => {
+    const doc = await callJson("/openapi.json", { status: 200 });
+    expect(doc.openapi).toBe("3.1.0");
+    const paths = Object.keys(doc.paths);
+    for (const path of [
+      "/auth/register",
+      "/auth/token",
+      "/auth/token/refresh",
+      "/users/me",
+      "/conversations",
+      "/conversations/{id}",
+      "/conversations/{id}/messages",
+      "/messages",
+      "/messages/{id}/mark_deleted",
+      "/messages/{id}/edit_message",
+      "/start_conversation",
+      "/conversations/{id}/add_message",
+      "/conversations/{id}/stream",
+      "/conversations/{id}/cancel",
+    ]) {
+      expect(paths).toContain(path);
+    }
+    expect(doc.components.schemas.Error).toBeDefined();
+    expect(doc.components.securitySchemes.Bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(doc.paths["/conversations"].post.requestBody.content["application/json"]).toBeDefined();
+  });
+
+  it("serves an API reference page", async () => {
+    const response = await call("/docs");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toMatch(/text\/html/);
+    expect(await response.text()).toContain("/openapi.json");
+  });
+});
+
+describe("unexpected errors", () => {
+  it("answers 500 in the error shape without internals when JWT_SECRET is missing, and logs which secret", async () => {
+    const user = await createUser();
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const response = await createApp().request("/auth/token/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: user.email, password: user.password }),
+    }, { ...env, JWT_SECRET: "" });
+    const error = await expectError(response, 500, "internal_error");
+    expect(error.message).toBe("Internal server error.");
+    expect(JSON.stringify(error)).not.toMatch(/JWT_SECRET|stack/);
+    expect(logged.mock.calls.flat().join("\n")).toContain("JWT_SECRET");
+    logged.mockRestore();
+  });
+});
