@@ -25,7 +25,7 @@ export async function callJson<T = any>(path: string, options?: CallOptions & { 
   const response = await call(path, options);
   const text = await response.text();
   if (options?.status !== undefined) expect(response.status, text).toBe(options.status);
-  return text ? JSON.parse(text) : undefined;
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 let userCounter = 0;
