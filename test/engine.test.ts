@@ -33,7 +33,7 @@ describe("start_conversation and add_message (JSON)", () => {
       ai_message: turn.ai_message.id,
       status: "Completed",
       error_message: null,
-      model: "gpt-4",
+      model: "offline-gpt-4",
       usage: { prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number) },
     });
     expect(turn.ai_message.content).toContain("offline stand-in");

@@ -282,6 +282,11 @@ export class ConversationObject extends DurableObject<Env> {
       const messages = turn.systemPrompt ? [{ role: "system" as const, content: turn.systemPrompt }, ...history] : history;
       for await (const event of streamChat(getModelClient(getConfig(this.env)), rows.aiResponse.model, messages, signal)) {
         lastActivity = Date.now();
+        if (event.type === "model") {
+          // The upstream's own name for the model that answered, e.g. a dated snapshot.
+          rows.aiResponse.model = event.model;
+          continue;
+        }
         if (event.type === "usage") {
           rows.aiResponse.promptTokens = event.promptTokens;
           rows.aiResponse.completionTokens = event.completionTokens;

@@ -9,6 +9,7 @@ export interface ChatMessage {
 
 export type ModelEvent =
   | { type: "delta"; content: string }
+  | { type: "model"; model: string }
   | { type: "usage"; promptTokens: number; completionTokens: number; totalTokens: number };
 
 /** Why a reply ended without completing; `message` is safe to show to the client and store. */
@@ -47,7 +48,12 @@ export async function* streamChat(client: OpenAI, model: string, messages: ChatM
     { model, messages, stream: true, stream_options: { include_usage: true } },
     { signal },
   );
+  let reportedModel = false;
   for await (const chunk of stream) {
+    if (!reportedModel && chunk.model) {
+      reportedModel = true;
+      yield { type: "model", model: chunk.model };
+    }
     const content = chunk.choices[0]?.delta?.content;
     if (content) yield { type: "delta", content };
     if (chunk.usage) {

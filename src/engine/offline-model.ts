@@ -93,6 +93,8 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
       return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status });
     }
     const id = `chatcmpl-offline-${crypto.randomUUID()}`;
+    // Reported like a provider's snapshot name, so a stored reply says it came from the stand-in.
+    const model = `offline-${body.model}`;
     const created = Math.floor(Date.now() / 1000);
     const tokens = tokenize(replyText(body.messages, script));
     const usage = {
@@ -105,13 +107,13 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
       id,
       object: "chat.completion.chunk",
       created,
-      model: body.model,
+      model,
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
 
     if (!body.stream) {
       const message = { role: "assistant", content: tokens.join("") };
-      return Response.json({ id, object: "chat.completion", created, model: body.model, choices: [{ index: 0, message, finish_reason: "stop" }], usage });
+      return Response.json({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: "stop" }], usage });
     }
 
     const signal = request.signal;
@@ -135,7 +137,7 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
           return;
         }
         controller.enqueue(sseChunk(chunk({}, "stop")));
-        controller.enqueue(sseChunk({ id, object: "chat.completion.chunk", created, model: body.model, choices: [], usage }));
+        controller.enqueue(sseChunk({ id, object: "chat.completion.chunk", created, model, choices: [], usage }));
         controller.enqueue(sseChunk("[DONE]"));
         controller.close();
       },
