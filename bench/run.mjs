@@ -1,0 +1,390 @@
+// `npm run bench`: starts the fake upstream and the API under `wrangler dev`, measures streaming
+// turns against both, the list endpoints and the bundle, writes bench/RESULTS.md, and stops
+// everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick
+import { execFileSync, spawn } from "node:child_process";
+import { pbkdf2Sync, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const STATE = path.join(ROOT, "bench", ".state");
+const BIN = path.join(ROOT, "node_modules", ".bin");
+const API_PORT = 8797;
+const API = `http://127.0.0.1:${API_PORT}`;
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")));
+const RUNS = (args.runs ?? ("quick" in args ? "1x5,20x2" : "1x10,20x3,100x2,500x1")).split(",").map((r) => r.split("x").map(Number));
+const LIST_SECONDS = Number(args["list-seconds"] ?? ("quick" in args ? 3 : 10));
+const USERS = 20; // conversations are spread over users, as a real deployment's would be
+const PASSWORD = "bench password 1";
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
+
+const started = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startProcess(name, command, commandArgs, env, readyPattern) {
+  const child = spawn(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  started.push(child);
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${output.slice(-2000)}`)), 60_000);
+    const onData = (data) => {
+      output += data;
+      const match = readyPattern.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => reject(new Error(`${name} exited with ${code}:\n${output.slice(-2000)}`)));
+  });
+}
+
+function stopAll() {
+  for (const child of started) {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {}
+  }
+}
+process.on("exit", stopAll);
+process.on("SIGINT", () => process.exit(130));
+
+/** Every descendant process of `pid` (workerd runs under wrangler). */
+function descendants(pid) {
+  const children = new Map();
+  for (const entry of execFileSync("ps", ["-eo", "pid=,ppid=,comm="]).toString().trim().split("\n")) {
+    const [p, pp, comm] = entry.trim().split(/\s+/);
+    if (!children.has(pp)) children.set(pp, []);
+    children.get(pp).push({ pid: p, comm });
+  }
+  const out = [];
+  const walk = (p) => {
+    for (const c of children.get(String(p)) ?? []) {
+      out.push(c);
+      walk(c.pid);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+function workerdPids(wranglerPid) {
+  return descendants(wranglerPid).filter((p) => p.comm.startsWith("workerd")).map((p) => p.pid);
+}
+
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {}
+  }
+  return ticks / CLK_TCK;
+}
+
+function peakMemoryMiB(pids) {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      kib += Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+    } catch {}
+  }
+  return Math.round(kib / 1024);
+}
+
+function percentiles(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : NaN);
+  return { n: sorted.length, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+}
+
+/** Reads an SSE body, calling onEvent(event, data, atMs) for every frame. */
+async function readSse(response, onEvent) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of response.body) {
+    const at = performance.now();
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) !== -1) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data = line.slice(6);
+      }
+      if (data) onEvent(event, data, at);
+    }
+  }
+}
+
+async function apiJson(pathname, { token, body, method } = {}) {
+  const response = await fetch(`${API}${pathname}`, {
+    method: method ?? (body ? "POST" : "GET"),
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${pathname}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** One streamed turn through the API: TTFT, total time, gaps between deltas, outcome. */
+async function apiTurn(token, conversationId, index) {
+  const t0 = performance.now();
+  const response = await fetch(`${API}/conversations/${conversationId}/add_message/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ content: `Benchmark turn ${index}: tell me something.` }),
+  });
+  if (response.status !== 200) return { error: `HTTP ${response.status} ${await response.text()}` };
+  let first;
+  let last;
+  let outcome = "no final frame";
+  const gaps = [];
+  await readSse(response, (event, data, at) => {
+    if (event === "delta") {
+      if (first === undefined) first = at;
+      else gaps.push(at - last);
+      last = at;
+    } else if (event === "done") outcome = JSON.parse(data).ai_response.status;
+    else if (event === "error") outcome = `error: ${JSON.parse(data).code}`;
+  });
+  const total = performance.now() - t0;
+  return outcome === "Completed" ? { ttft: first - t0, total, gaps } : { error: outcome };
+}
+
+/** The same request straight to the fake upstream: the physical limit. */
+async function directTurn(upstream, index) {
+  const t0 = performance.now();
+  const response = await fetch(`${upstream}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer bench" },
+    body: JSON.stringify({ model: "gpt-4", stream: true, messages: [{ role: "user", content: `Benchmark turn ${index}` }] }),
+  });
+  if (response.status !== 200) return { error: `HTTP ${response.status}` };
+  let first;
+  let last;
+  const gaps = [];
+  await readSse(response, (_, data, at) => {
+    if (data === "[DONE]") return;
+    if (JSON.parse(data).choices[0]?.delta?.content) {
+      if (first === undefined) first = at;
+      else gaps.push(at - last);
+      last = at;
+    }
+  });
+  return { ttft: first - t0, total: performance.now() - t0, gaps };
+}
+
+async function runLoad(concurrency, turnsEach, makeTurn) {
+  const results = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, c) => {
+      for (let t = 0; t < turnsEach; t++) results.push(await makeTurn(c, t).catch((e) => ({ error: String(e) })));
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const ok = results.filter((r) => !r.error);
+  return {
+    seconds,
+    turns: ok.length,
+    errors: results.filter((r) => r.error).map((r) => r.error),
+    ttft: percentiles(ok.map((r) => r.ttft)),
+    total: percentiles(ok.map((r) => r.total)),
+    gap: percentiles(ok.flatMap((r) => r.gaps)),
+  };
+}
+
+function seedSql(userId, email) {
+  const salt = randomBytes(16);
+  const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256");
+  const b64 = (b) => b.toString("base64url");
+  const lines = [`INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${b64(salt)}$${b64(hash)}', 'Bench');`];
+  const iso = (i) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+  const hex = (n) => n.toString(16).padStart(12, "0");
+  for (let i = 0; i < 1000; i++) {
+    lines.push(
+      `INSERT INTO conversations (id, user_id, title, title_search, model_version, created_at, updated_at) VALUES ('00000000-0000-7000-8000-${hex(i)}', '${userId}', 'Conversation ${i}', 'conversation ${i}', 'gpt-4', '${iso(i)}', '${iso(i)}');`,
+    );
+  }
+  const conversationId = "00000000-0000-7000-8000-000000000000";
+  for (let order = 1; order <= 1000; order++) {
+    const id = `00000000-0000-7000-9000-${hex(order)}`;
+    const sender = order % 2 ? "user" : "ai";
+    const replyTo = sender === "ai" ? `'00000000-0000-7000-9000-${hex(order - 1)}'` : "NULL";
+    lines.push(
+      `INSERT INTO messages (id, conversation_id, user_id, sender, content, timestamp, "order", reply_to) VALUES ('${id}', '${conversationId}', '${userId}', '${sender}', 'Message number ${order} with a few words of content.', '${iso(order)}', ${order}, ${replyTo});`,
+    );
+    if (sender === "ai") {
+      lines.push(
+        `INSERT INTO ai_responses (id, message_id, ai_message_id, response_content, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'x', 'Completed', 'gpt-4');`,
+      );
+    }
+  }
+  return { sql: lines.join("\n"), conversationId };
+}
+
+async function loadList(token, makePath, seconds, connections = 50) {
+  const latencies = [];
+  let errors = 0;
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        const response = await fetch(`${API}${makePath()}`, { headers: { Authorization: `Bearer ${token}` } });
+        await response.arrayBuffer();
+        if (response.status !== 200) errors++;
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return { rps: latencies.length / seconds, latency: percentiles(latencies), errors };
+}
+
+const fmt = (n) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n.toFixed(1)) : "–");
+const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+
+async function main() {
+  rmSync(STATE, { recursive: true, force: true });
+  mkdirSync(STATE, { recursive: true });
+  const env = { WRANGLER_SEND_METRICS: "false", CI: "1" };
+
+  const { match } = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], {}, /listening (\d+)/);
+  const upstream = `http://127.0.0.1:${match[1]}`;
+
+  console.log("seeding a user with 1,000 conversations and 1,000 messages…");
+  const listUserEmail = "list-bench@example.com";
+  const seed = seedSql("00000000-0000-7000-8fff-000000000001", listUserEmail);
+  writeFileSync(path.join(STATE, "seed.sql"), seed.sql);
+  execFileSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", STATE], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+  execFileSync(path.join(BIN, "wrangler"), ["d1", "execute", "DB", "--local", "--persist-to", STATE, "--file", path.join(STATE, "seed.sql")], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+
+  const vars = {
+    OPENAI_API_KEY: "bench-key",
+    OPENAI_BASE_URL: `${upstream}/v1`,
+    JWT_SECRET: randomBytes(32).toString("base64url"),
+    MODEL_MAX_RETRIES: "0",
+  };
+  const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", String(API_PORT), "--persist-to", STATE, "--show-interactive-dev-session=false", "--env-file", path.join(STATE, "bench.env")];
+  writeFileSync(path.join(STATE, "bench.env"), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n"));
+  const { child: wrangler } = await startProcess("wrangler dev", path.join(BIN, "wrangler"), wranglerArgs, env, /Ready on http/);
+  await sleep(500);
+
+  console.log("registering users…");
+  const tokens = [];
+  for (let u = 0; u < USERS; u++) {
+    const email = `bench-${u}@example.com`;
+    await apiJson("/auth/register/", { body: { email, password: PASSWORD } });
+    tokens.push((await apiJson("/auth/token/", { body: { email, password: PASSWORD } })).access);
+  }
+  // Warm-up: the first requests compile the Worker and open the object's storage.
+  const warm = await apiJson("/conversations/", { token: tokens[0], body: { title: "warm-up" } });
+  for (let i = 0; i < 3; i++) await apiTurn(tokens[0], warm.id, i);
+  for (let i = 0; i < 3; i++) await directTurn(upstream, i);
+
+  const pids = workerdPids(wrangler.pid);
+  const turnRuns = [];
+  for (const [concurrency, turnsEach] of RUNS) {
+    console.log(`C=${concurrency} T=${turnsEach}…`);
+    const conversations = await Promise.all(
+      Array.from({ length: concurrency }, (_, c) => apiJson("/conversations/", { token: tokens[c % USERS], body: { title: `bench ${c}` } })),
+    );
+    const direct = await runLoad(concurrency, turnsEach, (c, t) => directTurn(upstream, c * 1000 + t));
+    const cpuBefore = cpuSeconds(pids);
+    const api = await runLoad(concurrency, turnsEach, (c, t) => apiTurn(tokens[c % USERS], conversations[c].id, t));
+    const cpu = cpuSeconds(pids) - cpuBefore;
+    // Every reply must be stored Completed, not only streamed.
+    let stored = 0;
+    for (let c = 0; c < concurrency; c++) {
+      let next = `/conversations/${conversations[c].id}/messages/`;
+      while (next) {
+        const page = await apiJson(next, { token: tokens[c % USERS] });
+        stored += page.results.filter((m) => m.sender === "user" && m.ai_response_status === "Completed").length;
+        next = page.next && new URL(page.next).pathname + new URL(page.next).search;
+      }
+    }
+    turnRuns.push({ concurrency, turnsEach, api, direct, cpuMsPerTurn: (cpu * 1000) / Math.max(api.turns, 1), stored });
+  }
+
+  console.log("list endpoints…");
+  const listToken = (await apiJson("/auth/token/", { body: { email: listUserEmail, password: PASSWORD } })).access;
+  const randomPage = () => 1 + Math.floor(Math.random() * 100);
+  const lists = {
+    conversations: await loadList(listToken, () => `/conversations/?page=${randomPage()}`, LIST_SECONDS),
+    messages: await loadList(listToken, () => `/conversations/${seed.conversationId}/messages/?page=${randomPage()}`, LIST_SECONDS),
+  };
+  const peakMiB = peakMemoryMiB(pids);
+  const upstreamStats = await (await fetch(`${upstream}/stats`)).json();
+
+  console.log("bundle…");
+  const outdir = path.join(STATE, "dist");
+  execFileSync(path.join(BIN, "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+  const bundle = readFileSync(path.join(outdir, "index.js"));
+  const bundleKiB = { raw: statSync(path.join(outdir, "index.js")).size / 1024, gzip: gzipSync(bundle).length / 1024 };
+
+  const cpu = os.cpus();
+  const report = [
+    "# Benchmark results",
+    "",
+    `Run: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` on ${new Date().toISOString()}.`,
+    "",
+    `Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}.`,
+    `Versions: Node ${process.version}, wrangler ${version("wrangler")}, workerd ${version("workerd")}, hono ${version("hono")}, openai ${version("openai")}, drizzle-orm ${version("drizzle-orm")}.`,
+    "",
+    `The API runs under \`wrangler dev\` (local workerd, local D1) with \`OPENAI_BASE_URL\` pointing at \`bench/fake-openai.mjs\`: time to first token ${upstreamStats.knobs.ttftMs} ms, ${upstreamStats.knobs.gapMs} ms between tokens, ${upstreamStats.knobs.tokens} tokens per reply. Each of C conversations sends T turns one after another over SSE (\`add_message\` with \`Accept: text/event-stream\`); "direct" sends the same C×T streaming requests straight to the fake upstream in the same run. The load client runs on the same 2 cores. Times in ms, measured by the client from sending the request.`,
+    "",
+    "## Streaming turns",
+    "",
+    "| C × T | TTFT p50 / p95 / p99 / max (API) | TTFT p50 / p95 (direct) | added TTFT p50 / p95 | gap p50 API / direct | done p50 / p99 | turns/s | errors | stored Completed | workerd CPU ms / turn |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...turnRuns.map(({ concurrency, turnsEach, api, direct, cpuMsPerTurn, stored }) =>
+      [
+        `${concurrency} × ${turnsEach}`,
+        `${fmt(api.ttft.p50)} / ${fmt(api.ttft.p95)} / ${fmt(api.ttft.p99)} / ${fmt(api.ttft.max)}`,
+        `${fmt(direct.ttft.p50)} / ${fmt(direct.ttft.p95)}`,
+        `${fmt(api.ttft.p50 - direct.ttft.p50)} / ${fmt(api.ttft.p95 - direct.ttft.p95)}`,
+        `${fmt(api.gap.p50)} / ${fmt(direct.gap.p50)}`,
+        `${fmt(api.total.p50)} / ${fmt(api.total.p99)}`,
+        fmt(api.turns / api.seconds),
+        String(api.errors.length),
+        `${stored} / ${concurrency * turnsEach}`,
+        fmt(cpuMsPerTurn),
+      ].join(" | ").replace(/^/, "| ").replace(/$/, " |"),
+    ),
+    "",
+    `Peak resident memory of the workerd processes over the whole run: ${peakMiB} MiB.`,
+    ...turnRuns.flatMap((r) => (r.api.errors.length ? [`Errors at C=${r.concurrency}: ${[...new Set(r.api.errors)].slice(0, 3).join("; ")}`] : [])),
+    "",
+    "## List endpoints (50 connections, one user with 1,000 conversations; a conversation with 1,000 messages; random page 1–100)",
+    "",
+    "| endpoint | requests/s | p50 | p99 | max | errors |",
+    "| --- | --- | --- | --- | --- | --- |",
+    `| \`GET /conversations/?page=N\` | ${fmt(lists.conversations.rps)} | ${fmt(lists.conversations.latency.p50)} | ${fmt(lists.conversations.latency.p99)} | ${fmt(lists.conversations.latency.max)} | ${lists.conversations.errors} |`,
+    `| \`GET /conversations/{id}/messages/?page=N\` | ${fmt(lists.messages.rps)} | ${fmt(lists.messages.latency.p50)} | ${fmt(lists.messages.latency.p99)} | ${fmt(lists.messages.latency.max)} | ${lists.messages.errors} |`,
+    "",
+    "## Bundle",
+    "",
+    `\`wrangler deploy --dry-run --outdir\`: ${fmt(bundleKiB.raw)} KiB, ${fmt(bundleKiB.gzip)} KiB gzip.`,
+    "",
+  ].join("\n");
+  writeFileSync(path.join(ROOT, "bench", "RESULTS.md"), report);
+  console.log(report);
+}
+
+main()
+  .catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  })
+  .finally(stopAll);
