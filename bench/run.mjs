@@ -13,6 +13,7 @@ const STATE = path.join(ROOT, "bench", ".state");
 const BIN = path.join(ROOT, "node_modules", ".bin");
 const API_PORT = 8797;
 const API = `http://127.0.0.1:${API_PORT}`;
+const PASSTHROUGH_PORT = 8798;
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")));
 const RUNS = (args.runs ?? ("quick" in args ? "1x5,20x2" : "1x10,20x3,100x2,500x1")).split(",").map((r) => r.split("x").map(Number));
 const LIST_SECONDS = Number(args["list-seconds"] ?? ("quick" in args ? 3 : 10));
@@ -162,10 +163,10 @@ async function apiTurn(token, conversationId, index) {
   return outcome === "Completed" ? { ttft: first - t0, total, gaps } : { error: outcome };
 }
 
-/** The same request straight to the fake upstream: the physical limit. */
+/** The same request straight to the fake upstream (the physical limit), or through the passthrough Worker. */
 async function directTurn(upstream, index) {
   const t0 = performance.now();
-  const response = await fetch(`${upstream}/v1/chat/completions`, {
+  const response = await fetch(upstream.endsWith("/") ? upstream : `${upstream}/v1/chat/completions`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: "Bearer bench" },
     body: JSON.stringify({ model: "gpt-4", stream: true, messages: [{ role: "user", content: `Benchmark turn ${index}` }] }),
@@ -275,10 +276,16 @@ async function main() {
     OPENAI_BASE_URL: `${upstream}/v1`,
     JWT_SECRET: randomBytes(32).toString("base64url"),
     MODEL_MAX_RETRIES: "0",
+    // wrangler dev pretty-prints every log line in its own Node process, which costs a third of
+    // the throughput on 2 cores; in production logs leave the isolate without that cost.
+    LOG_LEVEL: "warn",
   };
   const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", String(API_PORT), "--persist-to", STATE, "--show-interactive-dev-session=false", "--env-file", path.join(STATE, "bench.env")];
   writeFileSync(path.join(STATE, "bench.env"), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n"));
   const { child: wrangler } = await startProcess("wrangler dev", path.join(BIN, "wrangler"), wranglerArgs, env, /Ready on http/);
+  const passthroughArgs = ["dev", "--config", "bench/passthrough.wrangler.toml", "--ip", "127.0.0.1", "--port", String(PASSTHROUGH_PORT), "--var", `UPSTREAM:${upstream}`, "--show-interactive-dev-session=false"];
+  const { child: passthroughWrangler } = await startProcess("passthrough wrangler dev", path.join(BIN, "wrangler"), passthroughArgs, env, /Ready on http/);
+  const passthrough = `http://127.0.0.1:${PASSTHROUGH_PORT}/`;
   await sleep(500);
 
   console.log("registering users…");
@@ -292,8 +299,10 @@ async function main() {
   const warm = await apiJson("/conversations/", { token: tokens[0], body: { title: "warm-up" } });
   for (let i = 0; i < 3; i++) await apiTurn(tokens[0], warm.id, i);
   for (let i = 0; i < 3; i++) await directTurn(upstream, i);
+  for (let i = 0; i < 3; i++) await directTurn(passthrough, i);
 
   const pids = workerdPids(wrangler.pid);
+  const passthroughPids = workerdPids(passthroughWrangler.pid);
   const turnRuns = [];
   for (const [concurrency, turnsEach] of RUNS) {
     console.log(`C=${concurrency} T=${turnsEach}…`);
@@ -301,6 +310,9 @@ async function main() {
       Array.from({ length: concurrency }, (_, c) => apiJson("/conversations/", { token: tokens[c % USERS], body: { title: `bench ${c}` } })),
     );
     const direct = await runLoad(concurrency, turnsEach, (c, t) => directTurn(upstream, c * 1000 + t));
+    const floorCpuBefore = cpuSeconds(passthroughPids);
+    const floor = await runLoad(concurrency, turnsEach, (c, t) => directTurn(passthrough, c * 1000 + t));
+    const floorCpu = cpuSeconds(passthroughPids) - floorCpuBefore;
     const cpuBefore = cpuSeconds(pids);
     const api = await runLoad(concurrency, turnsEach, (c, t) => apiTurn(tokens[c % USERS], conversations[c].id, t));
     const cpu = cpuSeconds(pids) - cpuBefore;
@@ -314,13 +326,23 @@ async function main() {
         next = page.next && new URL(page.next).pathname + new URL(page.next).search;
       }
     }
-    turnRuns.push({ concurrency, turnsEach, api, direct, cpuMsPerTurn: (cpu * 1000) / Math.max(api.turns, 1), stored });
+    turnRuns.push({
+      concurrency,
+      turnsEach,
+      api,
+      direct,
+      floor,
+      cpuMsPerTurn: (cpu * 1000) / Math.max(api.turns, 1),
+      floorCpuMsPerTurn: (floorCpu * 1000) / Math.max(floor.turns, 1),
+      stored,
+    });
   }
 
   console.log("list endpoints…");
   const listToken = (await apiJson("/auth/token/", { body: { email: listUserEmail, password: PASSWORD } })).access;
   const randomPage = () => 1 + Math.floor(Math.random() * 100);
   const lists = {
+    health: await loadList(listToken, () => "/health", LIST_SECONDS),
     conversations: await loadList(listToken, () => `/conversations/?page=${randomPage()}`, LIST_SECONDS),
     messages: await loadList(listToken, () => `/conversations/${seed.conversationId}/messages/?page=${randomPage()}`, LIST_SECONDS),
   };
@@ -342,24 +364,25 @@ async function main() {
     `Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}.`,
     `Versions: Node ${process.version}, wrangler ${version("wrangler")}, workerd ${version("workerd")}, hono ${version("hono")}, openai ${version("openai")}, drizzle-orm ${version("drizzle-orm")}.`,
     "",
-    `The API runs under \`wrangler dev\` (local workerd, local D1) with \`OPENAI_BASE_URL\` pointing at \`bench/fake-openai.mjs\`: time to first token ${upstreamStats.knobs.ttftMs} ms, ${upstreamStats.knobs.gapMs} ms between tokens, ${upstreamStats.knobs.tokens} tokens per reply. Each of C conversations sends T turns one after another over SSE (\`add_message\` with \`Accept: text/event-stream\`); "direct" sends the same C×T streaming requests straight to the fake upstream in the same run. The load client runs on the same 2 cores. Times in ms, measured by the client from sending the request.`,
+    `The API runs under \`wrangler dev\` (local workerd, local D1) with \`OPENAI_BASE_URL\` pointing at \`bench/fake-openai.mjs\`: time to first token ${upstreamStats.knobs.ttftMs} ms, ${upstreamStats.knobs.gapMs} ms between tokens, ${upstreamStats.knobs.tokens} tokens per reply. Each of C conversations sends T turns one after another over SSE (\`add_message\` with \`Accept: text/event-stream\`); "direct" sends the same C×T streaming requests straight to the fake upstream in the same run; "passthrough" sends them through \`bench/passthrough-worker.js\`, a Worker under its own \`wrangler dev\` that only pipes the upstream stream through: the floor of the runtime itself. The load client runs on the same 2 cores. Times in ms, measured by the client from sending the request. The API runs with \`LOG_LEVEL=warn\`.`,
     "",
     "## Streaming turns",
     "",
-    "| C × T | TTFT p50 / p95 / p99 / max (API) | TTFT p50 / p95 (direct) | added TTFT p50 / p95 | gap p50 API / direct | done p50 / p99 | turns/s | errors | stored Completed | workerd CPU ms / turn |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...turnRuns.map(({ concurrency, turnsEach, api, direct, cpuMsPerTurn, stored }) =>
+    "| C × T | TTFT p50 / p95 / p99 / max: API | direct | passthrough | added TTFT p50 / p95 (API − direct) | gap p50 API / direct | done p50 / p99 | turns/s | errors | stored Completed | workerd CPU ms/turn: API / passthrough |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...turnRuns.map(({ concurrency, turnsEach, api, direct, floor, cpuMsPerTurn, floorCpuMsPerTurn, stored }) =>
       [
         `${concurrency} × ${turnsEach}`,
         `${fmt(api.ttft.p50)} / ${fmt(api.ttft.p95)} / ${fmt(api.ttft.p99)} / ${fmt(api.ttft.max)}`,
         `${fmt(direct.ttft.p50)} / ${fmt(direct.ttft.p95)}`,
+        `${fmt(floor.ttft.p50)} / ${fmt(floor.ttft.p95)}`,
         `${fmt(api.ttft.p50 - direct.ttft.p50)} / ${fmt(api.ttft.p95 - direct.ttft.p95)}`,
         `${fmt(api.gap.p50)} / ${fmt(direct.gap.p50)}`,
         `${fmt(api.total.p50)} / ${fmt(api.total.p99)}`,
         fmt(api.turns / api.seconds),
-        String(api.errors.length),
+        String(api.errors.length + floor.errors.length),
         `${stored} / ${concurrency * turnsEach}`,
-        fmt(cpuMsPerTurn),
+        `${fmt(cpuMsPerTurn)} / ${fmt(floorCpuMsPerTurn)}`,
       ].join(" | ").replace(/^/, "| ").replace(/$/, " |"),
     ),
     "",
@@ -370,6 +393,7 @@ async function main() {
     "",
     "| endpoint | requests/s | p50 | p99 | max | errors |",
     "| --- | --- | --- | --- | --- | --- |",
+    `| \`GET /health\` (floor: no auth, no D1) | ${fmt(lists.health.rps)} | ${fmt(lists.health.latency.p50)} | ${fmt(lists.health.latency.p99)} | ${fmt(lists.health.latency.max)} | ${lists.health.errors} |`,
     `| \`GET /conversations/?page=N\` | ${fmt(lists.conversations.rps)} | ${fmt(lists.conversations.latency.p50)} | ${fmt(lists.conversations.latency.p99)} | ${fmt(lists.conversations.latency.max)} | ${lists.conversations.errors} |`,
     `| \`GET /conversations/{id}/messages/?page=N\` | ${fmt(lists.messages.rps)} | ${fmt(lists.messages.latency.p50)} | ${fmt(lists.messages.latency.p99)} | ${fmt(lists.messages.latency.max)} | ${lists.messages.errors} |`,
     "",

@@ -9,6 +9,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { createRouter } from "./create-router";
 import { ApiError, errorStatus, type ErrorCode } from "./errors";
+import { log, setLogLevel } from "./lib/log";
 import { authRoutes } from "./routes/auth";
 import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
@@ -32,20 +33,17 @@ export function createApp() {
 
   app.use(requestId());
   app.use(async (c, next) => {
+    setLogLevel(c.env.LOG_LEVEL);
     const started = Date.now();
     await next();
-    console.log(
-      JSON.stringify({
-        level: "info",
-        msg: "request",
-        method: c.req.method,
-        route: routePath(c, -1),
-        status: c.res.status,
-        duration_ms: Date.now() - started,
-        user_id: c.get("userId") ?? null,
-        request_id: c.get("requestId"),
-      }),
-    );
+    log.info("request", {
+      method: c.req.method,
+      route: routePath(c, -1),
+      status: c.res.status,
+      duration_ms: Date.now() - started,
+      user_id: c.get("userId") ?? null,
+      request_id: c.get("requestId"),
+    });
   });
   app.use(secureHeaders());
   app.use(
@@ -88,9 +86,7 @@ export function createApp() {
   app.onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error);
     if (error instanceof HTTPException) return errorResponse(c, fromHttpException(error));
-    console.error(
-      JSON.stringify({ level: "error", msg: "unhandled error", error: String(error), stack: (error as Error)?.stack, request_id: c.get("requestId") }),
-    );
+    log.error("unhandled error", error, { request_id: c.get("requestId") });
     return errorResponse(c, new ApiError("internal_error", "Internal server error."));
   });
 

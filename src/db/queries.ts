@@ -5,9 +5,10 @@ import { aiResponses, conversations, messages } from "./schema";
 
 /** Another user's conversation is reported exactly like one that does not exist. */
 export async function loadOwnedConversation(db: Database, userId: string, id: string) {
-  const conversation = await db.query.conversations.findFirst({
-    where: and(eq(conversations.id, id), eq(conversations.userId, userId)),
-  });
+  const [conversation] = await db
+    .select()
+    .from(conversations)
+    .where(and(eq(conversations.id, id), eq(conversations.userId, userId)));
   if (!conversation) throw notFound("Conversation");
   return conversation;
 }

@@ -4,10 +4,12 @@ import { getDb } from "../db/client";
 import type { Conversation } from "../db/schema";
 import type { ErrorCode } from "../errors";
 import { newId, nowIso } from "../lib/ids";
+import { log, setLogLevel } from "../lib/log";
 import { renderAiResponse, renderConversation, renderMessage } from "../schemas";
 import { Heartbeat, ListenerSet } from "./listeners";
 import { classifyModelError, getModelClient, streamChat, TurnFailure } from "./model";
 import { encodeFrame, frameId, parseFrameId } from "./sse";
+import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
 import {
   acceptTurn,
@@ -15,6 +17,7 @@ import {
   finishTurn,
   highestOrder,
   loadHistory,
+  type HistoryMessage,
   loadReply,
   markInterrupted,
   titleFromMessage,
@@ -47,6 +50,8 @@ export type SubmitOutcome =
 interface LiveTurn {
   rows: TurnRows;
   systemPrompt: string | null;
+  /** The history read with the accept batch, when no earlier turn could still change it. */
+  history: HistoryMessage[] | null;
   /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
   frames: { end: number; bytes: Uint8Array }[];
   listeners: ListenerSet;
@@ -62,11 +67,11 @@ interface LiveTurn {
  * One object per conversation owns that conversation's write path: it assigns message orders,
  * runs the model turns one at a time, and fans the streamed reply out to SSE listeners.
  *
- * Its own SQLite holds the order counter, the turns not yet finished, and every delta of the
- * reply in flight, so a restart can tell what was streamed (see `recover`).
+ * Its own SQLite (the journal) holds the order counter, the turns not yet finished, and the text
+ * of the reply in flight, so a restart can tell what was streamed (see `recover`).
  */
 export class ConversationObject extends DurableObject<Env> {
-  readonly #sql = this.ctx.storage.sql;
+  readonly #journal = new TurnJournal(this.ctx.storage.sql);
   readonly #queue = new TurnQueue();
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
@@ -74,17 +79,12 @@ export class ConversationObject extends DurableObject<Env> {
   #orderReady: Promise<void> | undefined;
   /** The turn whose reply is being generated. */
   #current: LiveTurn | null = null;
+  #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#sql.exec(`CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), next_order INTEGER NOT NULL)`);
-    this.#sql.exec(
-      `CREATE TABLE IF NOT EXISTS turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL, status TEXT NOT NULL)`,
-    );
-    this.#sql.exec(
-      `CREATE TABLE IF NOT EXISTS deltas (ai_message_id TEXT NOT NULL, seq INTEGER NOT NULL, content TEXT NOT NULL, PRIMARY KEY (ai_message_id, seq))`,
-    );
-    if (this.#sql.exec(`SELECT 1 FROM counter`).toArray().length > 0) this.#orderReady = Promise.resolve();
+    setLogLevel(env.LOG_LEVEL);
+    if (this.#journal.hasCounter()) this.#orderReady = Promise.resolve();
     this.#recover();
   }
 
@@ -95,7 +95,10 @@ export class ConversationObject extends DurableObject<Env> {
 
     // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
     // so every turn gets a distinct (n, n+1) and the queue runs turns in the order reserved.
-    const userOrder = this.#reserveOrders();
+    const userOrder = this.#journal.reserveOrders();
+    // With no earlier turn unfinished, the history cannot change before this turn starts, so it
+    // is read in the accept batch: one D1 round trip less before the first token.
+    const readHistoryNow = this.#turns.size === 0;
     const now = nowIso();
     const title = conversation.title ?? (userOrder === 1 ? titleFromMessage(request.content) : null);
     const rows: TurnRows = {
@@ -144,10 +147,11 @@ export class ConversationObject extends DurableObject<Env> {
     rows.aiMessage.replyTo = rows.userMessage.id;
     rows.aiResponse.messageId = rows.userMessage.id;
     rows.aiResponse.aiMessageId = rows.aiMessage.id;
-    this.#sql.exec(`INSERT INTO turns (ai_message_id, ai_response_id, status) VALUES (?, ?, 'accepting')`, rows.aiMessage.id, rows.aiResponse.id);
+    this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
     const turn: LiveTurn = {
       rows,
       systemPrompt: conversation.systemPrompt,
+      history: null,
       frames: [],
       listeners: new ListenerSet(),
       abort: new AbortController(),
@@ -159,19 +163,18 @@ export class ConversationObject extends DurableObject<Env> {
     this.#turns.set(rows.aiMessage.id, turn);
     this.#queue
       .enqueue(() => this.#generate(turn))
-      .catch((error) => console.error(JSON.stringify({ level: "error", msg: "turn crashed", error: String(error), stack: (error as Error)?.stack })));
-    void this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
+      .catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    this.#ensureAlarm();
 
     try {
-      await acceptTurn(getDb(this.env), rows, isNewConversation);
+      turn.history = await acceptTurn(getDb(this.env), rows, isNewConversation, readHistoryNow);
     } catch (error) {
       this.#turns.delete(rows.aiMessage.id);
-      this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, rows.aiMessage.id);
+      this.#journal.close(rows.aiMessage.id);
       turn.accepted.resolve(false);
-      console.error(JSON.stringify({ level: "error", msg: "accepting a turn failed", error: String(error), conversation_id: conversation.id }));
+      log.error("accepting a turn failed", error, { conversation_id: conversation.id });
       return { kind: "rejected", code: "internal_error", message: "The message could not be stored." };
     }
-    this.#sql.exec(`UPDATE turns SET status = 'queued' WHERE ai_message_id = ?`, rows.aiMessage.id);
     turn.isAccepted = true;
     turn.accepted.resolve(true);
 
@@ -223,14 +226,22 @@ export class ConversationObject extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
-    if (this.#turns.size > 0) await this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
+    this.#alarmSet = false;
+    if (this.#turns.size > 0) this.#ensureAlarm();
+  }
+
+  /** An alarm after the longest a turn can take, so a restart mid-turn is recovered even if no request comes. */
+  #ensureAlarm(): void {
+    if (this.#alarmSet) return;
+    this.#alarmSet = true;
+    void this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
   }
 
   /** Starts the counter after the highest order in D1 (none for a conversation this object creates). */
   async #initCounter(conversationId: string | null): Promise<void> {
     try {
       const highest = conversationId ? await highestOrder(getDb(this.env), conversationId) : 0;
-      this.#sql.exec(`INSERT OR IGNORE INTO counter (id, next_order) VALUES (1, ?)`, highest + 1);
+      this.#journal.initCounter(highest + 1);
     } catch (error) {
       this.#orderReady = undefined;
       throw error;
@@ -241,11 +252,6 @@ export class ConversationObject extends DurableObject<Env> {
     return [...this.#turns.values()].filter((t) => t.isAccepted);
   }
 
-  #reserveOrders(): number {
-    const [row] = this.#sql.exec<{ next_order: number }>(`UPDATE counter SET next_order = next_order + 2 WHERE id = 1 RETURNING next_order`).toArray();
-    return row!.next_order - 2;
-  }
-
   async #generate(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
     const db = getDb(this.env);
@@ -253,7 +259,6 @@ export class ConversationObject extends DurableObject<Env> {
     const signal = turn.abort.signal;
     if (!(await turn.accepted.promise)) return;
     this.#current = turn;
-    this.#sql.exec(`UPDATE turns SET status = 'generating' WHERE ai_message_id = ?`, rows.aiMessage.id);
 
     let text = "";
     let lastActivity = Date.now();
@@ -278,7 +283,7 @@ export class ConversationObject extends DurableObject<Env> {
 
     try {
       if (signal.aborted) throw signal.reason;
-      const history = await loadHistory(db, rows.conversation.id, rows.userMessage.order);
+      const history = turn.history ?? (await loadHistory(db, rows.conversation.id, rows.userMessage.order));
       const messages = turn.systemPrompt ? [{ role: "system" as const, content: turn.systemPrompt }, ...history] : history;
       for await (const event of streamChat(getModelClient(getConfig(this.env)), rows.aiResponse.model, messages, signal)) {
         lastActivity = Date.now();
@@ -295,7 +300,7 @@ export class ConversationObject extends DurableObject<Env> {
         }
         rows.aiResponse.firstTokenAt ??= new Date(lastActivity).toISOString();
         text += event.content;
-        this.#sql.exec(`INSERT INTO deltas (ai_message_id, seq, content) VALUES (?, ?, ?)`, rows.aiMessage.id, turn.frames.length, event.content);
+        this.#journal.append(rows.aiMessage.id, event.content);
         const bytes = encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: event.content });
         turn.frames.push({ end: text.length, bytes });
         turn.listeners.send(bytes);
@@ -304,7 +309,7 @@ export class ConversationObject extends DurableObject<Env> {
           checkpointInFlight = true;
           lastCheckpoint = lastActivity;
           checkpoint = checkpointTurn(db, rows, text)
-            .catch((error) => console.error(JSON.stringify({ level: "error", msg: "checkpoint failed", error: String(error) })))
+            .catch((error) => log.error("checkpoint failed", error, { ai_message_id: rows.aiMessage.id }))
             .finally(() => (checkpointInFlight = false));
         }
       }
@@ -313,7 +318,7 @@ export class ConversationObject extends DurableObject<Env> {
     } catch (error) {
       turn.failure = classifyModelError(error, signal);
       if (!(error instanceof TurnFailure) && turn.failure.code !== "cancelled") {
-        console.error(JSON.stringify({ level: "error", msg: "model call failed", code: turn.failure.code, error: String(error), ai_message_id: rows.aiMessage.id }));
+        log.warn("model call failed", { code: turn.failure.code, error: String(error), ai_message_id: rows.aiMessage.id });
       }
     } finally {
       clearTimeout(overall);
@@ -334,23 +339,19 @@ export class ConversationObject extends DurableObject<Env> {
     await checkpoint;
     try {
       await finishTurn(db, rows);
-      this.#sql.exec(`DELETE FROM deltas WHERE ai_message_id = ?`, rows.aiMessage.id);
-      this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, rows.aiMessage.id);
+      this.#journal.close(rows.aiMessage.id);
     } catch (error) {
       // The turn stays in this object's storage; the next start marks it interrupted.
-      console.error(JSON.stringify({ level: "error", msg: "storing a reply failed", error: String(error), ai_message_id: rows.aiMessage.id }));
+      log.error("storing a reply failed", error, { ai_message_id: rows.aiMessage.id });
     }
-    console.log(
-      JSON.stringify({
-        level: "info",
-        msg: "model call",
-        model: rows.aiResponse.model,
-        outcome: turn.failure?.code ?? "completed",
-        prompt_tokens: rows.aiResponse.promptTokens,
-        completion_tokens: rows.aiResponse.completionTokens,
-        ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
-      }),
-    );
+    log.info("model call", {
+      model: rows.aiResponse.model,
+      outcome: turn.failure?.code ?? "completed",
+      prompt_tokens: rows.aiResponse.promptTokens,
+      completion_tokens: rows.aiResponse.completionTokens,
+      ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
+      conversation_id: rows.conversation.id,
+    });
     this.#turns.delete(rows.aiMessage.id);
     this.#current = null;
     const result = this.#result(turn);
@@ -402,20 +403,14 @@ export class ConversationObject extends DurableObject<Env> {
    * every delta that was streamed, and the conversation stays usable.
    */
   #recover(): void {
-    const stale = this.#sql.exec<{ ai_message_id: string; ai_response_id: string }>(`SELECT ai_message_id, ai_response_id FROM turns`).toArray();
-    if (stale.length === 0) return;
+    const unfinished = this.#journal.unfinished();
+    if (unfinished.length === 0) return;
     void this.#queue.enqueue(async () => {
       const db = getDb(this.env);
       const at = nowIso();
-      for (const { ai_message_id, ai_response_id } of stale) {
-        const text = this.#sql
-          .exec<{ content: string }>(`SELECT content FROM deltas WHERE ai_message_id = ? ORDER BY seq`, ai_message_id)
-          .toArray()
-          .map((d) => d.content)
-          .join("");
-        await markInterrupted(db, ai_message_id, ai_response_id, text, at);
-        this.#sql.exec(`DELETE FROM deltas WHERE ai_message_id = ?`, ai_message_id);
-        this.#sql.exec(`DELETE FROM turns WHERE ai_message_id = ?`, ai_message_id);
+      for (const { aiMessageId, aiResponseId, text } of unfinished) {
+        await markInterrupted(db, aiMessageId, aiResponseId, text, at);
+        this.#journal.close(aiMessageId);
       }
     });
   }

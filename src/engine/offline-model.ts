@@ -34,6 +34,8 @@ interface Script {
   empty?: number;
 }
 
+import { log } from "../lib/log";
+
 const encoder = new TextEncoder();
 const sleep = (ms: number, signal?: AbortSignal | null) =>
   new Promise<void>((resolve) => {
@@ -81,7 +83,7 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
   return async (input, init) => {
     if (!announced) {
       announced = true;
-      console.log(JSON.stringify({ level: "info", msg: "using the offline stand-in model (OPENAI_API_KEY is not set)" }));
+      log.warn("using the offline stand-in model: OPENAI_API_KEY is not set");
     }
     const request = new Request(input, init);
     if (!new URL(request.url).pathname.endsWith("/chat/completions")) {

@@ -23,8 +23,13 @@ export async function highestOrder(db: Database, conversationId: string): Promis
   return row?.order ?? 0;
 }
 
-/** Commits the user message, the empty AI message and its Generating response together. */
-export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean): Promise<void> {
+export type HistoryMessage = ChatMessage & { role: "user" | "assistant" };
+
+/**
+ * Commits the user message, the empty AI message and its Generating response together, and
+ * with `readHistory` returns the history the model is to see, read in the same round trip.
+ */
+export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean, readHistory: boolean): Promise<HistoryMessage[] | null> {
   const { conversation } = rows;
   const conversationWrite = isNewConversation
     ? db.insert(conversations).values(conversation)
@@ -33,12 +38,15 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
     .update(conversations)
     .set({ title: conversation.title, titleSearch: conversation.titleSearch })
     .where(and(eq(conversations.id, conversation.id), isNull(conversations.title)));
-  await db.batch([
+  const results = await db.batch([
+    historyQuery(db, conversation.id, rows.userMessage.order),
     conversationWrite,
     db.insert(messages).values([rows.userMessage, rows.aiMessage]),
     db.insert(aiResponses).values(rows.aiResponse),
     ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
   ]);
+  // The history query runs first in the batch, before this turn's own rows exist.
+  return readHistory ? [...toHistory(results[0]), { role: "user", content: rows.userMessage.content }] : null;
 }
 
 /** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
@@ -83,16 +91,19 @@ export async function markInterrupted(db: Database, aiMessageId: string, aiRespo
   ]);
 }
 
-/** What the model is sent for the turn whose user message has `order`: non-deleted messages up to it. */
-export async function loadHistory(db: Database, conversationId: string, order: number): Promise<ChatMessage[]> {
-  const rows = await db
+const historyQuery = (db: Database, conversationId: string, order: number) =>
+  db
     .select({ sender: messages.sender, content: messages.content })
     .from(messages)
     .where(and(eq(messages.conversationId, conversationId), lte(messages.order, order), eq(messages.isDeleted, false)))
     .orderBy(asc(messages.order));
-  return rows
-    .filter((row) => row.content.length > 0)
-    .map((row) => ({ role: row.sender === "user" ? "user" : "assistant", content: row.content }));
+
+const toHistory = (rows: { sender: "user" | "ai"; content: string }[]): HistoryMessage[] =>
+  rows.filter((row) => row.content.length > 0).map((row) => ({ role: row.sender === "user" ? "user" : "assistant", content: row.content }));
+
+/** What the model is sent for the turn whose user message has `order`: non-deleted messages up to it. */
+export async function loadHistory(db: Database, conversationId: string, order: number): Promise<HistoryMessage[]> {
+  return toHistory(await historyQuery(db, conversationId, order));
 }
 
 export async function loadReply(db: Database, conversationId: string, aiMessageId: string) {

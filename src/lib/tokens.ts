@@ -1,5 +1,6 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { ApiError } from "../errors";
+import { log } from "./log";
 
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
 export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
@@ -15,18 +16,20 @@ export interface TokenClaims {
   familyId: string;
 }
 
-const keys = new Map<string, Uint8Array>();
+// One imported key per secret per isolate: jose would otherwise import the raw secret on every call.
+const keys = new Map<string, Promise<CryptoKey>>();
 
-function signingKey(env: Env): Uint8Array {
+function signingKey(env: Env): Promise<CryptoKey> {
   const secret = env.JWT_SECRET;
   if (!secret) {
     // The log line names the secret; the client only sees a generic 500.
-    console.error(JSON.stringify({ level: "error", msg: "JWT_SECRET is not set: run `wrangler secret put JWT_SECRET`" }));
-    throw new Error("JWT_SECRET is not set");
+    const error = new Error("JWT_SECRET is not set: run `wrangler secret put JWT_SECRET`");
+    log.error("missing secret JWT_SECRET", error);
+    throw error;
   }
   let key = keys.get(secret);
   if (!key) {
-    key = new TextEncoder().encode(secret);
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
     keys.set(secret, key);
   }
   return key;
@@ -41,12 +44,12 @@ export async function signToken(env: Env, claims: TokenClaims): Promise<string> 
     .setIssuer(ISSUER)
     .setIssuedAt()
     .setExpirationTime(`${ttl}s`)
-    .sign(signingKey(env));
+    .sign(await signingKey(env));
 }
 
 /** Verifies signature, algorithm, expiry and token type; any failure is a 401. */
 export async function verifyToken(env: Env, token: string, expected: TokenType): Promise<TokenClaims> {
-  const key = signingKey(env);
+  const key = await signingKey(env);
   try {
     const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER });
     if (payload.typ !== expected || typeof payload.sub !== "string" || typeof payload.jti !== "string" || typeof payload.fam !== "string") {

@@ -1,0 +1,86 @@
+// How long streamed text may sit in memory before it is written to the object's SQLite. Each
+// delta arrives in its own event, and a write per delta (each its own implicit transaction)
+// cost more CPU than the rest of the token path; a restart loses at most this much of a reply.
+const FLUSH_INTERVAL_MS = 200;
+
+export interface UnfinishedTurn {
+  aiMessageId: string;
+  aiResponseId: string;
+  /** The reply text written so far. */
+  text: string;
+}
+
+/**
+ * The conversation object's own SQLite: the order counter, the turns not yet stored in D1, and
+ * the text of the reply in flight. All calls are synchronous, so callers can rely on nothing
+ * interleaving between a read and a write.
+ */
+export class TurnJournal {
+  readonly #sql: SqlStorage;
+  readonly #pending = new Map<string, string[]>();
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS order_counter (id INTEGER PRIMARY KEY CHECK (id = 1), next_order INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS unfinished_turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS reply_chunks (ai_message_id TEXT NOT NULL, content TEXT NOT NULL)`);
+    sql.exec(`CREATE INDEX IF NOT EXISTS reply_chunks_turn ON reply_chunks (ai_message_id)`);
+  }
+
+  hasCounter(): boolean {
+    return this.#sql.exec(`SELECT 1 FROM order_counter`).toArray().length > 0;
+  }
+
+  /** Sets the counter unless it exists: the first caller wins. */
+  initCounter(nextOrder: number): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO order_counter (id, next_order) VALUES (1, ?)`, nextOrder);
+  }
+
+  /** Reserves two consecutive orders (user message, its reply) and returns the first. */
+  reserveOrders(): number {
+    const [row] = this.#sql.exec<{ next_order: number }>(`UPDATE order_counter SET next_order = next_order + 2 WHERE id = 1 RETURNING next_order`).toArray();
+    return row!.next_order - 2;
+  }
+
+  open(aiMessageId: string, aiResponseId: string): void {
+    this.#sql.exec(`INSERT INTO unfinished_turns (ai_message_id, ai_response_id) VALUES (?, ?)`, aiMessageId, aiResponseId);
+  }
+
+  append(aiMessageId: string, text: string): void {
+    const chunks = this.#pending.get(aiMessageId);
+    if (chunks) chunks.push(text);
+    else this.#pending.set(aiMessageId, [text]);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), FLUSH_INTERVAL_MS);
+  }
+
+  /** The turn is stored in D1: forget it. */
+  close(aiMessageId: string): void {
+    this.#pending.delete(aiMessageId);
+    this.#sql.exec(`DELETE FROM reply_chunks WHERE ai_message_id = ?`, aiMessageId);
+    this.#sql.exec(`DELETE FROM unfinished_turns WHERE ai_message_id = ?`, aiMessageId);
+  }
+
+  unfinished(): UnfinishedTurn[] {
+    return this.#sql
+      .exec<{ ai_message_id: string; ai_response_id: string }>(`SELECT ai_message_id, ai_response_id FROM unfinished_turns`)
+      .toArray()
+      .map((row) => ({
+        aiMessageId: row.ai_message_id,
+        aiResponseId: row.ai_response_id,
+        text: this.#sql
+          .exec<{ content: string }>(`SELECT content FROM reply_chunks WHERE ai_message_id = ? ORDER BY rowid`, row.ai_message_id)
+          .toArray()
+          .map((chunk) => chunk.content)
+          .join(""),
+      }));
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    for (const [aiMessageId, chunks] of this.#pending) {
+      this.#sql.exec(`INSERT INTO reply_chunks (ai_message_id, content) VALUES (?, ?)`, aiMessageId, chunks.join(""));
+    }
+    this.#pending.clear();
+  }
+}
