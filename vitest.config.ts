@@ -19,6 +19,8 @@ export default defineConfig(async () => {
             MODEL_TIMEOUT_MS: "5000",
             MODEL_MAX_RETRIES: "0",
             MAX_MESSAGE_LENGTH: "2000",
+            // The 50-concurrent-sends test needs the queue cap at 50 (default 32).
+            MAX_QUEUED_TURNS: "50",
           },
         },
       }),

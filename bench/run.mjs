@@ -228,7 +228,7 @@ function seedSql(userId, email) {
     );
     if (sender === "ai") {
       lines.push(
-        `INSERT INTO ai_responses (id, message_id, ai_message_id, response_content, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'x', 'Completed', 'gpt-4');`,
+        `INSERT INTO ai_responses (id, user_id, message_id, ai_message_id, response_content, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '${userId}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'x', 'Completed', 'gpt-4');`,
       );
     }
   }

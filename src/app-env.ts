@@ -5,5 +5,7 @@ export interface AppEnv {
   Variables: RequestIdVariables & {
     /** Set by `requireAuth` on authenticated routes. */
     userId: string;
+    /** The refresh-token family (session) the access token belongs to. */
+    tokenFamily: string;
   };
 }

@@ -1,6 +1,7 @@
 import { Scalar } from "@scalar/hono-api-reference";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
@@ -8,6 +9,7 @@ import { routePath } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { createRouter } from "./create-router";
+import { getConfig } from "./config";
 import { ApiError, errorStatus, type ErrorCode } from "./errors";
 import { log, setLogLevel } from "./lib/log";
 import { authRoutes } from "./routes/auth";
@@ -46,6 +48,15 @@ export function createApp() {
     });
   });
   app.use(secureHeaders());
+  app.use(
+    cors({
+      origin: (origin, c) => (getConfig(c.env).allowedOrigins.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-Id"],
+      exposeHeaders: ["X-Request-Id", "Retry-After"],
+      maxAge: 600,
+    }),
+  );
   app.use(
     methodNotAllowed({
       app,

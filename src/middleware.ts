@@ -15,6 +15,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   try {
     const claims = await verifyToken(c.env, match[1]!, "access");
     c.set("userId", claims.userId);
+    c.set("tokenFamily", claims.familyId);
   } catch (error) {
     if (error instanceof ApiError) throw new ApiError(error.code, error.message, undefined, BEARER_CHALLENGE);
     throw error;

@@ -84,3 +84,54 @@ describe("tokens", () => {
     await expectError(response, 401, "unauthorized");
   });
 });
+
+describe("sessions", () => {
+  it("rotates refresh tokens: each works once, and reusing a used one revokes the whole family", async () => {
+    const user = await createUser();
+    const second = await callJson("/auth/token/refresh/", { body: { refresh: user.refresh }, status: 200 });
+    const third = await callJson("/auth/token/refresh/", { body: { refresh: second.refresh }, status: 200 });
+
+    // The first token is presented again: a thief or a replay. The family dies.
+    await expectError(await call("/auth/token/refresh/", { body: { refresh: user.refresh } }), 401, "unauthorized");
+    await expectError(await call("/auth/token/refresh/", { body: { refresh: third.refresh } }), 401, "unauthorized");
+
+    // Another login is another family, unaffected.
+    const other = await callJson("/auth/token/", { body: { email: user.email, password: user.password }, status: 200 });
+    await callJson("/auth/token/refresh/", { body: { refresh: other.refresh }, status: 200 });
+  });
+
+  it("lets only one of two concurrent refreshes with the same token win", async () => {
+    const user = await createUser();
+    const responses = await Promise.all([0, 1, 2].map(() => call("/auth/token/refresh/", { body: { refresh: user.refresh } })));
+    expect(responses.map((r) => r.status).sort()).toEqual([200, 401, 401]);
+  });
+
+  it("logout revokes the caller's session only", async () => {
+    const user = await createUser();
+    const other = await callJson("/auth/token/", { body: { email: user.email, password: user.password }, status: 200 });
+    const response = await call("/auth/logout/", { method: "POST", token: user.access });
+    expect(response.status).toBe(204);
+    await expectError(await call("/auth/token/refresh/", { body: { refresh: user.refresh } }), 401);
+    await callJson("/auth/token/refresh/", { body: { refresh: other.refresh }, status: 200 });
+  });
+
+  it("changing the password needs the old one and revokes every session", async () => {
+    const user = await createUser();
+    const other = await callJson("/auth/token/", { body: { email: user.email, password: user.password }, status: 200 });
+    const wrong = await expectError(
+      await call("/users/me/password/", { token: user.access, body: { old_password: "not it", new_password: "a brand new secret" } }),
+      400,
+      "validation_failed",
+    );
+    expect(wrong.details).toEqual([{ field: "old_password", message: "Incorrect password." }]);
+    await expectError(await call("/users/me/password/", { token: user.access, body: { old_password: user.password, new_password: "short" } }), 400);
+
+    const changed = await call("/users/me/password/", { token: user.access, body: { old_password: user.password, new_password: "a brand new secret" } });
+    expect(changed.status).toBe(204);
+    for (const refresh of [user.refresh, other.refresh]) {
+      await expectError(await call("/auth/token/refresh/", { body: { refresh } }), 401);
+    }
+    await expectError(await call("/auth/token/", { body: { email: user.email, password: user.password } }), 401);
+    await callJson("/auth/token/", { body: { email: user.email, password: "a brand new secret" }, status: 200 });
+  });
+});

@@ -3,6 +3,8 @@ import { expect } from "vitest";
 
 export const BASE = "http://api.test";
 
+export const randomIp = () => `10.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 254)}`;
+
 export interface CallOptions {
   method?: string;
   token?: string;
@@ -12,7 +14,8 @@ export interface CallOptions {
 
 /** Calls the Worker exactly as a client would: through its fetch handler. */
 export function call(path: string, { method, token, body, headers = {} }: CallOptions = {}): Promise<Response> {
-  const init: RequestInit = { method: method ?? (body === undefined ? "GET" : "POST"), headers: { ...headers } };
+  // A fresh client address per request unless the test names one, so per-IP limits only bite where tested.
+  const init: RequestInit = { method: method ?? (body === undefined ? "GET" : "POST"), headers: { "CF-Connecting-IP": randomIp(), ...headers } };
   if (token) (init.headers as Record<string, string>).Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     (init.headers as Record<string, string>)["Content-Type"] ??= "application/json";

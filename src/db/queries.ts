@@ -3,12 +3,15 @@ import { notFound } from "../errors";
 import type { Database } from "./client";
 import { aiResponses, conversations, messages } from "./schema";
 
-/** Another user's conversation is reported exactly like one that does not exist. */
-export async function loadOwnedConversation(db: Database, userId: string, id: string) {
-  const [conversation] = await db
+export const ownedConversationQuery = (db: Database, userId: string, id: string) =>
+  db
     .select()
     .from(conversations)
     .where(and(eq(conversations.id, id), eq(conversations.userId, userId)));
+
+/** Another user's conversation is reported exactly like one that does not exist. */
+export async function loadOwnedConversation(db: Database, userId: string, id: string) {
+  const [conversation] = await ownedConversationQuery(db, userId, id);
   if (!conversation) throw notFound("Conversation");
   return conversation;
 }

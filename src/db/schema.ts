@@ -80,6 +80,10 @@ export const aiResponses = sqliteTable(
   "ai_responses",
   {
     id: text().primaryKey(),
+    // The conversation's owner: counting a user's Generating responses needs no join.
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
     // The user message this response answers (one-to-one).
     messageId: text("message_id")
       .notNull()
@@ -103,6 +107,30 @@ export const aiResponses = sqliteTable(
     firstTokenAt: text("first_token_at"),
     completedAt: text("completed_at"),
   },
+  (t) => [index("ai_responses_user_status").on(t.userId, t.status)],
+);
+
+/**
+ * Refresh tokens, one row per token issued. A login starts a family; each refresh marks its token
+ * used and issues the next one in the same family. Presenting a used token again means it was
+ * stolen or replayed: the whole family is revoked (RFC 6819 §5.2.2.3).
+ */
+export const refreshTokens = sqliteTable(
+  "refresh_tokens",
+  {
+    id: text().primaryKey(),
+    familyId: text("family_id").notNull(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    createdAt: timestampColumn("created_at"),
+    expiresAt: text("expires_at").notNull(),
+    usedAt: text("used_at"),
+    /** The token issued in exchange for this one. */
+    replacedBy: text("replaced_by"),
+    revokedAt: text("revoked_at"),
+  },
+  (t) => [index("refresh_tokens_family").on(t.familyId), index("refresh_tokens_user").on(t.userId)],
 );
 
 export type User = typeof users.$inferSelect;

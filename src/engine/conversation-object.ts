@@ -18,7 +18,7 @@ import {
   highestOrder,
   loadHistory,
   type HistoryMessage,
-  loadReply,
+  loadTurn,
   markInterrupted,
   titleFromMessage,
   type TurnRows,
@@ -31,6 +31,8 @@ export interface TurnRequest {
   isNewConversation: boolean;
   content: string;
   replyTo: string | null;
+  /** The client's Idempotency-Key and a hash of what it sent with it. */
+  idempotency: { key: string; requestHash: string } | null;
 }
 
 export type TurnResult = {
@@ -42,9 +44,28 @@ export type TurnResult = {
 };
 
 export type SubmitOutcome =
-  | { kind: "rejected"; code: ErrorCode; message: string }
+  | { kind: "rejected"; code: ErrorCode; message: string; headers?: Record<string, string> }
   | { kind: "stream"; stream: ReadableStream<Uint8Array> }
   | { kind: "result"; result: TurnResult };
+
+const KEY_REUSED: SubmitOutcome = {
+  kind: "rejected",
+  code: "idempotency_key_reused",
+  message: "This Idempotency-Key was used with a different request, or more than 24 hours ago.",
+};
+const STORE_FAILED: SubmitOutcome = { kind: "rejected", code: "internal_error", message: "The message could not be stored." };
+
+const framesStream = (frames: Uint8Array[]) =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const frame of frames) controller.enqueue(frame);
+      controller.close();
+    },
+  });
+
+/** The failure of a stored Error response, as the live turn reported it. */
+const storedFailure = ({ aiResponse }: TurnRows) =>
+  aiResponse.status === "Error" ? new TurnFailure((aiResponse.errorCode ?? "upstream_error") as TurnFailure["code"], aiResponse.errorMessage ?? "") : null;
 
 /** A turn this object holds in memory, from acceptance until its reply is stored. */
 interface LiveTurn {
@@ -90,11 +111,23 @@ export class ConversationObject extends DurableObject<Env> {
 
   /** Accepts a user message, reserves its order and its reply's, and queues the reply. */
   async submitTurn(request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
-    const { conversation, isNewConversation } = request;
+    const { conversation, isNewConversation, idempotency } = request;
+    const usedBefore = this.#journal.hasCounter();
     await (this.#orderReady ??= this.#initCounter(isNewConversation ? null : conversation.id));
 
     // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
-    // so every turn gets a distinct (n, n+1) and the queue runs turns in the order reserved.
+    // so every turn gets a distinct (n, n+1), the queue runs turns in the order reserved, and of
+    // concurrent requests with one Idempotency-Key exactly one gets past this check.
+    if (idempotency) {
+      const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
+      if (previous) return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
+      // A new conversation's object is named after the key, so a used object means the key is older than 24 h.
+      if (isNewConversation && usedBefore) return KEY_REUSED;
+    }
+    const maxQueued = getConfig(this.env).maxQueuedTurns;
+    if (this.#turns.size >= maxQueued) {
+      return { kind: "rejected", code: "rate_limited", message: `This conversation already has ${maxQueued} replies waiting; wait for them to finish.`, headers: { "Retry-After": "5" } };
+    }
     const userOrder = this.#journal.reserveOrders();
     // With no earlier turn unfinished, the history cannot change before this turn starts, so it
     // is read in the accept batch: one D1 round trip less before the first token.
@@ -129,6 +162,7 @@ export class ConversationObject extends DurableObject<Env> {
       },
       aiResponse: {
         id: newId(),
+        userId: conversation.userId,
         messageId: "",
         aiMessageId: "",
         responseContent: "",
@@ -148,6 +182,7 @@ export class ConversationObject extends DurableObject<Env> {
     rows.aiResponse.messageId = rows.userMessage.id;
     rows.aiResponse.aiMessageId = rows.aiMessage.id;
     this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
+    if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
     const turn: LiveTurn = {
       rows,
       systemPrompt: conversation.systemPrompt,
@@ -171,9 +206,10 @@ export class ConversationObject extends DurableObject<Env> {
     } catch (error) {
       this.#turns.delete(rows.aiMessage.id);
       this.#journal.close(rows.aiMessage.id);
+      if (idempotency) this.#journal.forgetIdempotent(conversation.userId, idempotency.key);
       turn.accepted.resolve(false);
       log.error("accepting a turn failed", error, { conversation_id: conversation.id });
-      return { kind: "rejected", code: "internal_error", message: "The message could not be stored." };
+      return STORE_FAILED;
     }
     turn.isAccepted = true;
     turn.accepted.resolve(true);
@@ -198,21 +234,36 @@ export class ConversationObject extends DurableObject<Env> {
     const live = this.#turns.get(position.aiMessageId);
     if (live?.isAccepted) return this.#listen(live, position.offset === "end" ? "start" : position.offset);
 
-    const stored = await loadReply(getDb(this.env), conversationId, position.aiMessageId);
+    const stored = await loadTurn(getDb(this.env), conversationId, position.aiMessageId);
     if (!stored) return null;
-    const { aiMessage, aiResponse } = stored;
-    const text = aiMessage.content;
-    const frames: Uint8Array[] = [];
-    const offset = position.offset === "end" ? text.length : position.offset;
-    if (offset < text.length) frames.push(encodeFrame("delta", frameId(aiMessage.id, text.length), { content: text.slice(offset) }));
-    const failure = aiResponse.status === "Error" ? { code: aiResponse.errorCode ?? "upstream_error", message: aiResponse.errorMessage ?? "" } : null;
-    frames.push(this.#finalFrame(aiMessage.id, renderMessage(aiMessage), renderAiResponse(aiResponse), failure));
-    return new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (const frame of frames) controller.enqueue(frame);
-        controller.close();
-      },
-    });
+    return framesStream(this.#storedFrames(stored, position.offset === "end" ? stored.aiMessage.content.length : position.offset));
+  }
+
+  /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
+  async #replay(conversationId: string, aiMessageId: string, bodyDiffers: boolean, mode: "json" | "sse"): Promise<SubmitOutcome> {
+    if (bodyDiffers) return KEY_REUSED;
+    const live = this.#turns.get(aiMessageId);
+    if (live) {
+      if (!(await live.accepted.promise)) return STORE_FAILED;
+      if (mode === "sse") return { kind: "stream", stream: this.#listen(live, "start") };
+      await live.finished.promise;
+      return { kind: "result", result: this.#result(live) };
+    }
+    const stored = await loadTurn(getDb(this.env), conversationId, aiMessageId);
+    if (!stored) return STORE_FAILED;
+    if (mode === "sse") return { kind: "stream", stream: framesStream(this.#storedFrames(stored, "start")) };
+    return { kind: "result", result: this.#result({ rows: stored, failure: storedFailure(stored) }) };
+  }
+
+  /** The frames of a stored reply after `from` (a character offset, or from its message frame). */
+  #storedFrames(rows: TurnRows, from: number | "start"): Uint8Array[] {
+    const text = rows.aiMessage.content;
+    const offset = from === "start" ? 0 : from;
+    const frames = from === "start" ? [this.#messageFrame(rows)] : [];
+    if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
+    const { ai_message, ai_response, failure } = this.#result({ rows, failure: storedFailure(rows) });
+    frames.push(this.#finalFrame(rows.aiMessage.id, ai_message, ai_response, failure));
+    return frames;
   }
 
   /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
@@ -360,20 +411,18 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {
-    const { rows } = turn;
     const initial =
-      after === "start"
-        ? [
-            encodeFrame("message", frameId(rows.aiMessage.id, 0), {
-              conversation: renderConversation(rows.conversation),
-              user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
-              ai_message: renderMessage(rows.aiMessage),
-            }),
-            ...turn.frames.map((f) => f.bytes),
-          ]
-        : turn.frames.filter((f) => f.end > after).map((f) => f.bytes);
+      after === "start" ? [this.#messageFrame(turn.rows), ...turn.frames.map((f) => f.bytes)] : turn.frames.filter((f) => f.end > after).map((f) => f.bytes);
     this.#heartbeat.ensureRunning();
     return turn.listeners.add(initial);
+  }
+
+  #messageFrame(rows: TurnRows): Uint8Array {
+    return encodeFrame("message", frameId(rows.aiMessage.id, 0), {
+      conversation: renderConversation(rows.conversation),
+      user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
+      ai_message: renderMessage(rows.aiMessage),
+    });
   }
 
   #finalFrame(
@@ -387,7 +436,7 @@ export class ConversationObject extends DurableObject<Env> {
       : encodeFrame("done", frameId(aiMessageId, "end"), { ai_message: aiMessage, ai_response: aiResponse });
   }
 
-  #result({ rows, failure }: LiveTurn): TurnResult {
+  #result({ rows, failure }: Pick<LiveTurn, "rows" | "failure">): TurnResult {
     return {
       conversation: renderConversation(rows.conversation),
       user_message: renderMessage(rows.userMessage, rows.aiResponse.status),

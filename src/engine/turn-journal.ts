@@ -3,6 +3,13 @@
 // cost more CPU than the rest of the token path; a restart loses at most this much of a reply.
 const FLUSH_INTERVAL_MS = 200;
 
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface IdempotentTurn {
+  requestHash: string;
+  aiMessageId: string;
+}
+
 export interface UnfinishedTurn {
   aiMessageId: string;
   aiResponseId: string;
@@ -11,8 +18,8 @@ export interface UnfinishedTurn {
 }
 
 /**
- * The conversation object's own SQLite: the order counter, the turns not yet stored in D1, and
- * the text of the reply in flight. All calls are synchronous, so callers can rely on nothing
+ * The conversation object's own SQLite: the order counter, the turns not yet stored in D1, the
+ * text of the reply in flight, and the Idempotency-Keys of the last 24 hours. All calls are synchronous, so callers can rely on nothing
  * interleaving between a read and a write.
  */
 export class TurnJournal {
@@ -26,6 +33,40 @@ export class TurnJournal {
     sql.exec(`CREATE TABLE IF NOT EXISTS unfinished_turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS reply_chunks (ai_message_id TEXT NOT NULL, content TEXT NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS reply_chunks_turn ON reply_chunks (ai_message_id)`);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS idempotency_keys (user_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+         ai_message_id TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (user_id, key))`,
+    );
+    sql.exec(`CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)`);
+  }
+
+  /** The turn a user's Idempotency-Key was first used for, within the last 24 hours. */
+  findIdempotent(userId: string, key: string): IdempotentTurn | null {
+    const [row] = this.#sql
+      .exec<{ request_hash: string; ai_message_id: string }>(
+        `SELECT request_hash, ai_message_id FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at > ?`,
+        userId,
+        key,
+        Date.now() - IDEMPOTENCY_TTL_MS,
+      )
+      .toArray();
+    return row ? { requestHash: row.request_hash, aiMessageId: row.ai_message_id } : null;
+  }
+
+  rememberIdempotent(userId: string, key: string, turn: IdempotentTurn): void {
+    this.#sql.exec(`DELETE FROM idempotency_keys WHERE created_at <= ?`, Date.now() - IDEMPOTENCY_TTL_MS);
+    this.#sql.exec(
+      `INSERT OR REPLACE INTO idempotency_keys (user_id, key, request_hash, ai_message_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+      userId,
+      key,
+      turn.requestHash,
+      turn.aiMessageId,
+      Date.now(),
+    );
+  }
+
+  forgetIdempotent(userId: string, key: string): void {
+    this.#sql.exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?`, userId, key);
   }
 
   hasCounter(): boolean {

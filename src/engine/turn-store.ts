@@ -1,5 +1,6 @@
 import { and, asc, eq, isNull, lte, max } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { alias } from "drizzle-orm/sqlite-core";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages } from "../db/schema";
 import type { ChatMessage } from "./model";
 
@@ -106,11 +107,16 @@ export async function loadHistory(db: Database, conversationId: string, order: n
   return toHistory(await historyQuery(db, conversationId, order));
 }
 
-export async function loadReply(db: Database, conversationId: string, aiMessageId: string) {
+const userMessages = alias(messages, "user_message");
+
+/** A stored turn by its AI message, with everything its JSON result and SSE frames need. */
+export async function loadTurn(db: Database, conversationId: string, aiMessageId: string): Promise<TurnRows | undefined> {
   const [row] = await db
-    .select({ aiMessage: messages, aiResponse: aiResponses })
+    .select({ conversation: conversations, userMessage: userMessages, aiMessage: messages, aiResponse: aiResponses })
     .from(messages)
     .innerJoin(aiResponses, eq(aiResponses.aiMessageId, messages.id))
+    .innerJoin(userMessages, eq(userMessages.id, aiResponses.messageId))
+    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
     .where(and(eq(messages.id, aiMessageId), eq(messages.conversationId, conversationId)));
   return row;
 }

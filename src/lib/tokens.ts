@@ -62,3 +62,8 @@ export async function verifyToken(env: Env, token: string, expected: TokenType):
     throw new ApiError("unauthorized", message);
   }
 }
+
+/** HMAC-SHA256 under the server secret, for values that must be unguessable but reproducible. */
+export async function hmacSha256(env: Env, message: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await signingKey(env), new TextEncoder().encode(message)));
+}

@@ -5,8 +5,10 @@ import { getDb } from "../db/client";
 import { users } from "../db/schema";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
+import { clientIp, enforceRateLimit } from "../lib/rate-limit";
 import { getDecoyHash, hashPassword, verifyPassword } from "../lib/password";
-import { ACCESS_TOKEN_TTL_SECONDS, signToken, verifyToken } from "../lib/tokens";
+import { revokeFamily, rotateSession, startSession } from "../lib/sessions";
+import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
 
 const EmailSchema = z
@@ -19,7 +21,7 @@ const EmailSchema = z
 
 const COMMON_PASSWORDS = new Set(["password", "password1", "12345678", "123456789", "qwertyuiop", "iloveyou", "letmein1", "abcdefgh"]);
 
-const NewPasswordSchema = z
+export const NewPasswordSchema = z
   .string()
   .min(8, "Password must be at least 8 characters.")
   .max(128, "Password must be at most 128 characters.")
@@ -36,14 +38,6 @@ const TokenPairSchema = z
   })
   .openapi("TokenPair");
 
-async function issueTokens(env: Env, userId: string, familyId = newId()): Promise<z.infer<typeof TokenPairSchema>> {
-  const [access, refresh] = await Promise.all([
-    signToken(env, { userId, type: "access", tokenId: newId(), familyId }),
-    signToken(env, { userId, type: "refresh", tokenId: newId(), familyId }),
-  ]);
-  return { access, refresh, token_type: "Bearer", expires_in: ACCESS_TOKEN_TTL_SECONDS };
-}
-
 const register = createRoute({
   method: "post",
   path: "/auth/register",
@@ -58,7 +52,7 @@ const register = createRoute({
       }),
     ),
   },
-  responses: { 201: jsonResponse(UserSchema, "The new user"), ...errorResponses(400, 409, 413, 415) },
+  responses: { 201: jsonResponse(UserSchema, "The new user"), ...errorResponses(400, 409, 413, 415, 429) },
 });
 
 const obtainToken = createRoute({
@@ -67,16 +61,24 @@ const obtainToken = createRoute({
   tags: ["auth"],
   summary: "Log in: exchange email and password for tokens",
   request: { body: jsonBody(z.strictObject({ email: z.string().trim().toLowerCase().max(254), password: z.string().max(1024) })) },
-  responses: { 200: jsonResponse(TokenPairSchema, "Access and refresh tokens"), ...errorResponses(400, 401) },
+  responses: { 200: jsonResponse(TokenPairSchema, "Access and refresh tokens"), ...errorResponses(400, 401, 429) },
 });
 
 const refreshToken = createRoute({
   method: "post",
   path: "/auth/token/refresh",
   tags: ["auth"],
-  summary: "Exchange a refresh token for a new access token and a rotated refresh token",
+  summary: "Exchange a refresh token for new tokens; the old refresh token stops working, and reusing it revokes the session",
   request: { body: jsonBody(z.strictObject({ refresh: z.string().max(4096) })) },
   responses: { 200: jsonResponse(TokenPairSchema, "New tokens"), ...errorResponses(400, 401) },
+});
+
+const logout = createRoute({
+  ...authenticated("auth"),
+  method: "post",
+  path: "/auth/logout",
+  summary: "Revoke the refresh tokens of the caller's session (access tokens lapse within 15 minutes)",
+  responses: { 204: { description: "Logged out" }, ...errorResponses(401) },
 });
 
 const INVALID_CREDENTIALS = "No active account found with the given credentials.";
@@ -84,6 +86,7 @@ const INVALID_CREDENTIALS = "No active account found with the given credentials.
 export const authRoutes = createRouter()
   .openapi(register, async (c) => {
     const { email, password, name } = c.req.valid("json");
+    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientIp(c.req.raw)}`, `email:${email}`], "sign-up attempts");
     const db = getDb(c.env);
     const passwordHash = await hashPassword(password);
     const [user] = await db
@@ -96,15 +99,15 @@ export const authRoutes = createRouter()
   })
   .openapi(obtainToken, async (c) => {
     const { email, password } = c.req.valid("json");
-    const user = await getDb(c.env).query.users.findFirst({ where: eq(users.email, email) });
+    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientIp(c.req.raw)}`, `email:${email}`], "login attempts");
+    const [user] = await getDb(c.env).select().from(users).where(eq(users.email, email));
     // Unknown email still pays for one hash so response time does not reveal which emails exist.
     const valid = await verifyPassword(password, user?.passwordHash ?? (await getDecoyHash()));
     if (!user || !valid || !user.isActive) throw new ApiError("unauthorized", INVALID_CREDENTIALS);
-    return c.json(await issueTokens(c.env, user.id), 200);
+    return c.json(await startSession(c.env, user.id), 200);
   })
-  .openapi(refreshToken, async (c) => {
-    const claims = await verifyToken(c.env, c.req.valid("json").refresh, "refresh");
-    const user = await getDb(c.env).query.users.findFirst({ where: eq(users.id, claims.userId) });
-    if (!user?.isActive) throw new ApiError("unauthorized", "Not a valid refresh token.");
-    return c.json(await issueTokens(c.env, user.id, claims.familyId), 200);
+  .openapi(refreshToken, async (c) => c.json(await rotateSession(c.env, c.req.valid("json").refresh), 200))
+  .openapi(logout, async (c) => {
+    await revokeFamily(c.env, c.get("tokenFamily"));
+    return c.body(null, 204);
   });

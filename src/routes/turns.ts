@@ -1,15 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { and, eq } from "drizzle-orm";
+import { and, count, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { loadOwnedConversation } from "../db/queries";
-import { type Conversation, messages } from "../db/schema";
+import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
+import { aiResponses, type Conversation, messages } from "../db/schema";
 import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
 import { SSE_HEADERS } from "../engine/sse";
-import { ApiError } from "../errors";
+import { getConfig } from "../config";
+import { ApiError, notFound } from "../errors";
 import { newId, nowIso } from "../lib/ids";
+import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
+import { enforceRateLimit } from "../lib/rate-limit";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { authenticated } from "../middleware";
 import {
@@ -46,7 +49,7 @@ const turnResponses = {
     description: "The model failed: the error plus the stored user message and the AI response with status Error.",
     content: { "application/json": { schema: ErrorSchema.extend(TurnSchema.shape) } },
   },
-  ...errorResponses(400, 401, 404, 409, 413, 415),
+  ...errorResponses(400, 401, 404, 409, 413, 415, 422, 429),
 };
 
 const secured = authenticated("turns");
@@ -58,6 +61,7 @@ const startConversation = createRoute({
   summary: "Create a conversation with its first message and generate the reply",
   request: {
     query: StreamQuerySchema,
+    headers: IdempotencyHeadersSchema,
     body: jsonBody(
       z.strictObject({
         content: MessageContentSchema,
@@ -78,6 +82,7 @@ const addMessage = createRoute({
   request: {
     params: IdParamSchema,
     query: StreamQuerySchema,
+    headers: IdempotencyHeadersSchema,
     body: jsonBody(
       z.strictObject({
         content: MessageContentSchema,
@@ -122,7 +127,7 @@ const wantsEventStream = (c: Context<AppEnv>) =>
   c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream");
 
 function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
-  if (outcome.kind === "rejected") throw new ApiError(outcome.code, outcome.message);
+  if (outcome.kind === "rejected") throw new ApiError(outcome.code, outcome.message, undefined, outcome.headers);
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
   const { failure, ...turn }: TurnResult = outcome.result;
   if (failure?.code !== undefined && failure.code !== "cancelled") {
@@ -132,18 +137,44 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
   return c.json(turn, 201);
 }
 
-async function activeConversation(c: Context<AppEnv>, id: string): Promise<Conversation> {
-  const conversation = await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
-  if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
+/**
+ * The checks every new turn passes before anything is written: the per-user turn rate, and the
+ * cap on one user's turns waiting or generating across conversations. The cap counts Generating
+ * responses, the source of truth, so nothing can leak; concurrent sends may overshoot it slightly.
+ */
+async function admitTurn(c: Context<AppEnv>, conversationId: string | null): Promise<Conversation | null> {
+  const userId = c.get("userId");
+  await enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages");
+  const db = getDb(c.env);
+  const generatingQuery = db
+    .select({ n: count() })
+    .from(aiResponses)
+    .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
+  let generating: number;
+  let conversation: Conversation | null = null;
+  if (conversationId === null) {
+    [{ n: generating }] = (await generatingQuery) as [{ n: number }];
+  } else {
+    const [[counted], [found]] = await db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]);
+    if (!found) throw notFound("Conversation");
+    if (found.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
+    generating = counted?.n ?? 0;
+    conversation = found;
+  }
+  const cap = getConfig(c.env).maxConcurrentGenerations;
+  if (generating >= cap) {
+    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, undefined, { "Retry-After": "5" });
+  }
   return conversation;
 }
 
 export const turnRoutes = createRouter()
   .openapi(startConversation, async (c) => {
     const body = c.req.valid("json");
+    const key = c.req.valid("header")["idempotency-key"];
     const now = nowIso();
     const conversation: Conversation = {
-      id: newId(),
+      id: key ? await conversationIdForKey(c.env, c.get("userId"), key) : newId(),
       userId: c.get("userId"),
       title: null,
       titleSearch: null,
@@ -155,8 +186,9 @@ export const turnRoutes = createRouter()
       updatedAt: now,
     };
     const content = checkMessageContent(c.env, body.content);
+    await admitTurn(c, null);
     const outcome = await conversationObject(c.env, conversation.id).submitTurn(
-      { conversation, isNewConversation: true, content, replyTo: null },
+      { conversation, isNewConversation: true, content, replyTo: null, idempotency: key ? { key, requestHash: await requestHash(["start", body]) } : null },
       wantsEventStream(c) ? "sse" : "json",
     );
     return turnResponse(c, outcome);
@@ -164,8 +196,9 @@ export const turnRoutes = createRouter()
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
+    const key = c.req.valid("header")["idempotency-key"];
     const content = checkMessageContent(c.env, body.content);
-    const conversation = await activeConversation(c, id);
+    const conversation = (await admitTurn(c, id))!;
     const replyTo = body.reply_to ?? null;
     if (replyTo) {
       const target = await getDb(c.env).query.messages.findFirst({
@@ -175,7 +208,7 @@ export const turnRoutes = createRouter()
       if (!target) throw new ApiError("validation_failed", "The request is not valid.", [{ field: "reply_to", message: "Not a message of this conversation." }]);
     }
     const outcome = await conversationObject(c.env, id).submitTurn(
-      { conversation, isNewConversation: false, content, replyTo },
+      { conversation, isNewConversation: false, content, replyTo, idempotency: key ? { key, requestHash: await requestHash(["add", id, body]) } : null },
       wantsEventStream(c) ? "sse" : "json",
     );
     return turnResponse(c, outcome);

@@ -1,11 +1,14 @@
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { users } from "../db/schema";
-import { notFound } from "../errors";
+import { ApiError, notFound } from "../errors";
+import { hashPassword, verifyPassword } from "../lib/password";
+import { revokeAllFamilies } from "../lib/sessions";
 import { authenticated } from "../middleware";
-import { errorResponses, jsonResponse, renderUser, UserSchema } from "../schemas";
+import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
+import { NewPasswordSchema } from "./auth";
 
 const me = createRoute({
   method: "get",
@@ -15,8 +18,33 @@ const me = createRoute({
   responses: { 200: jsonResponse(UserSchema, "The current user"), ...errorResponses(401) },
 });
 
-export const userRoutes = createRouter().openapi(me, async (c) => {
-  const user = await getDb(c.env).query.users.findFirst({ where: eq(users.id, c.get("userId")) });
-  if (!user) throw notFound("User");
-  return c.json(renderUser(user), 200);
+const changePassword = createRoute({
+  ...authenticated("users"),
+  method: "post",
+  path: "/users/me/password",
+  summary: "Change your password; every session (refresh token) is revoked",
+  request: { body: jsonBody(z.strictObject({ old_password: z.string().max(1024), new_password: NewPasswordSchema })) },
+  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 415) },
 });
+
+async function currentUser(env: Env, userId: string) {
+  const [user] = await getDb(env).select().from(users).where(eq(users.id, userId));
+  if (!user) throw notFound("User");
+  return user;
+}
+
+export const userRoutes = createRouter()
+  .openapi(me, async (c) => c.json(renderUser(await currentUser(c.env, c.get("userId"))), 200))
+  .openapi(changePassword, async (c) => {
+    const { old_password, new_password } = c.req.valid("json");
+    const user = await currentUser(c.env, c.get("userId"));
+    if (!(await verifyPassword(old_password, user.passwordHash))) {
+      throw new ApiError("validation_failed", "The request is not valid.", [{ field: "old_password", message: "Incorrect password." }]);
+    }
+    const db = getDb(c.env);
+    await db.batch([
+      db.update(users).set({ passwordHash: await hashPassword(new_password) }).where(eq(users.id, user.id)),
+      revokeAllFamilies(c.env, user.id),
+    ]);
+    return c.body(null, 204);
+  });
