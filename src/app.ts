@@ -15,6 +15,7 @@ import { log, setLogLevel } from "./lib/log";
 import { authRoutes } from "./routes/auth";
 import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
+import { modelRoutes } from "./routes/models";
 import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
 
@@ -80,6 +81,7 @@ export function createApp() {
     .route("/", userRoutes)
     .route("/", conversationRoutes)
     .route("/", messageRoutes)
+    .route("/", modelRoutes)
     .route("/", turnRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });

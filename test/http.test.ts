@@ -70,12 +70,22 @@ describe("API documentation", () => {
       "/conversations/{id}/add_message",
       "/conversations/{id}/stream",
       "/conversations/{id}/cancel",
+      "/auth/logout",
+      "/users/me/password",
+      "/models",
     ]) {
       expect(paths).toContain(path);
     }
     expect(doc.components.schemas.Error).toBeDefined();
     expect(doc.components.securitySchemes.Bearer).toMatchObject({ type: "http", scheme: "bearer" });
     expect(doc.paths["/conversations"].post.requestBody.content["application/json"]).toBeDefined();
+  });
+
+  it("lists the allowed models without authentication", async () => {
+    expect(await callJson("/models/", { status: 200 })).toEqual({
+      default_model: "gpt-4",
+      allowed_models: ["gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"],
+    });
   });
 
   it("serves an API reference page", async () => {

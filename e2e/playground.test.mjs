@@ -1,0 +1,183 @@
+// Browser tests of the playground: Debian's Chromium driven by playwright-core against the
+// Worker under `wrangler dev` (fresh local state, offline stand-in model). Run: npm run test:e2e
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
+const PORT = 8790;
+const BASE = `http://127.0.0.1:${PORT}`;
+// Poll on a timer: requestAnimationFrame-based polling stalls in background headless pages.
+const POLL = { polling: 50 };
+const words = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
+
+let server;
+let browser;
+let state;
+const account = { email: `e2e-${Date.now()}@example.com`, password: "a good password" };
+
+before(async () => {
+  state = mkdtempSync(path.join(tmpdir(), "genai-edge-e2e-"));
+  const envFile = path.join(state, "e2e.env");
+  writeFileSync(envFile, "JWT_SECRET=e2e-secret-e2e-secret-e2e-secret\nOPENAI_API_KEY=\nOFFLINE_MODEL_TOKEN_DELAY_MS=25\nLOG_LEVEL=warn\n");
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false" };
+  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, env, stdio: "ignore" });
+  server = spawn(
+    WRANGLER,
+    ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", envFile, "--show-interactive-dev-session=false"],
+    { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  await new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`wrangler dev did not start:\n${output}`)), 60_000);
+    const onData = (data) => {
+      output += data;
+      if (output.includes("Ready on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    server.stdout.on("data", onData);
+    server.stderr.on("data", onData);
+    server.on("exit", (code) => reject(new Error(`wrangler dev exited with ${code}:\n${output}`)));
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) {
+    try {
+      process.kill(-server.pid, "SIGTERM");
+    } catch {}
+  }
+  rmSync(state, { recursive: true, force: true });
+});
+
+/** A fresh page, logged in as the test account (signed up by the first test). */
+async function loggedInPage(viewport = { width: 1200, height: 800 }) {
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(15_000);
+  page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
+  await page.goto(BASE);
+  await page.getByLabel("Email").fill(account.email);
+  await page.getByLabel("Password").fill(account.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#app:not([hidden])").waitFor();
+  return page;
+}
+
+async function sendMessage(page, text) {
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.keyboard.press("Enter");
+}
+
+const lastAiMessage = (page) => page.locator(".message.ai").last();
+
+test("sign up, start a conversation, and watch the reply stream in more than one step", async () => {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  await page.goto(BASE);
+  await page.getByLabel("Email").fill(account.email);
+  await page.getByLabel("Password").fill(account.password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.locator("#user-email", { hasText: account.email }).waitFor();
+
+  await sendMessage(page, "Plan a weekend in Porto");
+  await page.locator(".message.ai.generating").waitFor();
+  const seen = new Set();
+  while (await page.locator(".message.ai.generating").count()) {
+    seen.add(await lastAiMessage(page).locator(".content").textContent());
+    await page.waitForTimeout(40);
+  }
+  const final = await lastAiMessage(page).locator(".content").textContent();
+  assert.ok(seen.size >= 3, `the reply appeared in ${seen.size} steps`);
+  assert.match(final, /offline stand-in model/);
+  assert.equal(await page.locator("#chat-title").textContent(), "Plan a weekend in Porto");
+  assert.equal(await page.locator("#conversation-list button").first().textContent(), "Plan a weekend in Porto");
+  await page.close();
+});
+
+test("a reload mid-reply reattaches with Last-Event-ID and shows the rest once", async () => {
+  const page = await loggedInPage();
+  await sendMessage(page, "[stub: tokens=80 delay=40] tell me a long story");
+  await page.waitForFunction(() => (document.querySelector(".message.ai.generating .content")?.textContent ?? "").split(" ").length >= 10, null, POLL);
+  await page.reload();
+  await page.locator("#app:not([hidden])").waitFor();
+  const afterReload = await lastAiMessage(page).locator(".content").textContent();
+  assert.ok(afterReload.startsWith("w1 w2 w3"), `text kept across the reload: ${afterReload}`);
+  await page.locator(".message.ai.generating").waitFor({ state: "detached", timeout: 15_000 });
+  assert.equal(await lastAiMessage(page).locator(".content").textContent(), words(80));
+  assert.equal(await page.locator(".message.user").count(), 1);
+  assert.equal(await page.locator(".message.ai").count(), 1);
+  await page.close();
+});
+
+test("Stop cancels the reply in flight and shows it as failed with the partial text", async () => {
+  const page = await loggedInPage();
+  await sendMessage(page, "[stub: tokens=400 delay=25] never ending");
+  await page.waitForFunction(() => (document.querySelector(".message.ai.generating .content")?.textContent ?? "").length > 20, null, POLL);
+  await page.getByRole("button", { name: "Stop" }).click();
+  const failed = page.locator(".message.ai.failed");
+  await failed.waitFor();
+  assert.match(await failed.locator(".failure").textContent(), /cancelled/);
+  const partial = await failed.locator(".content").textContent();
+  assert.ok(partial.length > 0 && partial.length < words(400).length && words(400).startsWith(partial));
+  assert.ok(await page.getByRole("button", { name: "Send" }).isVisible());
+  await page.close();
+});
+
+test("edits a message, and Shift+Enter makes a new line instead of sending", async () => {
+  const page = await loggedInPage();
+  await page.locator("#conversation-list button", { hasText: "Plan a weekend in Porto" }).click();
+  await page.locator(".message.user").first().waitFor();
+  await page.getByRole("button", { name: "Edit message" }).first().click();
+  await page.getByLabel("Edit message text").fill("Plan a weekend in Lisbon");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".message.user .edited").first().waitFor();
+  assert.equal(await page.locator(".message.user .content").first().textContent(), "Plan a weekend in Lisbon");
+
+  await page.reload();
+  await page.locator("#conversation-list button", { hasText: "Plan a weekend in Porto" }).click();
+  await page.locator(".message.user .edited").first().waitFor();
+  assert.equal(await page.locator(".message.user .content").first().textContent(), "Plan a weekend in Lisbon");
+
+  const prompt = page.getByLabel("Message", { exact: true });
+  await prompt.fill("first line");
+  await page.keyboard.press("Shift+Enter");
+  await page.keyboard.type("second line");
+  assert.equal(await prompt.inputValue(), "first line\nsecond line");
+  assert.equal(await page.locator(".message.user").count(), 1);
+  await page.close();
+});
+
+test("searches the sidebar, on a phone-width screen too", async () => {
+  const page = await loggedInPage({ width: 390, height: 844 });
+  for (const text of ["[stub: tokens=2] Banana bread recipe", "[stub: tokens=2] Tax questions"]) {
+    await page.getByRole("button", { name: "New chat" }).click();
+    await sendMessage(page, text);
+    await page.locator(".message.ai:not(.generating)").waitFor();
+  }
+  await page.getByLabel("Search conversations").fill("banana");
+  await page.waitForFunction(() => document.querySelectorAll("#conversation-list button").length === 1, null, POLL);
+  assert.match(await page.locator("#conversation-list button").textContent(), /Banana bread/);
+  await page.getByLabel("Search conversations").fill("");
+  await page.waitForFunction(() => document.querySelectorAll("#conversation-list button").length === 5, null, POLL);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `no horizontal scrolling at phone width (${width}px)`);
+  await page.close();
+});
+
+test("unknown paths still get the API's JSON 404, not the page", async () => {
+  const response = await fetch(`${BASE}/no-such-page`);
+  assert.equal(response.status, 404);
+  assert.equal((await response.json()).error.code, "not_found");
+});

@@ -1,0 +1,365 @@
+import { type AiResponse, allPages, ApiError, type Conversation, json, loadTokens, logIn, type Message, type Page, request, saveTokens, signUp } from "./api";
+import { type Frame, readFrames } from "./sse";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  auth: $("auth"),
+  authForm: $<HTMLFormElement>("auth-form"),
+  authEmail: $<HTMLInputElement>("auth-email"),
+  authPassword: $<HTMLInputElement>("auth-password"),
+  authName: $<HTMLInputElement>("auth-name"),
+  authError: $("auth-error"),
+  signup: $<HTMLButtonElement>("signup"),
+  app: $("app"),
+  newChat: $<HTMLButtonElement>("new-chat"),
+  search: $<HTMLInputElement>("search"),
+  list: $<HTMLUListElement>("conversation-list"),
+  prev: $<HTMLButtonElement>("prev-page"),
+  next: $<HTMLButtonElement>("next-page"),
+  pageLabel: $("page-label"),
+  userEmail: $("user-email"),
+  logout: $<HTMLButtonElement>("logout"),
+  title: $("chat-title"),
+  model: $<HTMLSelectElement>("model"),
+  messages: $<HTMLOListElement>("messages"),
+  composer: $<HTMLFormElement>("composer"),
+  prompt: $<HTMLTextAreaElement>("prompt"),
+  send: $<HTMLButtonElement>("send"),
+  stop: $<HTMLButtonElement>("stop"),
+};
+
+const state = {
+  page: 1,
+  search: "",
+  conversation: null as Conversation | null,
+  streaming: false,
+};
+
+/** The reply being streamed, kept across a page reload so it can be resumed with Last-Event-ID. */
+interface InFlight {
+  conversationId: string;
+  aiMessageId: string;
+  text: string;
+  lastEventId: string;
+}
+const IN_FLIGHT_KEY = "genai-edge.in-flight";
+const loadInFlight = (): InFlight | null => JSON.parse(sessionStorage.getItem(IN_FLIGHT_KEY) ?? "null");
+const saveInFlight = (inFlight: InFlight | null) =>
+  inFlight ? sessionStorage.setItem(IN_FLIGHT_KEY, JSON.stringify(inFlight)) : sessionStorage.removeItem(IN_FLIGHT_KEY);
+
+// ---------------------------------------------------------------- rendering
+
+function messageElement(message: Message): HTMLLIElement {
+  const item = document.createElement("li");
+  item.className = `message ${message.sender}`;
+  item.dataset.id = message.id;
+  item.dataset.sender = message.sender;
+  const content = document.createElement("div");
+  content.className = "content";
+  content.textContent = message.content;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  item.append(content, meta);
+  renderMeta(item, message);
+  return item;
+}
+
+function renderMeta(item: HTMLLIElement, message: Message): void {
+  const meta = item.querySelector<HTMLDivElement>(".meta")!;
+  meta.replaceChildren();
+  const who = document.createElement("span");
+  who.textContent = message.sender === "user" ? "You" : "Assistant";
+  meta.append(who);
+  if (message.is_edited) meta.append(Object.assign(document.createElement("span"), { textContent: "edited", className: "edited" }));
+  if (message.sender === "user") {
+    const edit = Object.assign(document.createElement("button"), { type: "button", textContent: "Edit", className: "link" });
+    edit.setAttribute("aria-label", "Edit message");
+    edit.addEventListener("click", () => startEditing(item, message));
+    const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Delete", className: "link" });
+    remove.setAttribute("aria-label", "Delete message");
+    remove.addEventListener("click", () => deleteMessage(item, message));
+    meta.append(edit, remove);
+  }
+}
+
+function setFailure(item: HTMLLIElement, response: AiResponse | null, message?: string): void {
+  item.classList.remove("generating");
+  item.querySelector(".failure")?.remove();
+  if (response?.status !== "Error" && !message) return;
+  item.classList.add("failed");
+  const failure = document.createElement("div");
+  failure.className = "failure";
+  failure.setAttribute("role", "status");
+  failure.textContent = `Reply failed: ${response?.error_message ?? message}`;
+  item.append(failure);
+}
+
+function scrollToEnd(): void {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function showEmptyChat(): void {
+  const empty = document.createElement("li");
+  empty.className = "empty-chat";
+  empty.textContent = "Say something to start a conversation.";
+  ui.messages.replaceChildren(empty);
+}
+
+async function renderConversations(): Promise<void> {
+  const query = new URLSearchParams({ page: String(state.page) });
+  if (state.search) query.set("search", state.search);
+  let page: Page<Conversation>;
+  try {
+    page = await json<Page<Conversation>>(`/conversations/?${query}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404 && state.page > 1) {
+      state.page = 1;
+      return renderConversations();
+    }
+    throw error;
+  }
+  ui.list.replaceChildren(
+    ...page.results.map((conversation) => {
+      const item = document.createElement("li");
+      const button = Object.assign(document.createElement("button"), { type: "button", textContent: conversation.title ?? "Untitled" });
+      button.dataset.id = conversation.id;
+      if (conversation.id === state.conversation?.id) button.setAttribute("aria-current", "true");
+      button.addEventListener("click", () => openConversation(conversation));
+      item.append(button);
+      return item;
+    }),
+  );
+  if (page.results.length === 0) {
+    ui.list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: state.search ? "No matches." : "No conversations yet." }));
+  }
+  ui.prev.disabled = !page.previous;
+  ui.next.disabled = !page.next;
+  ui.pageLabel.textContent = page.count ? `Page ${state.page} of ${Math.ceil(page.count / 10)}` : "";
+}
+
+async function openConversation(conversation: Conversation | null): Promise<void> {
+  state.conversation = conversation;
+  ui.title.textContent = conversation ? (conversation.title ?? "Untitled") : "New conversation";
+  ui.model.disabled = conversation !== null;
+  if (conversation) ui.model.value = conversation.model_version;
+  for (const button of ui.list.querySelectorAll<HTMLButtonElement>("button[data-id]")) {
+    if (button.dataset.id === conversation?.id) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+  if (!conversation) {
+    showEmptyChat();
+    ui.prompt.focus();
+    return;
+  }
+  const messages = await allPages<Message>(`/conversations/${conversation.id}/messages/`);
+  ui.messages.replaceChildren(...messages.map(messageElement));
+  for (const message of messages) {
+    if (message.sender === "ai") {
+      const request = messages.find((m) => m.id === message.reply_to);
+      const item = ui.messages.querySelector<HTMLLIElement>(`[data-id="${message.id}"]`)!;
+      if (request?.ai_response_status === "Error") setFailure(item, null, "the reply did not complete.");
+    }
+  }
+  scrollToEnd();
+  ui.prompt.focus();
+}
+
+// ---------------------------------------------------------------- streaming
+
+function setStreaming(streaming: boolean): void {
+  state.streaming = streaming;
+  ui.send.hidden = streaming;
+  ui.stop.hidden = !streaming;
+}
+
+/** Renders a turn's frames: the stored user message, each delta, and the final frame. */
+async function followTurn(response: Response, resumed: InFlight | null): Promise<void> {
+  let aiItem: HTMLLIElement | null = resumed ? ui.messages.querySelector<HTMLLIElement>(`[data-id="${resumed.aiMessageId}"]`) : null;
+  let inFlight = resumed;
+  setStreaming(true);
+  const onFrame = (frame: Frame) => {
+    if (frame.event === "message") {
+      const { conversation, user_message, ai_message } = frame.data;
+      if (state.conversation?.id !== conversation.id) {
+        state.conversation = conversation;
+        ui.title.textContent = conversation.title ?? "Untitled";
+        ui.model.disabled = true;
+        ui.messages.replaceChildren();
+        void renderConversations();
+      }
+      ui.messages.querySelector(".empty-chat")?.remove();
+      if (!ui.messages.querySelector(`[data-id="${user_message.id}"]`)) ui.messages.append(messageElement(user_message));
+      aiItem = ui.messages.querySelector<HTMLLIElement>(`[data-id="${ai_message.id}"]`) ?? messageElement(ai_message);
+      aiItem.querySelector(".content")!.textContent = "";
+      ui.messages.append(aiItem);
+      inFlight = { conversationId: conversation.id, aiMessageId: ai_message.id, text: "", lastEventId: frame.id };
+    } else if (frame.event === "delta" && aiItem && inFlight) {
+      inFlight.text += frame.data.content;
+      inFlight.lastEventId = frame.id;
+      aiItem.querySelector(".content")!.textContent = inFlight.text;
+    } else if ((frame.event === "done" || frame.event === "error") && aiItem) {
+      aiItem.querySelector(".content")!.textContent = frame.data.ai_message.content;
+      setFailure(aiItem, frame.data.ai_response);
+      inFlight = null;
+    }
+    aiItem?.classList.toggle("generating", inFlight !== null);
+    saveInFlight(inFlight);
+    scrollToEnd();
+  };
+  try {
+    await readFrames(response, onFrame);
+  } finally {
+    setStreaming(false);
+  }
+}
+
+async function send(content: string): Promise<void> {
+  const conversation = state.conversation;
+  const path = conversation ? `/conversations/${conversation.id}/add_message/` : "/start_conversation/";
+  const body = conversation ? { content } : { content, model_version: ui.model.value };
+  const response = await request(path, { method: "POST", json: body, headers: { Accept: "text/event-stream", "Idempotency-Key": crypto.randomUUID() } });
+  await followTurn(response, null);
+}
+
+/** After a reload: show what had arrived, then ask for the rest with Last-Event-ID. */
+async function resume(inFlight: InFlight): Promise<void> {
+  const conversation = await json<Conversation>(`/conversations/${inFlight.conversationId}/`);
+  await openConversation(conversation);
+  const item = ui.messages.querySelector<HTMLLIElement>(`[data-id="${inFlight.aiMessageId}"]`);
+  if (!item) return saveInFlight(null);
+  item.querySelector(".content")!.textContent = inFlight.text;
+  item.classList.add("generating");
+  const response = await request(`/conversations/${inFlight.conversationId}/stream/`, { headers: { "Last-Event-ID": inFlight.lastEventId } });
+  if (response.status === 204) return saveInFlight(null);
+  await followTurn(response, inFlight);
+}
+
+// ---------------------------------------------------------------- message actions
+
+function startEditing(item: HTMLLIElement, message: Message): void {
+  const content = item.querySelector<HTMLDivElement>(".content")!;
+  const editor = Object.assign(document.createElement("textarea"), { value: message.content, rows: 3 });
+  editor.setAttribute("aria-label", "Edit message text");
+  const save = Object.assign(document.createElement("button"), { type: "button", textContent: "Save", className: "primary" });
+  const cancel = Object.assign(document.createElement("button"), { type: "button", textContent: "Cancel" });
+  const controls = document.createElement("div");
+  controls.className = "row";
+  controls.append(save, cancel);
+  content.hidden = true;
+  item.append(editor, controls);
+  editor.focus();
+  const close = () => {
+    editor.remove();
+    controls.remove();
+    content.hidden = false;
+  };
+  cancel.addEventListener("click", close);
+  save.addEventListener("click", async () => {
+    try {
+      const edited = await json<Message>(`/messages/${message.id}/edit_message/`, { method: "PATCH", json: { content: editor.value } });
+      Object.assign(message, edited);
+      content.textContent = edited.content;
+      renderMeta(item, message);
+      close();
+    } catch (error) {
+      alert((error as Error).message);
+    }
+  });
+}
+
+async function deleteMessage(item: HTMLLIElement, message: Message): Promise<void> {
+  await json<Message>(`/messages/${message.id}/mark_deleted/`, { method: "PATCH" });
+  item.remove();
+}
+
+// ---------------------------------------------------------------- wiring
+
+async function showApp(): Promise<void> {
+  const [me, models] = await Promise.all([
+    json<{ email: string }>("/users/me/"),
+    json<{ default_model: string; allowed_models: string[] }>("/models/"),
+  ]);
+  ui.userEmail.textContent = me.email;
+  ui.model.replaceChildren(...models.allowed_models.map((m) => Object.assign(document.createElement("option"), { value: m, textContent: m })));
+  ui.model.value = models.default_model;
+  await renderConversations();
+  // Shown only once loaded, so nothing typed can race the initial rendering.
+  ui.auth.hidden = true;
+  ui.app.hidden = false;
+  const inFlight = loadInFlight();
+  if (inFlight) await resume(inFlight);
+  else await openConversation(null);
+}
+
+function showAuth(): void {
+  ui.app.hidden = true;
+  ui.auth.hidden = false;
+  ui.authEmail.focus();
+}
+
+async function authenticate(action: "login" | "signup"): Promise<void> {
+  ui.authError.textContent = "";
+  try {
+    if (action === "login") await logIn(ui.authEmail.value, ui.authPassword.value);
+    else await signUp(ui.authEmail.value, ui.authPassword.value, ui.authName.value.trim());
+    await showApp();
+  } catch (error) {
+    ui.authError.textContent = (error as Error).message;
+  }
+}
+
+ui.authForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void authenticate("login");
+});
+ui.signup.addEventListener("click", () => void authenticate("signup"));
+ui.logout.addEventListener("click", async () => {
+  await request("/auth/logout/", { method: "POST" }).catch(() => undefined);
+  saveTokens(null);
+  saveInFlight(null);
+  showAuth();
+});
+ui.newChat.addEventListener("click", () => void openConversation(null));
+let searchTimer: ReturnType<typeof setTimeout> | undefined;
+ui.search.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.search = ui.search.value.trim();
+    state.page = 1;
+    void renderConversations();
+  }, 250);
+});
+ui.prev.addEventListener("click", () => {
+  state.page--;
+  void renderConversations();
+});
+ui.next.addEventListener("click", () => {
+  state.page++;
+  void renderConversations();
+});
+ui.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const content = ui.prompt.value;
+  if (!content.trim() || state.streaming) return;
+  ui.prompt.value = "";
+  send(content).catch((error: Error) => {
+    const failure = Object.assign(document.createElement("li"), { className: "message ai failed" });
+    failure.textContent = `Could not send: ${error.message}`;
+    ui.messages.append(failure);
+    ui.prompt.value = content;
+  });
+  ui.prompt.focus();
+});
+ui.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+ui.stop.addEventListener("click", () => {
+  if (state.conversation) void request(`/conversations/${state.conversation.id}/cancel/`, { method: "POST" }).catch(() => undefined);
+  ui.prompt.focus();
+});
+
+if (loadTokens()) showApp().catch(showAuth);
+else showAuth();
