@@ -26,6 +26,7 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
+      include: ["test/**/*.test.ts"],
       setupFiles: ["./test/apply-migrations.ts"],
       silent: "passed-only" as const,
       testTimeout: 20_000,
