@@ -127,10 +127,15 @@ async function readSse(response, onEvent) {
   }
 }
 
-async function apiJson(pathname, { token, body, method } = {}) {
+async function apiJson(pathname, { token, body, method, clientIp } = {}) {
   const response = await fetch(`${API}${pathname}`, {
     method: method ?? (body ? "POST" : "GET"),
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: {
+      "Content-Type": "application/json",
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      // One address per simulated client, so the per-IP sign-up limit sees 20 clients, not one.
+      ...(clientIp ? { "CF-Connecting-IP": clientIp } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -292,8 +297,9 @@ async function main() {
   const tokens = [];
   for (let u = 0; u < USERS; u++) {
     const email = `bench-${u}@example.com`;
-    await apiJson("/auth/register/", { body: { email, password: PASSWORD } });
-    tokens.push((await apiJson("/auth/token/", { body: { email, password: PASSWORD } })).access);
+    const clientIp = `10.0.0.${u + 1}`;
+    await apiJson("/auth/register/", { body: { email, password: PASSWORD }, clientIp });
+    tokens.push((await apiJson("/auth/token/", { body: { email, password: PASSWORD }, clientIp })).access);
   }
   // Warm-up: the first requests compile the Worker and open the object's storage.
   const warm = await apiJson("/conversations/", { token: tokens[0], body: { title: "warm-up" } });
@@ -339,7 +345,7 @@ async function main() {
   }
 
   console.log("list endpoints…");
-  const listToken = (await apiJson("/auth/token/", { body: { email: listUserEmail, password: PASSWORD } })).access;
+  const listToken = (await apiJson("/auth/token/", { body: { email: listUserEmail, password: PASSWORD }, clientIp: "10.0.1.1" })).access;
   const randomPage = () => 1 + Math.floor(Math.random() * 100);
   const lists = {
     health: await loadList(listToken, () => "/health", LIST_SECONDS),

@@ -289,6 +289,14 @@ describe("model failures", () => {
     expect(next.user_message.order).toBe(3);
   });
 
+  it("ends a reply that outlasts MODEL_TIMEOUT_MS (5 s in tests) as upstream_timeout, keeping its text", async () => {
+    const user = await createUser();
+    const id = await newConversation(user);
+    const body = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=1000 delay=100] forever" }, status: 502 });
+    expect(body.ai_response).toMatchObject({ status: "Error", error_code: "upstream_timeout", error_message: "The model did not finish within 5 s." });
+    expect(body.ai_response.response_content).toMatch(/^w1 w2 w3/);
+  });
+
   it("sends a sanitised error event over SSE", async () => {
     const user = await createUser();
     const frames = await collectFrames(await call("/start_conversation/", { token: user.access, headers: SSE, body: { content: "[stub: tokens=5 fail_after=2] hi" } }));

@@ -1,5 +1,5 @@
-import { expect, it } from "vitest";
-import { ListenerSet } from "../src/engine/listeners";
+import { expect, it, vi } from "vitest";
+import { Heartbeat, ListenerSet } from "../src/engine/listeners";
 
 const frame = (bytes: number) => new Uint8Array(bytes).fill(97);
 
@@ -27,4 +27,21 @@ it("drops a listener that stops reading once 256 KiB are unread, so frames canno
   expect(received).toBe(100 * 4096 + 10);
   // The stalled listener's stream was aborted, not left holding 400 KiB.
   await expect(stalled.getReader().read()).rejects.toBeDefined();
+});
+
+it("sends a comment heartbeat every 15 s while someone listens, and stops when no one does", async () => {
+  vi.useFakeTimers();
+  try {
+    const listeners = new ListenerSet();
+    const reader = listeners.add([]).getReader();
+    const heartbeat = new Heartbeat(() => [listeners]);
+    heartbeat.ensureRunning();
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe(": ping\n\n");
+    listeners.close(new TextEncoder().encode("id: x:end\nevent: done\ndata: {}\n\n"));
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(vi.getTimerCount()).toBe(0);
+  } finally {
+    vi.useRealTimers();
+  }
 });
