@@ -207,7 +207,7 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
     scrollToEnd();
   };
   try {
-    await readFrames(response, onFrame);
+    for await (const frame of readFrames(response.body!)) onFrame(frame);
   } finally {
     setStreaming(false);
   }
