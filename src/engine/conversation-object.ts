@@ -3,7 +3,7 @@ import { getConfig } from "../config";
 import { getDb } from "../db/client";
 import type { Conversation } from "../db/schema";
 import type { ErrorCode } from "../errors";
-import { newId, nowIso } from "../lib/ids";
+import { nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
 import { renderAiResponse, renderConversation, renderMessage } from "../schemas";
 import { Heartbeat, ListenerSet } from "./listeners";
@@ -20,7 +20,7 @@ import {
   type HistoryMessage,
   loadTurn,
   markInterrupted,
-  titleFromMessage,
+  newTurnRows,
   type TurnRows,
 } from "./turn-store";
 
@@ -132,55 +132,7 @@ export class ConversationObject extends DurableObject<Env> {
     // With no earlier turn unfinished, the history cannot change before this turn starts, so it
     // is read in the accept batch: one D1 round trip less before the first token.
     const readHistoryNow = this.#turns.size === 0;
-    const now = nowIso();
-    const title = conversation.title ?? (userOrder === 1 ? titleFromMessage(request.content) : null);
-    const rows: TurnRows = {
-      conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now },
-      userMessage: {
-        id: newId(),
-        conversationId: conversation.id,
-        userId: conversation.userId,
-        sender: "user",
-        content: request.content,
-        timestamp: now,
-        order: userOrder,
-        isEdited: false,
-        isDeleted: false,
-        replyTo: request.replyTo,
-      },
-      aiMessage: {
-        id: newId(),
-        conversationId: conversation.id,
-        userId: conversation.userId,
-        sender: "ai",
-        content: "",
-        timestamp: now,
-        order: userOrder + 1,
-        isEdited: false,
-        isDeleted: false,
-        replyTo: null,
-      },
-      aiResponse: {
-        id: newId(),
-        userId: conversation.userId,
-        messageId: "",
-        aiMessageId: "",
-        responseContent: "",
-        status: "Generating",
-        errorCode: null,
-        errorMessage: null,
-        model: conversation.modelVersion,
-        promptTokens: null,
-        completionTokens: null,
-        totalTokens: null,
-        createdAt: now,
-        firstTokenAt: null,
-        completedAt: null,
-      },
-    };
-    rows.aiMessage.replyTo = rows.userMessage.id;
-    rows.aiResponse.messageId = rows.userMessage.id;
-    rows.aiResponse.aiMessageId = rows.aiMessage.id;
+    const rows = newTurnRows(conversation, request.content, request.replyTo, userOrder);
     this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
     if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
     const turn: LiveTurn = {
@@ -261,8 +213,7 @@ export class ConversationObject extends DurableObject<Env> {
     const offset = from === "start" ? 0 : from;
     const frames = from === "start" ? [this.#messageFrame(rows)] : [];
     if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
-    const { ai_message, ai_response, failure } = this.#result({ rows, failure: storedFailure(rows) });
-    frames.push(this.#finalFrame(rows.aiMessage.id, ai_message, ai_response, failure));
+    frames.push(this.#finalFrame(this.#result({ rows, failure: storedFailure(rows) })));
     return frames;
   }
 
@@ -405,8 +356,7 @@ export class ConversationObject extends DurableObject<Env> {
     });
     this.#turns.delete(rows.aiMessage.id);
     this.#current = null;
-    const result = this.#result(turn);
-    turn.listeners.close(this.#finalFrame(rows.aiMessage.id, result.ai_message, result.ai_response, result.failure));
+    turn.listeners.close(this.#finalFrame(this.#result(turn)));
     turn.finished.resolve();
   }
 
@@ -425,15 +375,9 @@ export class ConversationObject extends DurableObject<Env> {
     });
   }
 
-  #finalFrame(
-    aiMessageId: string,
-    aiMessage: TurnResult["ai_message"],
-    aiResponse: TurnResult["ai_response"],
-    failure: { code: string; message: string } | null,
-  ): Uint8Array {
-    return failure
-      ? encodeFrame("error", frameId(aiMessageId, "end"), { ...failure, ai_message: aiMessage, ai_response: aiResponse })
-      : encodeFrame("done", frameId(aiMessageId, "end"), { ai_message: aiMessage, ai_response: aiResponse });
+  #finalFrame({ ai_message, ai_response, failure }: TurnResult): Uint8Array {
+    const id = frameId(ai_message.id, "end");
+    return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response }) : encodeFrame("done", id, { ai_message, ai_response });
   }
 
   #result({ rows, failure }: Pick<LiveTurn, "rows" | "failure">): TurnResult {
@@ -454,13 +398,16 @@ export class ConversationObject extends DurableObject<Env> {
   #recover(): void {
     const unfinished = this.#journal.unfinished();
     if (unfinished.length === 0) return;
-    void this.#queue.enqueue(async () => {
-      const db = getDb(this.env);
-      const at = nowIso();
-      for (const { aiMessageId, aiResponseId, text } of unfinished) {
-        await markInterrupted(db, aiMessageId, aiResponseId, text, at);
-        this.#journal.close(aiMessageId);
-      }
-    });
+    this.#queue
+      .enqueue(async () => {
+        const db = getDb(this.env);
+        const at = nowIso();
+        for (const { aiMessageId, aiResponseId, text } of unfinished) {
+          await markInterrupted(db, aiMessageId, aiResponseId, text, at);
+          this.#journal.close(aiMessageId);
+        }
+      })
+      // What is left in the journal is tried again at the next start.
+      .catch((error) => log.error("recovering interrupted turns failed", error));
   }
 }

@@ -2,6 +2,7 @@ import { and, asc, eq, isNull, lte, max } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { alias } from "drizzle-orm/sqlite-core";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages } from "../db/schema";
+import { newId, nowIso } from "../lib/ids";
 import type { ChatMessage } from "./model";
 
 /** The D1 side of a turn: the rows it writes, each write one batch (one round trip, atomic). */
@@ -17,6 +18,37 @@ const TITLE_FROM_MESSAGE_LENGTH = 60;
 export function titleFromMessage(content: string): string {
   const text = content.trim().replace(/\s+/g, " ");
   return text.length > TITLE_FROM_MESSAGE_LENGTH ? `${text.slice(0, TITLE_FROM_MESSAGE_LENGTH).trimEnd()}…` : text;
+}
+
+/** The rows of a new turn: the user message at `userOrder`, its empty reply right after it, and the Generating response. */
+export function newTurnRows(conversation: Conversation, content: string, replyTo: string | null, userOrder: number): TurnRows {
+  const now = nowIso();
+  const title = conversation.title ?? (userOrder === 1 ? titleFromMessage(content) : null);
+  const message = { conversationId: conversation.id, userId: conversation.userId, timestamp: now, isEdited: false, isDeleted: false };
+  const userMessage: Message = { ...message, id: newId(), sender: "user", content, order: userOrder, replyTo };
+  const aiMessage: Message = { ...message, id: newId(), sender: "ai", content: "", order: userOrder + 1, replyTo: userMessage.id };
+  return {
+    conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now },
+    userMessage,
+    aiMessage,
+    aiResponse: {
+      id: newId(),
+      userId: conversation.userId,
+      messageId: userMessage.id,
+      aiMessageId: aiMessage.id,
+      responseContent: "",
+      status: "Generating",
+      errorCode: null,
+      errorMessage: null,
+      model: conversation.modelVersion,
+      promptTokens: null,
+      completionTokens: null,
+      totalTokens: null,
+      createdAt: now,
+      firstTokenAt: null,
+      completedAt: null,
+    },
+  };
 }
 
 export async function highestOrder(db: Database, conversationId: string): Promise<number> {
