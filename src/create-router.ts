@@ -1,6 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env";
-import { ApiError } from "./errors";
+import { invalid } from "./errors";
 
 /** One router per resource; validation failures become the API's one error shape. */
 export function createRouter() {
@@ -12,7 +12,7 @@ export function createRouter() {
           field: issue.path.map(String).join(".") || result.target,
           message: issue.message,
         }));
-        throw new ApiError("validation_failed", "The request is not valid.", details);
+        throw invalid(...details);
       }
     },
   });

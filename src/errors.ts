@@ -55,3 +55,11 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError("not_found", `${what} not found.`);
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** A 400 with per-field details, the shape every validation failure uses. */
+export const invalid = (...details: FieldError[]) => new ApiError("validation_failed", "The request is not valid.", details);

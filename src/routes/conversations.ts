@@ -5,7 +5,7 @@ import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { loadOwnedConversation, messageWithStatus } from "../db/queries";
 import { conversations, conversationStatuses, messages } from "../db/schema";
-import { ApiError } from "../errors";
+import { invalid, notFound } from "../errors";
 import { newId, nowIso } from "../lib/ids";
 import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
@@ -40,9 +40,7 @@ export function resolveModel(env: Env, requested: string | undefined): string {
   const { allowedModels, defaultModel } = getConfig(env);
   if (requested === undefined) return defaultModel;
   if (!allowedModels.includes(requested)) {
-    throw new ApiError("validation_failed", "The request is not valid.", [
-      { field: "model_version", message: `Must be one of: ${allowedModels.join(", ")}.` },
-    ]);
+    throw invalid({ field: "model_version", message: `Must be one of: ${allowedModels.join(", ")}.` });
   }
   return requested;
 }
@@ -157,7 +155,7 @@ async function updateConversation(
     })
     .where(and(eq(conversations.id, id), eq(conversations.userId, userId)))
     .returning();
-  if (!updated) throw new ApiError("not_found", "Conversation not found.");
+  if (!updated) throw notFound("Conversation");
   return renderConversation(updated);
 }
 
@@ -230,7 +228,7 @@ export const conversationRoutes = createRouter()
       db.select({ n: count() }).from(messages).where(where),
       messageWithStatus(db).where(where).orderBy(asc(messages.order)).limit(PAGE_SIZE).offset(pageOffset(page)),
     ]);
-    if (owned.length === 0) throw new ApiError("not_found", "Conversation not found.");
+    if (owned.length === 0) throw notFound("Conversation");
     const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus));
     return c.json(pageBody(c.req.url, page, total?.n ?? 0, results), 200);
   });

@@ -9,7 +9,7 @@ import { aiResponses, type Conversation, messages } from "../db/schema";
 import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
 import { SSE_HEADERS } from "../engine/sse";
 import { getConfig } from "../config";
-import { ApiError, notFound } from "../errors";
+import { ApiError, invalid, notFound } from "../errors";
 import { newId, nowIso } from "../lib/ids";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
 import { enforceRateLimit } from "../lib/rate-limit";
@@ -205,7 +205,7 @@ export const turnRoutes = createRouter()
         columns: { id: true },
         where: and(eq(messages.id, replyTo), eq(messages.conversationId, id)),
       });
-      if (!target) throw new ApiError("validation_failed", "The request is not valid.", [{ field: "reply_to", message: "Not a message of this conversation." }]);
+      if (!target) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
     }
     const outcome = await conversationObject(c.env, id).submitTurn(
       { conversation, isNewConversation: false, content, replyTo, idempotency: key ? { key, requestHash: await requestHash(["add", id, body]) } : null },

@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { users } from "../db/schema";
-import { ApiError, notFound } from "../errors";
+import { invalid, notFound } from "../errors";
 import { hashPassword, verifyPassword } from "../lib/password";
 import { revokeAllFamilies } from "../lib/sessions";
 import { authenticated } from "../middleware";
@@ -39,7 +39,7 @@ export const userRoutes = createRouter()
     const { old_password, new_password } = c.req.valid("json");
     const user = await currentUser(c.env, c.get("userId"));
     if (!(await verifyPassword(old_password, user.passwordHash))) {
-      throw new ApiError("validation_failed", "The request is not valid.", [{ field: "old_password", message: "Incorrect password." }]);
+      throw invalid({ field: "old_password", message: "Incorrect password." });
     }
     const db = getDb(c.env);
     await db.batch([
