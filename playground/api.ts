@@ -1,6 +1,6 @@
 /** A client of the public API: bearer tokens kept in sessionStorage, refreshed once on a 401. */
 
-export interface Tokens {
+interface Tokens {
   access: string;
   refresh: string;
 }

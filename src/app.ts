@@ -19,9 +19,9 @@ import { modelRoutes } from "./routes/models";
 import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
 
-export const MAX_BODY_BYTES = 128 * 1024;
+const MAX_BODY_BYTES = 128 * 1024;
 
-export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
+function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
   return c.json(error.body(c.get("requestId")), error.status, error.headers);
 }
 

@@ -20,7 +20,7 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus;
 
-export interface ErrorBody {
+interface ErrorBody {
   error: {
     code: ErrorCode;
     message: string;

@@ -3,7 +3,7 @@ import type { AppEnv } from "./app-env";
 import { ApiError } from "./errors";
 import { verifyToken } from "./lib/tokens";
 
-export const BEARER_CHALLENGE = { "WWW-Authenticate": 'Bearer realm="genai-edge"' };
+const BEARER_CHALLENGE = { "WWW-Authenticate": 'Bearer realm="genai-edge"' };
 
 /** Accepts only a valid, unexpired access token and puts its user id on the context. */
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {

@@ -24,7 +24,6 @@ export const users = sqliteTable("users", {
 });
 
 export const conversationStatuses = ["Active", "Deleted"] as const;
-export type ConversationStatus = (typeof conversationStatuses)[number];
 
 export const conversations = sqliteTable(
   "conversations",
@@ -46,7 +45,6 @@ export const conversations = sqliteTable(
 );
 
 export const senders = ["user", "ai"] as const;
-export type Sender = (typeof senders)[number];
 
 export const messages = sqliteTable(
   "messages",
@@ -74,7 +72,6 @@ export const messages = sqliteTable(
 );
 
 export const aiResponseStatuses = ["Generating", "Completed", "Error"] as const;
-export type AiResponseStatus = (typeof aiResponseStatuses)[number];
 
 export const aiResponses = sqliteTable(
   "ai_responses",

@@ -15,7 +15,7 @@ export interface TurnRows {
 
 const TITLE_FROM_MESSAGE_LENGTH = 60;
 
-export function titleFromMessage(content: string): string {
+function titleFromMessage(content: string): string {
   const text = content.trim().replace(/\s+/g, " ");
   return text.length > TITLE_FROM_MESSAGE_LENGTH ? `${text.slice(0, TITLE_FROM_MESSAGE_LENGTH).trimEnd()}…` : text;
 }

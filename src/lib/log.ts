@@ -1,6 +1,6 @@
 /** Structured logs: one JSON object per line. Never pass secrets or message content at info level. */
 const levels = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-export type LogLevel = keyof typeof levels;
+type LogLevel = keyof typeof levels;
 
 let threshold: number = levels.info;
 

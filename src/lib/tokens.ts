@@ -7,7 +7,7 @@ export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
 const ALGORITHM = "HS256";
 const ISSUER = "genai-edge";
 
-export type TokenType = "access" | "refresh";
+type TokenType = "access" | "refresh";
 
 export interface TokenClaims {
   userId: string;

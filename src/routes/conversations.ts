@@ -22,15 +22,15 @@ import {
   renderMessage,
 } from "../schemas";
 
-export const TITLE_MAX_LENGTH = 200;
-export const SYSTEM_PROMPT_MAX_LENGTH = 8_000;
+const TITLE_MAX_LENGTH = 200;
+const SYSTEM_PROMPT_MAX_LENGTH = 8_000;
 const SEARCH_MAX_LENGTH = 100;
 
 export const TitleSchema = z.string().trim().max(TITLE_MAX_LENGTH).nullable();
 export const ModelVersionSchema = z.string().trim().min(1).max(100).openapi({ example: "gpt-4" });
 export const SystemPromptSchema = z.string().max(SYSTEM_PROMPT_MAX_LENGTH).nullable();
 
-export const booleanQuery = z
+const booleanQuery = z
   .enum(["true", "false", "1", "0"])
   .optional()
   .transform((v) => v === "true" || v === "1");
