@@ -144,22 +144,21 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
  */
 async function admitTurn(c: Context<AppEnv>, conversationId: string | null): Promise<Conversation | null> {
   const userId = c.get("userId");
-  await enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages");
   const db = getDb(c.env);
   const generatingQuery = db
     .select({ n: count() })
     .from(aiResponses)
     .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
-  let generating: number;
-  let conversation: Conversation | null = null;
-  if (conversationId === null) {
-    [{ n: generating }] = (await generatingQuery) as [{ n: number }];
-  } else {
-    const [[counted], [found]] = await db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]);
-    if (!found) throw notFound("Conversation");
-    if (found.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
-    generating = counted?.n ?? 0;
-    conversation = found;
+  // The rate limiter and D1 are asked at the same time: two round trips, one wait.
+  const [, [[counted], [found]]] = await Promise.all([
+    enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
+    conversationId === null ? Promise.all([generatingQuery, []]) : db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]),
+  ]);
+  const generating = counted?.n ?? 0;
+  const conversation = found ?? null;
+  if (conversationId !== null) {
+    if (!conversation) throw notFound("Conversation");
+    if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
   }
   const cap = getConfig(c.env).maxConcurrentGenerations;
   if (generating >= cap) {
