@@ -3,7 +3,7 @@
 //   FAKE_TTFT_MS (50)  time to the first token    FAKE_GAP_MS (5)   gap between tokens
 //   FAKE_TOKENS (64)   tokens per reply           FAKE_FAIL_RATE (0) share of requests answered 500
 //   FAKE_PORT (0 = any free port; the chosen one is printed as `listening <port>`)
-// GET /stats returns every request's arrival time (ms since start) and message count.
+// GET /stats returns every request's arrival time (ms since start) and the messages it carried.
 import { createServer } from "node:http";
 
 const knobs = {
@@ -29,7 +29,7 @@ const server = createServer(async (req, res) => {
   let raw = "";
   for await (const chunk of req) raw += chunk;
   const body = JSON.parse(raw);
-  requests.push({ arrived_ms: Math.round(arrivedMs * 10) / 10, messages: body.messages.length });
+  requests.push({ arrived_ms: Math.round(arrivedMs * 10) / 10, messages: body.messages });
 
   if (Math.random() < knobs.failRate) {
     res.writeHead(500, { "Content-Type": "application/json" });
