@@ -176,6 +176,23 @@ test("searches the sidebar, on a phone-width screen too", async () => {
   await page.close();
 });
 
+test("an expired access token is refreshed without sending the user back to the login form", async () => {
+  const page = await loggedInPage();
+  const before = await page.evaluate(() => {
+    const tokens = JSON.parse(sessionStorage.getItem("genai-edge.tokens"));
+    tokens.access = "an.expired.token";
+    sessionStorage.setItem("genai-edge.tokens", JSON.stringify(tokens));
+    return tokens;
+  });
+  await page.reload();
+  await page.locator("#user-email", { hasText: account.email }).waitFor();
+  const after = await page.evaluate(() => JSON.parse(sessionStorage.getItem("genai-edge.tokens")));
+  assert.notEqual(after.access, before.access);
+  assert.notEqual(after.refresh, before.refresh);
+  assert.ok(await page.locator("#auth").isHidden());
+  await page.close();
+});
+
 test("unknown paths still get the API's JSON 404, not the page", async () => {
   const response = await fetch(`${BASE}/no-such-page`);
   assert.equal(response.status, 404);

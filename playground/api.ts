@@ -64,7 +64,16 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, [body?.error?.message ?? response.statusText, details].filter(Boolean).join(" — "));
 }
 
-async function refreshTokens(): Promise<boolean> {
+// One refresh at a time: refresh tokens rotate, and presenting the same one twice (two requests
+// that got a 401 together) would look like theft and revoke the session.
+let refreshing: Promise<boolean> | null = null;
+
+function refreshTokens(): Promise<boolean> {
+  refreshing ??= exchangeRefreshToken().finally(() => (refreshing = null));
+  return refreshing;
+}
+
+async function exchangeRefreshToken(): Promise<boolean> {
   const tokens = loadTokens();
   if (!tokens) return false;
   const response = await fetch("/auth/token/refresh/", {
