@@ -71,15 +71,19 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
     .update(conversations)
     .set({ title: conversation.title, titleSearch: conversation.titleSearch })
     .where(and(eq(conversations.id, conversation.id), isNull(conversations.title)));
-  const results = await db.batch([
-    historyQuery(db, conversation.id, rows.userMessage.order),
+  const writes = [
     conversationWrite,
     db.insert(messages).values([rows.userMessage, rows.aiMessage]),
     db.insert(aiResponses).values(rows.aiResponse),
     ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
-  ]);
+  ] as const;
+  if (!readHistory) {
+    await db.batch(writes);
+    return null;
+  }
   // The history query runs first in the batch, before this turn's own rows exist.
-  return readHistory ? [...toHistory(results[0]), { role: "user", content: rows.userMessage.content }] : null;
+  const [earlier] = await db.batch([historyQuery(db, conversation.id, rows.userMessage.order), ...writes]);
+  return [...toHistory(earlier), { role: "user", content: rows.userMessage.content }];
 }
 
 /** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
