@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, callJson, createUser, expectError } from "./helpers";
@@ -73,6 +74,18 @@ describe("Idempotency-Key", () => {
     const [a, b] = [await first.json<any>(), await second.json<any>()];
     expect(b.ai_response).toEqual(a.ai_response);
     expect(b.error).toMatchObject({ code: "upstream_error", details: { code: "upstream_error" } });
+  });
+
+  it("forgets a key after 24 hours: reusing it then is refused instead of replayed", async () => {
+    const user = await createUser();
+    const init = { token: user.access, headers: { "Idempotency-Key": "old-key" }, body: { content: "[stub: tokens=2] hi" } };
+    const first = await callJson("/start_conversation/", { ...init, status: 201 });
+    const stub = env.CONVERSATION.get(env.CONVERSATION.idFromName(first.conversation.id));
+    await runInDurableObject(stub, (_, state) => {
+      state.storage.sql.exec("UPDATE idempotency_keys SET created_at = created_at - ?", 25 * 60 * 60 * 1000);
+    });
+    await expectError(await call("/start_conversation/", init), 422, "idempotency_key_reused");
+    expect(await countRows(first.conversation.id)).toEqual({ messages: 2, responses: 1 });
   });
 
   it("refuses the same key with a different body (422), keeps keys per user, and validates the key", async () => {

@@ -113,6 +113,9 @@ describe("HTTP hygiene", () => {
     expect(ok.status).toBe(204);
     expect(ok.headers.get("Access-Control-Allow-Origin")).toBe("https://chat.example.com");
     expect(ok.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("authorization");
+    const simple = await app.request("/health", { headers: { Origin: "https://chat.example.com" } }, { ...env, ALLOWED_ORIGINS: "https://chat.example.com" });
+    expect(simple.headers.get("Access-Control-Allow-Origin")).toBe("https://chat.example.com");
+    expect(simple.headers.get("Access-Control-Expose-Headers")).toContain("X-Request-Id");
     const denied = await preflight("https://evil.example", "https://chat.example.com");
     expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull();
     const byDefault = await call("/health", { headers: { Origin: "https://chat.example.com" } });
