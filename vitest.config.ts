@@ -15,7 +15,7 @@ export default defineConfig(async () => {
             OPENAI_API_KEY: "",
             // Fast stand-in and short timeouts keep the suite quick; tests script slower cases.
             OFFLINE_MODEL_TOKEN_DELAY_MS: "2",
-            MODEL_IDLE_TIMEOUT_MS: "400",
+            MODEL_IDLE_TIMEOUT_MS: "1000",
             MODEL_TIMEOUT_MS: "5000",
             MODEL_MAX_RETRIES: "0",
             MAX_MESSAGE_LENGTH: "2000",
