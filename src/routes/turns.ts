@@ -149,10 +149,13 @@ async function admitTurn(c: Context<AppEnv>, conversationId: string | null): Pro
     .select({ n: count() })
     .from(aiResponses)
     .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
+  const noConversationToLoad: Conversation[] = [];
   // The rate limiter and D1 are asked at the same time: two round trips, one wait.
   const [, [[counted], [found]]] = await Promise.all([
     enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
-    conversationId === null ? Promise.all([generatingQuery, []]) : db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]),
+    conversationId === null
+      ? Promise.all([generatingQuery, noConversationToLoad])
+      : db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]),
   ]);
   const generating = counted?.n ?? 0;
   const conversation = found ?? null;
