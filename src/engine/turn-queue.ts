@@ -5,15 +5,9 @@
  */
 export class TurnQueue {
   #tail: Promise<unknown> = Promise.resolve();
-  #pending = 0;
-
-  get pending(): number {
-    return this.#pending;
-  }
 
   enqueue<T>(task: () => Promise<T>): Promise<T> {
-    this.#pending++;
-    const run = this.#tail.then(task).finally(() => this.#pending--);
+    const run = this.#tail.then(task);
     // A failed task must not stall the tasks behind it.
     this.#tail = run.catch(() => undefined);
     return run;
