@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { formatUuid, toHex } from "./ids";
 import { hmacSha256 } from "./tokens";
 
 export const IdempotencyHeadersSchema = z.object({
@@ -11,11 +12,9 @@ export const IdempotencyHeadersSchema = z.object({
     .openapi({ description: "Retries with the same key within 24 h return the original result instead of sending again." }),
 });
 
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-
 /** Identifies what was sent with a key, so the same key with another body can be refused. */
 export async function requestHash(request: unknown): Promise<string> {
-  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(request)))));
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(request)))));
 }
 
 /**
@@ -24,9 +23,5 @@ export async function requestHash(request: unknown): Promise<string> {
  * An HMAC under the server secret keeps it unguessable; formatted as a UUID version 8.
  */
 export async function conversationIdForKey(env: Env, userId: string, key: string): Promise<string> {
-  const bytes = (await hmacSha256(env, `start_conversation\0${userId}\0${key}`)).slice(0, 16);
-  bytes[6] = 0x80 | (bytes[6]! & 0x0f);
-  bytes[8] = 0x80 | (bytes[8]! & 0x3f);
-  const h = hex(bytes);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return formatUuid((await hmacSha256(env, `start_conversation\0${userId}\0${key}`)).slice(0, 16), 8);
 }

@@ -26,10 +26,17 @@ export function newId(): string {
   bytes[3] = (ms >>> 16) & 0xff;
   bytes[4] = (ms >>> 8) & 0xff;
   bytes[5] = ms & 0xff;
-  bytes[6] = 0x70 | (sequence >>> 8);
   bytes[7] = sequence & 0xff;
+  return formatUuid(bytes, 7, sequence >>> 8);
+}
+
+export const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** 16 bytes as a UUID string of `version`, with the RFC 9562 variant; `high` is the 4 bits after the version. */
+export function formatUuid(bytes: Uint8Array, version: number, high = bytes[6]! & 0x0f): string {
+  bytes[6] = (version << 4) | high;
   bytes[8] = 0x80 | (bytes[8]! & 0x3f);
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = toHex(bytes);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
