@@ -34,6 +34,15 @@ export const renderUser = (user: User): z.infer<typeof UserSchema> => ({
   date_joined: user.dateJoined,
 });
 
+export const TokenPairSchema = z
+  .object({
+    access: z.string(),
+    refresh: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int().openapi({ description: "Seconds until the access token expires." }),
+  })
+  .openapi("TokenPair");
+
 export const ConversationSchema = z
   .object({
     id: z.string(),

@@ -1,17 +1,14 @@
+import type { z } from "@hono/zod-openapi";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { getDb } from "../db/client";
 import { refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
+import type { TokenPairSchema } from "../schemas";
 import { newId, nowIso } from "./ids";
 import { log } from "./log";
 import { ACCESS_TOKEN_TTL_SECONDS, REFRESH_TOKEN_TTL_SECONDS, signToken, verifyToken } from "./tokens";
 
-export interface TokenPair {
-  access: string;
-  refresh: string;
-  token_type: "Bearer";
-  expires_in: number;
-}
+export type TokenPair = z.infer<typeof TokenPairSchema>;
 
 const INVALID_REFRESH = "Not a valid refresh token.";
 
@@ -76,27 +73,22 @@ export async function rotateSession(env: Env, refreshJwt: string): Promise<Token
     db.select({ isActive: users.isActive }).from(users).where(eq(users.id, claims.userId)),
   ]);
   if (marked.length === 1 && user?.isActive) return signPair(env, claims.userId, claims.familyId, nextId);
-  if (marked.length === 1) await revokeFamily(env, claims.familyId);
+  if (marked.length === 1) await revokeSessions(env, { familyId: claims.familyId });
   else {
     const [previous] = await db.select().from(refreshTokens).where(eq(refreshTokens.id, claims.tokenId));
     if (previous?.usedAt && !previous.revokedAt) {
       log.warn("refresh token reused: family revoked", { user_id: claims.userId, family_id: claims.familyId });
-      await revokeFamily(env, claims.familyId);
+      await revokeSessions(env, { familyId: claims.familyId });
     }
   }
   throw new ApiError("unauthorized", INVALID_REFRESH);
 }
 
-export async function revokeFamily(env: Env, familyId: string): Promise<void> {
-  await getDb(env)
-    .update(refreshTokens)
-    .set({ revokedAt: nowIso() })
-    .where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt)));
-}
-
-/** Statement revoking every refresh token of a user, for use in a batch. */
-export const revokeAllFamilies = (env: Env, userId: string) =>
+/** Revokes the live refresh tokens of one family, or with `{ userId }` of every family of a user; a statement, so it can join a batch. */
+export const revokeSessions = (env: Env, which: { familyId: string } | { userId: string }) =>
   getDb(env)
     .update(refreshTokens)
     .set({ revokedAt: nowIso() })
-    .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt)));
+    .where(
+      and("familyId" in which ? eq(refreshTokens.familyId, which.familyId) : eq(refreshTokens.userId, which.userId), isNull(refreshTokens.revokedAt)),
+    );

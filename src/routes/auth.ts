@@ -7,9 +7,9 @@ import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
 import { clientIp, enforceRateLimit } from "../lib/rate-limit";
 import { getDecoyHash, hashPassword, verifyPassword } from "../lib/password";
-import { revokeFamily, rotateSession, startSession } from "../lib/sessions";
+import { revokeSessions, rotateSession, startSession } from "../lib/sessions";
 import { authenticated } from "../middleware";
-import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
+import { errorResponses, jsonBody, jsonResponse, renderUser, TokenPairSchema, UserSchema } from "../schemas";
 
 const EmailSchema = z
   .string()
@@ -29,14 +29,6 @@ export const NewPasswordSchema = z
   .refine((p) => !COMMON_PASSWORDS.has(p.toLowerCase()), "Password is too common.")
   .openapi({ example: "correct horse battery staple" });
 
-const TokenPairSchema = z
-  .object({
-    access: z.string(),
-    refresh: z.string(),
-    token_type: z.literal("Bearer"),
-    expires_in: z.number().int().openapi({ description: "Seconds until the access token expires." }),
-  })
-  .openapi("TokenPair");
 
 const register = createRoute({
   method: "post",
@@ -81,12 +73,16 @@ const logout = createRoute({
   responses: { 204: { description: "Logged out" }, ...errorResponses(401) },
 });
 
+/** Sign-ups and logins count against the client's address and against the email address. */
+const limitAuthAttempts = (env: Env, request: Request, email: string, what: string) =>
+  enforceRateLimit(env.AUTH_RATE_LIMITER, [`ip:${clientIp(request)}`, `email:${email}`], what);
+
 const INVALID_CREDENTIALS = "No active account found with the given credentials.";
 
 export const authRoutes = createRouter()
   .openapi(register, async (c) => {
     const { email, password, name } = c.req.valid("json");
-    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientIp(c.req.raw)}`, `email:${email}`], "sign-up attempts");
+    await limitAuthAttempts(c.env, c.req.raw, email, "sign-up attempts");
     const db = getDb(c.env);
     const passwordHash = await hashPassword(password);
     const [user] = await db
@@ -99,7 +95,7 @@ export const authRoutes = createRouter()
   })
   .openapi(obtainToken, async (c) => {
     const { email, password } = c.req.valid("json");
-    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientIp(c.req.raw)}`, `email:${email}`], "login attempts");
+    await limitAuthAttempts(c.env, c.req.raw, email, "login attempts");
     const [user] = await getDb(c.env).select().from(users).where(eq(users.email, email));
     // Unknown email still pays for one hash so response time does not reveal which emails exist.
     const valid = await verifyPassword(password, user?.passwordHash ?? (await getDecoyHash()));
@@ -108,6 +104,6 @@ export const authRoutes = createRouter()
   })
   .openapi(refreshToken, async (c) => c.json(await rotateSession(c.env, c.req.valid("json").refresh), 200))
   .openapi(logout, async (c) => {
-    await revokeFamily(c.env, c.get("tokenFamily"));
+    await revokeSessions(c.env, { familyId: c.get("tokenFamily") });
     return c.body(null, 204);
   });

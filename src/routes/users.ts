@@ -5,7 +5,7 @@ import { getDb } from "../db/client";
 import { users } from "../db/schema";
 import { invalid, notFound } from "../errors";
 import { hashPassword, verifyPassword } from "../lib/password";
-import { revokeAllFamilies } from "../lib/sessions";
+import { revokeSessions } from "../lib/sessions";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
 import { NewPasswordSchema } from "./auth";
@@ -44,7 +44,7 @@ export const userRoutes = createRouter()
     const db = getDb(c.env);
     await db.batch([
       db.update(users).set({ passwordHash: await hashPassword(new_password) }).where(eq(users.id, user.id)),
-      revokeAllFamilies(c.env, user.id),
+      revokeSessions(c.env, { userId: user.id }),
     ]);
     return c.body(null, 204);
   });
