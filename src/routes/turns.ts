@@ -200,17 +200,15 @@ export const turnRoutes = createRouter()
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
     const content = checkMessageContent(c.env, body.content);
-    const conversation = (await admitTurn(c, id))!;
     const replyTo = body.reply_to ?? null;
-    if (replyTo) {
-      const target = await getDb(c.env).query.messages.findFirst({
-        columns: { id: true },
-        where: and(eq(messages.id, replyTo), eq(messages.conversationId, id)),
-      });
-      if (!target) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    }
+    // The reply_to lookup runs beside the admission checks rather than after them.
+    const [conversation, replyTarget] = await Promise.all([
+      admitTurn(c, id),
+      replyTo ? getDb(c.env).select({ id: messages.id }).from(messages).where(and(eq(messages.id, replyTo), eq(messages.conversationId, id))) : null,
+    ]);
+    if (replyTarget?.length === 0) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
     const outcome = await conversationObject(c.env, id).submitTurn(
-      { conversation, isNewConversation: false, content, replyTo, idempotency: key ? { key, requestHash: await requestHash(["add", id, body]) } : null },
+      { conversation: conversation!, isNewConversation: false, content, replyTo, idempotency: key ? { key, requestHash: await requestHash(["add", id, body]) } : null },
       wantsEventStream(c) ? "sse" : "json",
     );
     return turnResponse(c, outcome);
