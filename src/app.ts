@@ -10,7 +10,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { createRouter } from "./create-router";
 import { getConfig } from "./config";
-import { ApiError, errorStatus, type ErrorCode } from "./errors";
+import { ApiError, type ErrorCode } from "./errors";
 import { log, setLogLevel } from "./lib/log";
 import { authRoutes } from "./routes/auth";
 import { conversationRoutes } from "./routes/conversations";
@@ -25,10 +25,22 @@ function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
   return c.json(error.body(c.get("requestId")), error.status, error.headers);
 }
 
-/** Hono's own exceptions (malformed JSON, unsupported media type) in the API's error shape. */
-function fromHttpException(exception: HTTPException): ApiError {
-  const code = (Object.keys(errorStatus) as ErrorCode[]).find((c) => errorStatus[c] === exception.status) ?? "bad_request";
-  return new ApiError(code, exception.message || "Bad request.");
+/** The code of each status Hono's own exceptions (malformed JSON, unsupported media type, ...) can carry. */
+const httpExceptionCodes: Partial<Record<number, ErrorCode>> = {
+  400: "bad_request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  405: "method_not_allowed",
+  409: "conflict",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "rate_limited",
+};
+
+function fromHttpException(exception: HTTPException): ApiError | null {
+  const code = httpExceptionCodes[exception.status];
+  return code ? new ApiError(code, exception.message || "Bad request.") : null;
 }
 
 export function createApp() {
@@ -62,7 +74,7 @@ export function createApp() {
     methodNotAllowed({
       app,
       onMethodNotAllowed: (c, methods) =>
-        errorResponse(c, new ApiError("method_not_allowed", `Method ${c.req.method} is not allowed here.`, undefined, { Allow: methods.join(", ") })),
+        errorResponse(c, new ApiError("method_not_allowed", `Method ${c.req.method} is not allowed here.`, { headers: { Allow: methods.join(", ") } })),
     }),
   );
   app.use(
@@ -98,7 +110,8 @@ export function createApp() {
   app.notFound((c) => errorResponse(c, new ApiError("not_found", "No such route.")));
   app.onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error);
-    if (error instanceof HTTPException) return errorResponse(c, fromHttpException(error));
+    const known = error instanceof HTTPException ? fromHttpException(error) : null;
+    if (known) return errorResponse(c, known);
     log.error("unhandled error", error, { request_id: c.get("requestId") });
     return errorResponse(c, new ApiError("internal_error", "Internal server error."));
   });

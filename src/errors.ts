@@ -29,17 +29,26 @@ interface ErrorBody {
   };
 }
 
+export interface ApiErrorOptions {
+  /** Machine-readable detail, e.g. the per-field messages of a validation failure. */
+  details?: unknown;
+  headers?: Record<string, string>;
+}
+
 export class ApiError extends Error {
   readonly status: ContentfulStatusCode;
+  readonly details: unknown;
+  readonly headers: Record<string, string> | undefined;
 
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly details?: unknown,
-    readonly headers?: Record<string, string>,
+    { details, headers }: ApiErrorOptions = {},
   ) {
     super(message);
     this.status = errorStatus[code];
+    this.details = details;
+    this.headers = headers;
   }
 
   body(requestId: string): ErrorBody {
@@ -62,4 +71,4 @@ export interface FieldError {
 }
 
 /** A 400 with per-field details, the shape every validation failure uses. */
-export const invalid = (...details: FieldError[]) => new ApiError("validation_failed", "The request is not valid.", details);
+export const invalid = (...details: FieldError[]) => new ApiError("validation_failed", "The request is not valid.", { details });

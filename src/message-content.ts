@@ -14,9 +14,9 @@ export const MessageContentSchema = z
 export function checkMessageContent(env: Env, content: string): string {
   const max = getConfig(env).maxMessageLength;
   if (content.length > max) {
-    throw new ApiError("payload_too_large", `Content is longer than ${max} characters.`, [
-      { field: "content", message: `At most ${max} characters.` },
-    ]);
+    throw new ApiError("payload_too_large", `Content is longer than ${max} characters.`, {
+      details: [{ field: "content", message: `At most ${max} characters.` }],
+    });
   }
   return content;
 }

@@ -10,14 +10,14 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization");
   const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
   if (!match) {
-    throw new ApiError("unauthorized", "Authentication credentials were not provided.", undefined, BEARER_CHALLENGE);
+    throw new ApiError("unauthorized", "Authentication credentials were not provided.", { headers: BEARER_CHALLENGE });
   }
   try {
     const claims = await verifyToken(c.env, match[1]!, "access");
     c.set("userId", claims.userId);
     c.set("tokenFamily", claims.familyId);
   } catch (error) {
-    if (error instanceof ApiError) throw new ApiError(error.code, error.message, undefined, BEARER_CHALLENGE);
+    if (error instanceof ApiError) throw new ApiError(error.code, error.message, { headers: BEARER_CHALLENGE });
     throw error;
   }
   await next();

@@ -50,6 +50,11 @@ export const ConversationSchema = z
     status: z.enum(conversationStatuses),
     model_version: z.string(),
     system_prompt: z.string().nullable(),
+    current_leaf: z.string().nullable().openapi({ description: "The last message of the branch shown and continued by default." }),
+    forked_from: z
+      .object({ conversation: z.string(), message: z.string() })
+      .nullable()
+      .openapi({ description: "For a fork: the conversation and message it was copied from." }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -61,9 +66,28 @@ export const renderConversation = (conversation: Conversation): z.infer<typeof C
   status: conversation.status,
   model_version: conversation.modelVersion,
   system_prompt: conversation.systemPrompt,
+  current_leaf: conversation.currentLeafId,
+  forked_from:
+    conversation.forkedFromConversationId && conversation.forkedFromMessageId
+      ? { conversation: conversation.forkedFromConversationId, message: conversation.forkedFromMessageId }
+      : null,
   created_at: conversation.createdAt,
   updated_at: conversation.updatedAt,
 });
+
+export const SiblingsSchema = z
+  .object({
+    index: z.number().int().positive().openapi({ description: "1-based position among the messages with the same parent, in creation order." }),
+    count: z.number().int().positive(),
+    previous: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `current_leaf` to show the previous sibling's branch (its newest message); null for the first." }),
+    next: z.string().nullable().openapi({ description: "Pass as `current_leaf` to show the next sibling's branch (its newest message); null for the last." }),
+  })
+  .openapi("Siblings", { description: "Listings only: where this message sits among its alternatives (‹ index / count ›)." });
+
+export type Siblings = z.infer<typeof SiblingsSchema>;
 
 export const MessageSchema = z
   .object({
@@ -76,6 +100,8 @@ export const MessageSchema = z
     is_edited: z.boolean(),
     is_deleted: z.boolean(),
     reply_to: z.string().nullable(),
+    parent: z.string().nullable().openapi({ description: "The message before this one on its branch; null for a first message." }),
+    siblings: SiblingsSchema.optional(),
     ai_response_status: z
       .enum(aiResponseStatuses)
       .nullable()
@@ -87,6 +113,7 @@ export const MessageSchema = z
 export const renderMessage = (
   message: Message,
   aiResponseStatus?: AiResponse["status"] | null,
+  siblings?: Siblings,
 ): z.infer<typeof MessageSchema> => ({
   id: message.id,
   conversation: message.conversationId,
@@ -97,6 +124,8 @@ export const renderMessage = (
   is_edited: message.isEdited,
   is_deleted: message.isDeleted,
   reply_to: message.replyTo,
+  parent: message.parentId,
+  ...(siblings ? { siblings } : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
 });
 
@@ -145,6 +174,11 @@ export const IdParamSchema = z.object({
   id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" }, example: "0193a1f0-8c2e-7d4b-9a51-3f6e2b1c0d9a" }),
 });
 
+export const BooleanQuerySchema = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
 export const PageQuerySchema = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).default(1).openapi({ description: "1-based page number; 10 per page." }),
 });
@@ -158,6 +192,8 @@ export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
       results: z.array(item),
     })
     .openapi(name);
+
+export const MessagePageSchema = pageSchema(MessageSchema, "MessagePage");
 
 /** The error responses a route can answer with, for the OpenAPI document. */
 export const errorResponses = (...statuses: number[]) =>

@@ -28,8 +28,11 @@ describe("messages", () => {
       is_edited: false,
       is_deleted: false,
       reply_to: null,
+      parent: null,
+      siblings: { index: 1, count: 1, previous: null, next: null },
       ai_response_status: "Completed",
     });
+    expect(page1.results[1]).toMatchObject({ parent: start.user_message.id, siblings: { index: 1, count: 1 } });
     expect(page1.results[1]).not.toHaveProperty("ai_response_status");
     const page2 = await callJson(`/conversations/${id}/messages/?page=2`, { token: user.access, status: 200 });
     expect(page2.results.map((m: { order: number }) => m.order)).toEqual([11, 12]);

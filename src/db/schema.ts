@@ -38,6 +38,15 @@ export const conversations = sqliteTable(
     status: text({ enum: conversationStatuses }).notNull().default("Active"),
     modelVersion: text("model_version").notNull(),
     systemPrompt: text("system_prompt"),
+    /** The last message of the branch shown and continued by default; null before the first message. */
+    currentLeafId: text("current_leaf_id"),
+    /**
+     * Bumped by the conversation object on every change of the current leaf. Its D1 writes are
+     * conditional on a lower version, so of two writes that land out of order the newer wins.
+     */
+    leafVersion: integer("leaf_version").notNull().default(0),
+    forkedFromConversationId: text("forked_from_conversation_id"),
+    forkedFromMessageId: text("forked_from_message_id"),
     createdAt: timestampColumn("created_at"),
     updatedAt: timestampColumn("updated_at"),
   },
@@ -64,9 +73,13 @@ export const messages = sqliteTable(
     isEdited: integer("is_edited", { mode: "boolean" }).notNull().default(false),
     isDeleted: integer("is_deleted", { mode: "boolean" }).notNull().default(false),
     replyTo: text("reply_to").references((): AnySQLiteColumn => messages.id),
+    /** The message before this one on its branch; null for a first message. */
+    parentId: text("parent_id").references((): AnySQLiteColumn => messages.id),
   },
   (t) => [
     uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),
+    // The tree skeleton of a conversation (id, parent, order, deleted) read from the index alone.
+    index("messages_conversation_tree").on(t.conversationId, t.order, t.parentId, t.isDeleted, t.id),
     index("messages_user_timestamp").on(t.userId, t.timestamp, t.id),
   ],
 );
@@ -81,10 +94,9 @@ export const aiResponses = sqliteTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id),
-    // The user message this response answers (one-to-one).
+    // The user message this response answers; regenerated replies share it.
     messageId: text("message_id")
       .notNull()
-      .unique()
       .references(() => messages.id),
     // The AI message that carries the reply text.
     aiMessageId: text("ai_message_id")
@@ -104,7 +116,7 @@ export const aiResponses = sqliteTable(
     firstTokenAt: text("first_token_at"),
     completedAt: text("completed_at"),
   },
-  (t) => [index("ai_responses_user_status").on(t.userId, t.status)],
+  (t) => [index("ai_responses_user_status").on(t.userId, t.status), index("ai_responses_message").on(t.messageId, t.id)],
 );
 
 /**

@@ -6,7 +6,9 @@ import type { ErrorCode } from "../errors";
 import { nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
 import { renderAiResponse, renderConversation, renderMessage } from "../schemas";
-import { Heartbeat, ListenerSet } from "./listeners";
+import { Checkpointer } from "./checkpointer";
+import { Heartbeat } from "./listeners";
+import { LiveTurn } from "./live-turn";
 import { classifyModelError, getModelClient, streamChat, TurnFailure } from "./model";
 import { encodeFrame, frameId, parseFrameId } from "./sse";
 import { TurnJournal } from "./turn-journal";
@@ -15,22 +17,24 @@ import {
   acceptTurn,
   checkpointTurn,
   finishTurn,
-  highestOrder,
+  leafWrite,
+  loadBranchState,
   loadHistory,
-  type HistoryMessage,
   loadTurn,
   markInterrupted,
   newTurnRows,
+  ordersNeeded,
+  type TurnPlan,
   type TurnRows,
 } from "./turn-store";
+import { Watchdog } from "./watchdog";
 
 const CHECKPOINT_INTERVAL_MS = 2_000;
 
 export interface TurnRequest {
   conversation: Conversation;
   isNewConversation: boolean;
-  content: string;
-  replyTo: string | null;
+  plan: TurnPlan;
   /** The client's Idempotency-Key and a hash of what it sent with it. */
   idempotency: { key: string; requestHash: string } | null;
 }
@@ -67,57 +71,40 @@ const framesStream = (frames: Uint8Array[]) =>
 const storedFailure = ({ aiResponse }: TurnRows) =>
   aiResponse.status === "Error" ? new TurnFailure((aiResponse.errorCode ?? "upstream_error") as TurnFailure["code"], aiResponse.errorMessage ?? "") : null;
 
-/** A turn this object holds in memory, from acceptance until its reply is stored. */
-interface LiveTurn {
-  rows: TurnRows;
-  systemPrompt: string | null;
-  /** The history read with the accept batch, when no earlier turn could still change it. */
-  history: HistoryMessage[] | null;
-  /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
-  frames: { end: number; bytes: Uint8Array }[];
-  listeners: ListenerSet;
-  abort: AbortController;
-  failure: TurnFailure | null;
-  /** Resolves true once the user message and the Generating response are committed to D1. */
-  accepted: PromiseWithResolvers<boolean>;
-  isAccepted: boolean;
-  finished: PromiseWithResolvers<void>;
-}
-
 /**
- * One object per conversation owns that conversation's write path: it assigns message orders,
- * runs the model turns one at a time, and fans the streamed reply out to SSE listeners.
+ * One object per conversation owns that conversation's write path: it assigns message orders and
+ * the current leaf of the conversation tree, runs the model turns one at a time, and fans the
+ * streamed reply out to SSE listeners.
  *
- * Its own SQLite (the journal) holds the order counter, the turns not yet finished, and the text
- * of the reply in flight, so a restart can tell what was streamed (see `recover`).
+ * Its own SQLite (the journal) holds the order counter, the current leaf, the turns not yet
+ * finished, and the text of the reply in flight, so a restart can tell what was streamed (see `recover`).
  */
 export class ConversationObject extends DurableObject<Env> {
   readonly #journal = new TurnJournal(this.ctx.storage.sql);
   readonly #queue = new TurnQueue();
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
-  /** Resolved once the order counter exists in this object's storage. */
-  #orderReady: Promise<void> | undefined;
-  /** The turn whose reply is being generated. */
-  #current: LiveTurn | null = null;
+  /** Resolved once the order counter and the current leaf exist in this object's storage. */
+  #initialized: Promise<void> | undefined;
   #alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(env.LOG_LEVEL);
-    if (this.#journal.hasCounter()) this.#orderReady = Promise.resolve();
+    if (this.#journal.isInitialized()) this.#initialized = Promise.resolve();
     this.#recover();
   }
 
-  /** Accepts a user message, reserves its order and its reply's, and queues the reply. */
+  /** Accepts a turn, reserves its orders, makes its reply the current leaf, and queues the reply. */
   async submitTurn(request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
-    const { conversation, isNewConversation, idempotency } = request;
+    const { conversation, isNewConversation, idempotency, plan } = request;
     const usedBefore = this.#journal.hasCounter();
-    await (this.#orderReady ??= this.#initCounter(isNewConversation ? null : conversation.id));
+    await this.#ensureInitialized(isNewConversation ? null : conversation.id);
 
     // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
-    // so every turn gets a distinct (n, n+1), the queue runs turns in the order reserved, and of
-    // concurrent requests with one Idempotency-Key exactly one gets past this check.
+    // so every turn gets distinct orders and the parent it was accepted after, the queue runs
+    // turns in the order reserved, and of concurrent requests with one Idempotency-Key exactly
+    // one gets past this check.
     if (idempotency) {
       const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
       if (previous) return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
@@ -128,47 +115,43 @@ export class ConversationObject extends DurableObject<Env> {
     if (this.#turns.size >= maxQueued) {
       return { kind: "rejected", code: "rate_limited", message: `This conversation already has ${maxQueued} replies waiting; wait for them to finish.`, headers: { "Retry-After": "5" } };
     }
-    const userOrder = this.#journal.reserveOrders();
+    const firstOrder = this.#journal.reserveOrders(ordersNeeded(plan));
+    const previousLeaf = this.#journal.currentLeaf();
+    const rows = newTurnRows(conversation, plan, previousLeaf, firstOrder, 0);
+    rows.conversation.leafVersion = this.#journal.moveLeaf(rows.aiMessage.id);
     // With no earlier turn unfinished, the history cannot change before this turn starts, so it
     // is read in the accept batch: one D1 round trip less before the first token.
     const readHistoryNow = this.#turns.size === 0;
-    const rows = newTurnRows(conversation, request.content, request.replyTo, userOrder);
     this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
     if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
-    const turn: LiveTurn = {
-      rows,
-      systemPrompt: conversation.systemPrompt,
-      history: null,
-      frames: [],
-      listeners: new ListenerSet(),
-      abort: new AbortController(),
-      failure: null,
-      accepted: Promise.withResolvers<boolean>(),
-      isAccepted: false,
-      finished: Promise.withResolvers<void>(),
-    };
+    const turn = new LiveTurn(rows, conversation.systemPrompt);
     this.#turns.set(rows.aiMessage.id, turn);
-    this.#queue
-      .enqueue(() => this.#generate(turn))
-      .catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    this.#queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
     this.#ensureAlarm();
 
     try {
-      turn.history = await acceptTurn(getDb(this.env), rows, isNewConversation, readHistoryNow);
+      turn.accepted(await acceptTurn(getDb(this.env), rows, isNewConversation, readHistoryNow));
     } catch (error) {
       this.#turns.delete(rows.aiMessage.id);
       this.#journal.close(rows.aiMessage.id);
+      // Turns accepted after this one chained onto it and fail the same way (their parent is missing).
+      this.#journal.restoreLeaf(rows.aiMessage.id, previousLeaf);
       if (idempotency) this.#journal.forgetIdempotent(conversation.userId, idempotency.key);
-      turn.accepted.resolve(false);
+      turn.rejected();
       log.error("accepting a turn failed", error, { conversation_id: conversation.id });
       return STORE_FAILED;
     }
-    turn.isAccepted = true;
-    turn.accepted.resolve(true);
 
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
-    await turn.finished.promise;
+    await turn.whenFinished();
     return { kind: "result", result: this.#result(turn) };
+  }
+
+  /** Makes `messageId` (a message of this conversation, checked by the caller) the current leaf. */
+  async setCurrentLeaf(conversationId: string, messageId: string): Promise<void> {
+    await this.#ensureInitialized(conversationId);
+    const version = this.#journal.moveLeaf(messageId);
+    await leafWrite(getDb(this.env), conversationId, messageId, version);
   }
 
   /**
@@ -178,17 +161,32 @@ export class ConversationObject extends DurableObject<Env> {
    */
   async attach(conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | null> {
     if (lastEventId === null) {
-      const next = this.#current ?? this.#acceptedTurns().sort((a, b) => a.rows.userMessage.order - b.rows.userMessage.order)[0];
+      const next = this.#generating() ?? this.#storedTurns().sort((a, b) => a.rows.aiMessage.order - b.rows.aiMessage.order)[0];
       return next ? this.#listen(next, "start") : null;
     }
     const position = parseFrameId(lastEventId);
     if (!position) return null;
     const live = this.#turns.get(position.aiMessageId);
-    if (live?.isAccepted) return this.#listen(live, position.offset === "end" ? "start" : position.offset);
+    if (live?.isStored) return this.#listen(live, position.offset === "end" ? "start" : position.offset);
 
     const stored = await loadTurn(getDb(this.env), conversationId, position.aiMessageId);
     if (!stored) return null;
     return framesStream(this.#storedFrames(stored, position.offset === "end" ? stored.aiMessage.content.length : position.offset));
+  }
+
+  /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
+  async cancel(): Promise<TurnResult | null> {
+    const current = this.#generating();
+    if (!current) return null;
+    current.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    await current.whenFinished();
+    return this.#result(current);
+  }
+
+  override async alarm(): Promise<void> {
+    // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
+    this.#alarmSet = false;
+    if (this.#turns.size > 0) this.#ensureAlarm();
   }
 
   /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
@@ -196,9 +194,9 @@ export class ConversationObject extends DurableObject<Env> {
     if (bodyDiffers) return KEY_REUSED;
     const live = this.#turns.get(aiMessageId);
     if (live) {
-      if (!(await live.accepted.promise)) return STORE_FAILED;
+      if (!(await live.whenAccepted())) return STORE_FAILED;
       if (mode === "sse") return { kind: "stream", stream: this.#listen(live, "start") };
-      await live.finished.promise;
+      await live.whenFinished();
       return { kind: "result", result: this.#result(live) };
     }
     const stored = await loadTurn(getDb(this.env), conversationId, aiMessageId);
@@ -217,21 +215,6 @@ export class ConversationObject extends DurableObject<Env> {
     return frames;
   }
 
-  /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
-  async cancel(): Promise<TurnResult | null> {
-    const current = this.#current;
-    if (!current) return null;
-    current.abort.abort(new TurnFailure("cancelled", "cancelled"));
-    await current.finished.promise;
-    return this.#result(current);
-  }
-
-  override async alarm(): Promise<void> {
-    // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
-    this.#alarmSet = false;
-    if (this.#turns.size > 0) this.#ensureAlarm();
-  }
-
   /** An alarm after the longest a turn can take, so a restart mid-turn is recovered even if no request comes. */
   #ensureAlarm(): void {
     if (this.#alarmSet) return;
@@ -239,108 +222,90 @@ export class ConversationObject extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
   }
 
-  /** Starts the counter after the highest order in D1 (none for a conversation this object creates). */
-  async #initCounter(conversationId: string | null): Promise<void> {
-    try {
-      const highest = conversationId ? await highestOrder(getDb(this.env), conversationId) : 0;
-      this.#journal.initCounter(highest + 1);
-    } catch (error) {
-      this.#orderReady = undefined;
+  /** Starts the counter after the highest order in D1 and the leaf where D1 has it (a conversation this object creates has neither). */
+  #ensureInitialized(conversationId: string | null): Promise<void> {
+    this.#initialized ??= (async () => {
+      const state = conversationId ? await loadBranchState(getDb(this.env), conversationId) : { highestOrder: 0, currentLeafId: null, leafVersion: 0 };
+      this.#journal.initialize(state.highestOrder + 1, state.currentLeafId, state.leafVersion);
+    })().catch((error) => {
+      this.#initialized = undefined;
       throw error;
-    }
+    });
+    return this.#initialized;
   }
 
-  #acceptedTurns(): LiveTurn[] {
-    return [...this.#turns.values()].filter((t) => t.isAccepted);
+  #generating(): LiveTurn | undefined {
+    for (const turn of this.#turns.values()) if (turn.phase === "generating") return turn;
+    return undefined;
   }
 
-  async #generate(turn: LiveTurn): Promise<void> {
+  #storedTurns(): LiveTurn[] {
+    return [...this.#turns.values()].filter((t) => t.isStored);
+  }
+
+  async #run(turn: LiveTurn): Promise<void> {
+    if (!(await turn.whenAccepted())) return;
+    turn.generating();
+    await this.#streamReply(turn);
+    await this.#finish(turn);
+  }
+
+  /** Calls the model and fans its deltas out; any failure ends up in `turn.failure`. */
+  async #streamReply(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
     const db = getDb(this.env);
-    const config = getConfig(this.env).model;
+    const config = getConfig(this.env);
     const signal = turn.abort.signal;
-    if (!(await turn.accepted.promise)) return;
-    this.#current = turn;
-
-    let text = "";
-    let lastActivity = Date.now();
-    let lastCheckpoint = Date.now();
-    let checkpoint: Promise<void> = Promise.resolve();
-    let checkpointInFlight = false;
-    const overall = setTimeout(
-      () => turn.abort.abort(new TurnFailure("upstream_timeout", `The model did not finish within ${config.timeoutMs / 1000} s.`)),
-      config.timeoutMs,
-    );
-    // One timer, re-armed only when it fires early: cheaper than resetting it on every token.
-    let idleTimer: ReturnType<typeof setTimeout>;
-    const watchIdle = () => {
-      const idleFor = Date.now() - lastActivity;
-      if (idleFor >= config.idleTimeoutMs) {
-        turn.abort.abort(new TurnFailure("upstream_timeout", `The model sent nothing for ${config.idleTimeoutMs / 1000} s.`));
-      } else {
-        idleTimer = setTimeout(watchIdle, config.idleTimeoutMs - idleFor);
-      }
-    };
-    idleTimer = setTimeout(watchIdle, config.idleTimeoutMs);
-
+    const watchdog = new Watchdog(turn.abort, config.model);
+    const checkpointer = new Checkpointer(CHECKPOINT_INTERVAL_MS, (text) => checkpointTurn(db, rows, text), { ai_message_id: rows.aiMessage.id });
     try {
       if (signal.aborted) throw signal.reason;
-      const history = turn.history ?? (await loadHistory(db, rows.conversation.id, rows.userMessage.order));
+      const history = turn.history ?? (await loadHistory(db, rows.userMessage.id));
       const messages = turn.systemPrompt ? [{ role: "system" as const, content: turn.systemPrompt }, ...history] : history;
-      for await (const event of streamChat(getModelClient(getConfig(this.env)), rows.aiResponse.model, messages, signal)) {
-        lastActivity = Date.now();
+      for await (const event of streamChat(getModelClient(config), rows.aiResponse.model, messages, signal)) {
+        const now = watchdog.touch();
         if (event.type === "model") {
           // The upstream's own name for the model that answered, e.g. a dated snapshot.
           rows.aiResponse.model = event.model;
-          continue;
-        }
-        if (event.type === "usage") {
+        } else if (event.type === "usage") {
           rows.aiResponse.promptTokens = event.promptTokens;
           rows.aiResponse.completionTokens = event.completionTokens;
           rows.aiResponse.totalTokens = event.totalTokens;
-          continue;
-        }
-        rows.aiResponse.firstTokenAt ??= new Date(lastActivity).toISOString();
-        text += event.content;
-        this.#journal.append(rows.aiMessage.id, event.content);
-        const bytes = encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: event.content });
-        turn.frames.push({ end: text.length, bytes });
-        turn.listeners.send(bytes);
-        // Checkpoints go to D1 in the background, one at a time; the token loop never waits on them.
-        if (!checkpointInFlight && lastActivity - lastCheckpoint >= CHECKPOINT_INTERVAL_MS) {
-          checkpointInFlight = true;
-          lastCheckpoint = lastActivity;
-          checkpoint = checkpointTurn(db, rows, text)
-            .catch((error) => log.error("checkpoint failed", error, { ai_message_id: rows.aiMessage.id }))
-            .finally(() => (checkpointInFlight = false));
+        } else {
+          rows.aiResponse.firstTokenAt ??= new Date(now).toISOString();
+          turn.addDelta(event.content);
+          this.#journal.append(rows.aiMessage.id, event.content);
+          checkpointer.offer(turn.text, now);
         }
       }
       if (signal.aborted) throw signal.reason;
-      if (text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
+      if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
     } catch (error) {
       turn.failure = classifyModelError(error, signal);
       if (!(error instanceof TurnFailure) && turn.failure.code !== "cancelled") {
         log.warn("model call failed", { code: turn.failure.code, error: String(error), ai_message_id: rows.aiMessage.id });
       }
     } finally {
-      clearTimeout(overall);
-      clearTimeout(idleTimer!);
+      watchdog.stop();
     }
+    await checkpointer.settled();
+  }
 
+  /** Stores the reply with its outcome, then sends the last frame and lets the next turn run. */
+  async #finish(turn: LiveTurn): Promise<void> {
+    const { rows, failure } = turn;
     const finishedAt = nowIso();
-    rows.aiMessage.content = text;
+    rows.aiMessage.content = turn.text;
     rows.conversation.updatedAt = finishedAt;
     Object.assign(rows.aiResponse, {
-      responseContent: text,
-      status: turn.failure ? "Error" : "Completed",
-      errorCode: turn.failure?.code ?? null,
-      errorMessage: turn.failure?.message ?? null,
+      responseContent: turn.text,
+      status: failure ? "Error" : "Completed",
+      errorCode: failure?.code ?? null,
+      errorMessage: failure?.message ?? null,
       completedAt: finishedAt,
     });
-    // A checkpoint landing after the final write would put back an older text.
-    await checkpoint;
     try {
-      await finishTurn(db, rows);
+      await finishTurn(getDb(this.env), rows);
       this.#journal.close(rows.aiMessage.id);
     } catch (error) {
       // The turn stays in this object's storage; the next start marks it interrupted.
@@ -348,16 +313,14 @@ export class ConversationObject extends DurableObject<Env> {
     }
     log.info("model call", {
       model: rows.aiResponse.model,
-      outcome: turn.failure?.code ?? "completed",
+      outcome: failure?.code ?? "completed",
       prompt_tokens: rows.aiResponse.promptTokens,
       completion_tokens: rows.aiResponse.completionTokens,
       ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
       conversation_id: rows.conversation.id,
     });
     this.#turns.delete(rows.aiMessage.id);
-    this.#current = null;
-    turn.listeners.close(this.#finalFrame(this.#result(turn)));
-    turn.finished.resolve();
+    turn.finished(this.#finalFrame(this.#result(turn)));
   }
 
   #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {

@@ -18,9 +18,10 @@ export interface UnfinishedTurn {
 }
 
 /**
- * The conversation object's own SQLite: the order counter, the turns not yet stored in D1, the
- * text of the reply in flight, and the Idempotency-Keys of the last 24 hours. All calls are synchronous, so callers can rely on nothing
- * interleaving between a read and a write.
+ * The conversation object's own SQLite: the order counter, the current leaf of the conversation
+ * tree, the turns not yet stored in D1, the text of the reply in flight, and the Idempotency-Keys
+ * of the last 24 hours. All calls are synchronous, so callers can rely on nothing interleaving
+ * between a read and a write.
  */
 export class TurnJournal {
   readonly #sql: SqlStorage;
@@ -30,6 +31,7 @@ export class TurnJournal {
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS order_counter (id INTEGER PRIMARY KEY CHECK (id = 1), next_order INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS branch_state (id INTEGER PRIMARY KEY CHECK (id = 1), current_leaf TEXT, leaf_version INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS unfinished_turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS reply_chunks (ai_message_id TEXT NOT NULL, content TEXT NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS reply_chunks_turn ON reply_chunks (ai_message_id)`);
@@ -73,15 +75,39 @@ export class TurnJournal {
     return this.#sql.exec(`SELECT 1 FROM order_counter`).toArray().length > 0;
   }
 
-  /** Sets the counter unless it exists: the first caller wins. */
-  initCounter(nextOrder: number): void {
-    this.#sql.exec(`INSERT OR IGNORE INTO order_counter (id, next_order) VALUES (1, ?)`, nextOrder);
+  /** Whether the counter and the branch state are both set (objects older than the tree lack the latter). */
+  isInitialized(): boolean {
+    return this.hasCounter() && this.#sql.exec(`SELECT 1 FROM branch_state`).toArray().length > 0;
   }
 
-  /** Reserves two consecutive orders (user message, its reply) and returns the first. */
-  reserveOrders(): number {
-    const [row] = this.#sql.exec<{ next_order: number }>(`UPDATE order_counter SET next_order = next_order + 2 WHERE id = 1 RETURNING next_order`).toArray();
-    return row!.next_order - 2;
+  /** Sets the counter and the current leaf where they are not set yet: the first caller wins. */
+  initialize(nextOrder: number, currentLeaf: string | null, leafVersion: number): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO order_counter (id, next_order) VALUES (1, ?)`, nextOrder);
+    this.#sql.exec(`INSERT OR IGNORE INTO branch_state (id, current_leaf, leaf_version) VALUES (1, ?, ?)`, currentLeaf, leafVersion);
+  }
+
+  /** Reserves `count` consecutive orders and returns the first. */
+  reserveOrders(count: number): number {
+    const [row] = this.#sql
+      .exec<{ next_order: number }>(`UPDATE order_counter SET next_order = next_order + ? WHERE id = 1 RETURNING next_order`, count)
+      .toArray();
+    return row!.next_order - count;
+  }
+
+  currentLeaf(): string | null {
+    return this.#sql.exec<{ current_leaf: string | null }>(`SELECT current_leaf FROM branch_state`).one().current_leaf;
+  }
+
+  /** Makes `leafId` the current leaf and returns the new version, to guard its D1 write with. */
+  moveLeaf(leafId: string): number {
+    return this.#sql
+      .exec<{ leaf_version: number }>(`UPDATE branch_state SET current_leaf = ?, leaf_version = leaf_version + 1 WHERE id = 1 RETURNING leaf_version`, leafId)
+      .one().leaf_version;
+  }
+
+  /** Puts the leaf back to `previous` if it still is `failed`, a reply whose messages never reached D1. */
+  restoreLeaf(failed: string, previous: string | null): void {
+    this.#sql.exec(`UPDATE branch_state SET current_leaf = ? WHERE id = 1 AND current_leaf = ?`, previous, failed);
   }
 
   open(aiMessageId: string, aiResponseId: string): void {

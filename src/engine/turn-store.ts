@@ -1,35 +1,55 @@
-import { and, asc, eq, isNull, lte, max } from "drizzle-orm";
-import type { Database } from "../db/client";
+import { and, asc, eq, isNull, lt, max, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
+import { titleFromMessage } from "../conversation-rules";
+import type { Database } from "../db/client";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
 import type { ChatMessage } from "./model";
+
+/** What a turn adds to the conversation tree. */
+export type TurnPlan =
+  /** A new user message after the current leaf (add_message, start_conversation). */
+  | { kind: "send"; content: string; replyTo: string | null }
+  /** A new user message beside `original` (same parent), with its own reply: edit-and-resend. */
+  | { kind: "resend"; original: Message; content: string }
+  /** A new reply to the stored user message `userMessage`, beside its earlier replies. */
+  | { kind: "regenerate"; userMessage: Message; model: string | null };
 
 /** The D1 side of a turn: the rows it writes, each write one batch (one round trip, atomic). */
 export interface TurnRows {
   conversation: Conversation;
   userMessage: Message;
+  /** False when the user message already exists (regenerate). */
+  isNewUserMessage: boolean;
   aiMessage: Message;
   aiResponse: AiResponse;
 }
 
-const TITLE_FROM_MESSAGE_LENGTH = 60;
+/** How many orders a turn of this plan reserves: the user message (unless it exists) and the reply. */
+export const ordersNeeded = (plan: TurnPlan) => (plan.kind === "regenerate" ? 1 : 2);
 
-function titleFromMessage(content: string): string {
-  const text = content.trim().replace(/\s+/g, " ");
-  return text.length > TITLE_FROM_MESSAGE_LENGTH ? `${text.slice(0, TITLE_FROM_MESSAGE_LENGTH).trimEnd()}…` : text;
-}
-
-/** The rows of a new turn: the user message at `userOrder`, its empty reply right after it, and the Generating response. */
-export function newTurnRows(conversation: Conversation, content: string, replyTo: string | null, userOrder: number): TurnRows {
+/**
+ * The rows of a new turn. `parentId` is the current leaf for a send; `firstOrder` the first of the
+ * orders reserved for it; `leafVersion` the version under which its reply becomes the current leaf.
+ */
+export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId: string | null, firstOrder: number, leafVersion: number): TurnRows {
   const now = nowIso();
-  const title = conversation.title ?? (userOrder === 1 ? titleFromMessage(content) : null);
-  const message = { conversationId: conversation.id, userId: conversation.userId, timestamp: now, isEdited: false, isDeleted: false };
-  const userMessage: Message = { ...message, id: newId(), sender: "user", content, order: userOrder, replyTo };
-  const aiMessage: Message = { ...message, id: newId(), sender: "ai", content: "", order: userOrder + 1, replyTo: userMessage.id };
+  const base = { conversationId: conversation.id, userId: conversation.userId, timestamp: now, isEdited: false, isDeleted: false };
+  let userMessage: Message;
+  if (plan.kind === "regenerate") {
+    userMessage = plan.userMessage;
+  } else {
+    const replyTo = plan.kind === "send" ? plan.replyTo : plan.original.replyTo;
+    const parent = plan.kind === "send" ? parentId : plan.original.parentId;
+    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent };
+  }
+  const aiOrder = plan.kind === "regenerate" ? firstOrder : firstOrder + 1;
+  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id };
+  const title = conversation.title ?? (plan.kind === "send" && firstOrder === 1 ? titleFromMessage(plan.content) : null);
   return {
-    conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now },
+    conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now, currentLeafId: aiMessage.id, leafVersion },
     userMessage,
+    isNewUserMessage: plan.kind !== "regenerate",
     aiMessage,
     aiResponse: {
       id: newId(),
@@ -40,7 +60,7 @@ export function newTurnRows(conversation: Conversation, content: string, replyTo
       status: "Generating",
       errorCode: null,
       errorMessage: null,
-      model: conversation.modelVersion,
+      model: (plan.kind === "regenerate" && plan.model) || conversation.modelVersion,
       promptTokens: null,
       completionTokens: null,
       totalTokens: null,
@@ -51,16 +71,30 @@ export function newTurnRows(conversation: Conversation, content: string, replyTo
   };
 }
 
-export async function highestOrder(db: Database, conversationId: string): Promise<number> {
-  const [row] = await db.select({ order: max(messages.order) }).from(messages).where(eq(messages.conversationId, conversationId));
-  return row?.order ?? 0;
+/** The highest order in use and the current leaf: where a conversation object starts from. */
+export async function loadBranchState(db: Database, conversationId: string): Promise<{ highestOrder: number; currentLeafId: string | null; leafVersion: number }> {
+  const [[highest], [conversation]] = await db.batch([
+    db.select({ order: max(messages.order) }).from(messages).where(eq(messages.conversationId, conversationId)),
+    db.select({ currentLeafId: conversations.currentLeafId, leafVersion: conversations.leafVersion }).from(conversations).where(eq(conversations.id, conversationId)),
+  ]);
+  return { highestOrder: highest?.order ?? 0, currentLeafId: conversation?.currentLeafId ?? null, leafVersion: conversation?.leafVersion ?? 0 };
 }
+
+/**
+ * Moves the stored current leaf, unless a newer move already landed: the object bumps the version
+ * on every move, and its D1 writes may arrive out of order.
+ */
+export const leafWrite = (db: Database, conversationId: string, leafId: string | null, version: number) =>
+  db
+    .update(conversations)
+    .set({ currentLeafId: leafId, leafVersion: version })
+    .where(and(eq(conversations.id, conversationId), lt(conversations.leafVersion, version)));
 
 export type HistoryMessage = ChatMessage & { role: "user" | "assistant" };
 
 /**
- * Commits the user message, the empty AI message and its Generating response together, and
- * with `readHistory` returns the history the model is to see, read in the same round trip.
+ * Commits the new messages, the Generating response and the new current leaf together, and with
+ * `readHistory` returns the history the model is to see, read in the same round trip.
  */
 export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean, readHistory: boolean): Promise<HistoryMessage[] | null> {
   const { conversation } = rows;
@@ -73,17 +107,18 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
     .where(and(eq(conversations.id, conversation.id), isNull(conversations.title)));
   const writes = [
     conversationWrite,
-    db.insert(messages).values([rows.userMessage, rows.aiMessage]),
+    db.insert(messages).values(rows.isNewUserMessage ? [rows.userMessage, rows.aiMessage] : [rows.aiMessage]),
     db.insert(aiResponses).values(rows.aiResponse),
+    ...(isNewConversation ? [] : [leafWrite(db, conversation.id, conversation.currentLeafId, conversation.leafVersion)]),
     ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
   ] as const;
   if (!readHistory) {
     await db.batch(writes);
     return null;
   }
-  // The history query runs first in the batch, before this turn's own rows exist.
-  const [earlier] = await db.batch([historyQuery(db, conversation.id, rows.userMessage.order), ...writes]);
-  return [...toHistory(earlier), { role: "user", content: rows.userMessage.content }];
+  // The history query runs last in the batch, so it sees this turn's own user message.
+  const results = await db.batch([...writes, historyQuery(db, rows.userMessage.id)]);
+  return toHistory(results.at(-1) as HistoryRow[]);
 }
 
 /** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
@@ -128,19 +163,37 @@ export async function markInterrupted(db: Database, aiMessageId: string, aiRespo
   ]);
 }
 
-const historyQuery = (db: Database, conversationId: string, order: number) =>
+interface HistoryRow {
+  sender: "user" | "ai";
+  content: string;
+}
+
+/** The branch that ends at `lastMessageId`, root first, soft-deleted messages left out. */
+const historyQuery = (db: Database, lastMessageId: string) =>
   db
     .select({ sender: messages.sender, content: messages.content })
     .from(messages)
-    .where(and(eq(messages.conversationId, conversationId), lte(messages.order, order), eq(messages.isDeleted, false)))
+    .where(
+      and(
+        // A recursive walk up the parent links, as a subquery: Drizzle batches query builders, not raw SQL.
+        sql`${messages.id} IN (
+          WITH RECURSIVE path(id, parent_id) AS (
+            SELECT id, parent_id FROM messages WHERE id = ${lastMessageId}
+            UNION ALL
+            SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
+          )
+          SELECT id FROM path)`,
+        eq(messages.isDeleted, false),
+      ),
+    )
     .orderBy(asc(messages.order));
 
-const toHistory = (rows: { sender: "user" | "ai"; content: string }[]): HistoryMessage[] =>
+const toHistory = (rows: HistoryRow[]): HistoryMessage[] =>
   rows.filter((row) => row.content.length > 0).map((row) => ({ role: row.sender === "user" ? "user" : "assistant", content: row.content }));
 
-/** What the model is sent for the turn whose user message has `order`: non-deleted messages up to it. */
-export async function loadHistory(db: Database, conversationId: string, order: number): Promise<HistoryMessage[]> {
-  return toHistory(await historyQuery(db, conversationId, order));
+/** What the model is sent for a turn: the branch from the root to its user message. */
+export async function loadHistory(db: Database, userMessageId: string): Promise<HistoryMessage[]> {
+  return toHistory(await historyQuery(db, userMessageId));
 }
 
 const userMessages = alias(messages, "user_message");
@@ -154,5 +207,5 @@ export async function loadTurn(db: Database, conversationId: string, aiMessageId
     .innerJoin(userMessages, eq(userMessages.id, aiResponses.messageId))
     .innerJoin(conversations, eq(conversations.id, messages.conversationId))
     .where(and(eq(messages.id, aiMessageId), eq(messages.conversationId, conversationId)));
-  return row;
+  return row ? { ...row, isNewUserMessage: true } : undefined;
 }

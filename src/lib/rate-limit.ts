@@ -8,7 +8,7 @@ const WINDOW_SECONDS = 60;
 export async function enforceRateLimit(limiter: RateLimit, keys: string[], what: string): Promise<void> {
   const outcomes = await Promise.all(keys.map((key) => limiter.limit({ key })));
   if (outcomes.some((outcome) => !outcome.success)) {
-    throw new ApiError("rate_limited", `Too many ${what}; try again later.`, undefined, { "Retry-After": String(WINDOW_SECONDS) });
+    throw new ApiError("rate_limited", `Too many ${what}; try again later.`, { headers: { "Retry-After": String(WINDOW_SECONDS) } });
   }
 }
 

@@ -90,7 +90,7 @@ export const authRoutes = createRouter()
       .values({ id: newId(), email, passwordHash, name: name ?? "", dateJoined: new Date().toISOString() })
       .onConflictDoNothing({ target: users.email })
       .returning();
-    if (!user) throw new ApiError("conflict", "A user with that email already exists.", [{ field: "email", message: "Already registered." }]);
+    if (!user) throw new ApiError("conflict", "A user with that email already exists.", { details: [{ field: "email", message: "Already registered." }] });
     return c.json(renderUser(user), 201);
   })
   .openapi(obtainToken, async (c) => {

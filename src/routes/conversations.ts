@@ -1,56 +1,34 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
-import { getConfig } from "../config";
+import { newConversationRow, SystemPromptSchema, TitleSchema, titleColumns, ModelVersionSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { loadOwnedConversation, messageWithStatus } from "../db/queries";
-import { conversations, conversationStatuses, messages } from "../db/schema";
-import { invalid, notFound } from "../errors";
-import { newId, nowIso } from "../lib/ids";
+import { forkStatements } from "../db/fork";
+import { idIn, loadOwnedConversation, messageWithStatus, ownedConversationQuery } from "../db/queries";
+import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
+import { ConversationTree, treeQuery } from "../db/tree";
+import { conversationObject } from "../engine/stub";
+import { ApiError, invalid, notFound } from "../errors";
+import { nowIso } from "../lib/ids";
 import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import {
+  BooleanQuerySchema,
   ConversationSchema,
   errorResponses,
   IdParamSchema,
   jsonBody,
   jsonResponse,
-  MessageSchema,
+  MessagePageSchema,
   PageQuerySchema,
   pageSchema,
   renderConversation,
   renderMessage,
 } from "../schemas";
 
-const TITLE_MAX_LENGTH = 200;
-const SYSTEM_PROMPT_MAX_LENGTH = 8_000;
 const SEARCH_MAX_LENGTH = 100;
 
-export const TitleSchema = z.string().trim().max(TITLE_MAX_LENGTH).nullable();
-export const ModelVersionSchema = z.string().trim().min(1).max(100).openapi({ example: "gpt-4" });
-export const SystemPromptSchema = z.string().max(SYSTEM_PROMPT_MAX_LENGTH).nullable();
-
-const booleanQuery = z
-  .enum(["true", "false", "1", "0"])
-  .optional()
-  .transform((v) => v === "true" || v === "1");
-
-/** `model_version` must be one of ALLOWED_MODELS; absent means DEFAULT_MODEL. */
-export function resolveModel(env: Env, requested: string | undefined): string {
-  const { allowedModels, defaultModel } = getConfig(env);
-  if (requested === undefined) return defaultModel;
-  if (!allowedModels.includes(requested)) {
-    throw invalid({ field: "model_version", message: `Must be one of: ${allowedModels.join(", ")}.` });
-  }
-  return requested;
-}
-
-/** Title columns: the display title and its case-folded twin used by search. */
-export const titleColumns = (title: string | null | undefined) =>
-  title === undefined ? {} : { title: title || null, titleSearch: title ? title.toLowerCase() : null };
-
 const ConversationPageSchema = pageSchema(ConversationSchema, "ConversationPage");
-export const MessagePageSchema = pageSchema(MessageSchema, "MessagePage");
 const secured = authenticated("conversations");
 
 const listConversations = createRoute({
@@ -97,6 +75,11 @@ const UpdateFields = {
   title: TitleSchema,
   status: z.enum(conversationStatuses),
   system_prompt: SystemPromptSchema,
+  current_leaf: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ description: "Switch branch: any message of this conversation becomes the end of the branch shown and continued." }),
 };
 
 const replaceConversation = createRoute({
@@ -106,7 +89,9 @@ const replaceConversation = createRoute({
   summary: "Replace title and status (system_prompt optional)",
   request: {
     params: IdParamSchema,
-    body: jsonBody(z.strictObject({ ...UpdateFields, system_prompt: UpdateFields.system_prompt.optional() })),
+    body: jsonBody(
+      z.strictObject({ ...UpdateFields, system_prompt: UpdateFields.system_prompt.optional(), current_leaf: UpdateFields.current_leaf.optional() }),
+    ),
   },
   responses: { 200: jsonResponse(ConversationSchema, "The updated conversation"), ...errorResponses(400, 401, 404, 415) },
 });
@@ -115,7 +100,7 @@ const patchConversation = createRoute({
   ...secured,
   method: "patch",
   path: "/conversations/{id}",
-  summary: "Update some of title, status, system_prompt",
+  summary: "Update some of title, status, system_prompt, current_leaf",
   request: { params: IdParamSchema, body: jsonBody(z.strictObject(UpdateFields).partial()) },
   responses: { 200: jsonResponse(ConversationSchema, "The updated conversation"), ...errorResponses(400, 401, 404, 415) },
 });
@@ -133,17 +118,50 @@ const listConversationMessages = createRoute({
   ...secured,
   method: "get",
   path: "/conversations/{id}/messages",
-  summary: "A conversation's messages in order",
-  request: { params: IdParamSchema, query: PageQuerySchema.extend({ include_deleted: booleanQuery }) },
-  responses: { 200: jsonResponse(MessagePageSchema, "A page of messages"), ...errorResponses(400, 401, 404) },
+  summary: "The current branch (root → current_leaf) in order, or with ?branch=all every message",
+  request: {
+    params: IdParamSchema,
+    query: PageQuerySchema.extend({
+      include_deleted: BooleanQuerySchema,
+      branch: z.enum(["current", "all"]).default("current").openapi({ description: "`all`: every message of every branch, in order." }),
+    }),
+  },
+  responses: { 200: jsonResponse(MessagePageSchema, "A page of messages, each with its `siblings`"), ...errorResponses(400, 401, 404) },
 });
 
-async function updateConversation(
-  env: Env,
-  userId: string,
-  id: string,
-  fields: Partial<{ title: string | null; status: (typeof conversationStatuses)[number]; system_prompt: string | null }>,
-) {
+const forkConversation = createRoute({
+  ...secured,
+  method: "post",
+  path: "/conversations/{id}/fork",
+  summary: "A new conversation holding copies of the branch root → `message`",
+  request: {
+    params: IdParamSchema,
+    body: jsonBody(z.strictObject({ message: z.string().min(1).max(64).openapi({ description: "Id of a message in this conversation." }) })),
+  },
+  responses: { 201: jsonResponse(ConversationSchema, "The new conversation, with `forked_from`"), ...errorResponses(400, 401, 404, 409, 415) },
+});
+
+type UpdatableFields = Partial<{
+  title: string | null;
+  status: (typeof conversationStatuses)[number];
+  system_prompt: string | null;
+  current_leaf: string;
+}>;
+
+/** Switching branch goes through the conversation's object, which owns the current leaf. */
+async function switchBranch(env: Env, userId: string, id: string, leafId: string): Promise<void> {
+  const db = getDb(env);
+  const [[conversation], [leaf]] = await db.batch([
+    ownedConversationQuery(db, userId, id),
+    db.select({ id: messages.id }).from(messages).where(and(eq(messages.id, leafId), eq(messages.conversationId, id))),
+  ]);
+  if (!conversation) throw notFound("Conversation");
+  if (!leaf) throw invalid({ field: "current_leaf", message: "Not a message of this conversation." });
+  await conversationObject(env, id).setCurrentLeaf(id, leaf.id);
+}
+
+async function updateConversation(env: Env, userId: string, id: string, fields: UpdatableFields) {
+  if (fields.current_leaf !== undefined) await switchBranch(env, userId, id, fields.current_leaf);
   const db = getDb(env);
   const [updated] = await db
     .update(conversations)
@@ -184,21 +202,9 @@ export const conversationRoutes = createRouter()
     return c.json(pageBody(c.req.url, page, total?.n ?? 0, rows.map(renderConversation)), 200);
   })
   .openapi(createConversation, async (c) => {
-    const body = c.req.valid("json");
-    const now = nowIso();
-    const [conversation] = await getDb(c.env)
-      .insert(conversations)
-      .values({
-        id: newId(),
-        userId: c.get("userId"),
-        ...titleColumns(body.title),
-        modelVersion: resolveModel(c.env, body.model_version),
-        systemPrompt: body.system_prompt || null,
-        createdAt: now,
-        updatedAt: now,
-      })
-      .returning();
-    return c.json(renderConversation(conversation!), 201);
+    const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
+    await getDb(c.env).insert(conversations).values(conversation);
+    return c.json(renderConversation(conversation), 201);
   })
   .openapi(getConversation, async (c) => {
     const conversation = await loadOwnedConversation(getDb(c.env), c.get("userId"), c.req.valid("param").id);
@@ -216,19 +222,45 @@ export const conversationRoutes = createRouter()
   })
   .openapi(listConversationMessages, async (c) => {
     const { id } = c.req.valid("param");
-    const { page, include_deleted } = c.req.valid("query");
+    const { page, include_deleted, branch } = c.req.valid("query");
     const db = getDb(c.env);
-    const where = and(
-      eq(messages.conversationId, id),
-      eq(messages.userId, c.get("userId")),
-      include_deleted ? undefined : eq(messages.isDeleted, false),
-    );
-    const [owned, [total], rows] = await db.batch([
-      db.select({ id: conversations.id }).from(conversations).where(and(eq(conversations.id, id), eq(conversations.userId, c.get("userId")))),
-      db.select({ n: count() }).from(messages).where(where),
-      messageWithStatus(db).where(where).orderBy(asc(messages.order)).limit(PAGE_SIZE).offset(pageOffset(page)),
+    const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, c.get("userId"), id), treeQuery(db, id)]);
+    if (!conversation) throw notFound("Conversation");
+    const tree = new ConversationTree(nodes, include_deleted);
+    const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
+    const pageIds = listed.slice(pageOffset(page), pageOffset(page) + PAGE_SIZE).map((node) => node.id);
+    const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
+    const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus, tree.siblings(row.message.id)));
+    return c.json(pageBody(c.req.url, page, listed.length, results), 200);
+  })
+  .openapi(forkConversation, async (c) => {
+    const { id } = c.req.valid("param");
+    const { message: forkAt } = c.req.valid("json");
+    const userId = c.get("userId");
+    const db = getDb(c.env);
+    const [[source], nodes] = await db.batch([ownedConversationQuery(db, userId, id), treeQuery(db, id)]);
+    if (!source) throw notFound("Conversation");
+    const tree = new ConversationTree(nodes, true);
+    if (!tree.get(forkAt)) throw invalid({ field: "message", message: "Not a message of this conversation." });
+    const pathIds = tree.pathTo(forkAt).map((node) => node.id);
+    const [path, responses] = await db.batch([
+      db.select({ id: messages.id, replyTo: messages.replyTo }).from(messages).where(idIn(messages.id, pathIds)).orderBy(asc(messages.order)),
+      db
+        .select({ id: aiResponses.id, aiMessageId: aiResponses.aiMessageId, messageId: aiResponses.messageId, status: aiResponses.status })
+        .from(aiResponses)
+        .where(idIn(aiResponses.aiMessageId, pathIds)),
     ]);
-    if (owned.length === 0) throw notFound("Conversation");
-    const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus));
-    return c.json(pageBody(c.req.url, page, total?.n ?? 0, results), 200);
+    if (responses.some((r) => r.status === "Generating")) throw new ApiError("conflict", "A reply on this branch is still being generated; fork once it has finished.");
+    const fork: Conversation = {
+      ...newConversationRow(c.env, userId, {}),
+      title: source.title,
+      titleSearch: source.titleSearch,
+      modelVersion: source.modelVersion,
+      systemPrompt: source.systemPrompt,
+      forkedFromConversationId: source.id,
+      forkedFromMessageId: forkAt,
+    };
+    const [first, ...rest] = forkStatements(db, fork, path, responses);
+    await db.batch([first!, ...rest]);
+    return c.json(renderConversation(fork), 201);
   });

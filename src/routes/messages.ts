@@ -8,8 +8,7 @@ import { ApiError } from "../errors";
 import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
-import { errorResponses, IdParamSchema, jsonBody, jsonResponse, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
-import { MessagePageSchema } from "./conversations";
+import { BooleanQuerySchema, errorResponses, IdParamSchema, jsonBody, jsonResponse, MessagePageSchema, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
 
 const secured = authenticated("messages");
 
@@ -18,7 +17,7 @@ const listMessages = createRoute({
   method: "get",
   path: "/messages",
   summary: "All the caller's messages, newest first; in conversation order with ?conversation=",
-  request: { query: PageQuerySchema.extend({ conversation: z.string().min(1).max(64).optional() }) },
+  request: { query: PageQuerySchema.extend({ conversation: z.string().min(1).max(64).optional(), include_deleted: BooleanQuerySchema }) },
   responses: { 200: jsonResponse(MessagePageSchema, "A page of messages"), ...errorResponses(400, 401, 404) },
 });
 
@@ -42,10 +41,14 @@ const editMessage = createRoute({
 
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
-    const { page, conversation } = c.req.valid("query");
+    const { page, conversation, include_deleted } = c.req.valid("query");
     const db = getDb(c.env);
     const userId = c.get("userId");
-    const where = and(eq(messages.userId, userId), conversation ? eq(messages.conversationId, conversation) : undefined);
+    const where = and(
+      eq(messages.userId, userId),
+      conversation ? eq(messages.conversationId, conversation) : undefined,
+      include_deleted ? undefined : eq(messages.isDeleted, false),
+    );
     const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
     const [[total], rows] = await db.batch([
       db.select({ n: count() }).from(messages).where(where),

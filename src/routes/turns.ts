@@ -2,15 +2,16 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { and, count, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env";
+import { getConfig } from "../config";
+import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
+import { loadOwnedConversation, loadOwnedMessageInContext, ownedConversationQuery } from "../db/queries";
 import { aiResponses, type Conversation, messages } from "../db/schema";
-import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
+import type { SubmitOutcome, TurnRequest, TurnResult } from "../engine/conversation-object";
 import { SSE_HEADERS } from "../engine/sse";
-import { getConfig } from "../config";
+import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
-import { newId, nowIso } from "../lib/ids";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
 import { enforceRateLimit } from "../lib/rate-limit";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
@@ -24,7 +25,6 @@ import {
   jsonBody,
   MessageSchema,
 } from "../schemas";
-import { ModelVersionSchema, resolveModel, SystemPromptSchema, titleColumns, TitleSchema } from "./conversations";
 
 const TurnSchema = z
   .object({ conversation: ConversationSchema, user_message: MessageSchema, ai_message: MessageSchema, ai_response: AiResponseSchema })
@@ -121,97 +121,137 @@ const cancelReply = createRoute({
   },
 });
 
-const conversationObject = (env: Env, conversationId: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(conversationId));
+const regenerateReply = createRoute({
+  ...secured,
+  method: "post",
+  path: "/messages/{id}/regenerate",
+  summary: "Generate a new reply beside an AI message (a new branch); it becomes the current leaf",
+  request: {
+    params: IdParamSchema,
+    query: StreamQuerySchema,
+    headers: IdempotencyHeadersSchema,
+    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional() }) } } },
+  },
+  responses: turnResponses,
+});
+
+const resendMessage = createRoute({
+  ...secured,
+  method: "post",
+  path: "/messages/{id}/resend",
+  summary: "Edit-and-resend: a new user message beside this one (a new branch) and its reply",
+  request: {
+    params: IdParamSchema,
+    query: StreamQuerySchema,
+    headers: IdempotencyHeadersSchema,
+    body: jsonBody(z.strictObject({ content: MessageContentSchema })),
+  },
+  responses: turnResponses,
+});
 
 const wantsEventStream = (c: Context<AppEnv>) =>
   c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream");
 
 function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
-  if (outcome.kind === "rejected") throw new ApiError(outcome.code, outcome.message, undefined, outcome.headers);
+  if (outcome.kind === "rejected") throw new ApiError(outcome.code, outcome.message, { headers: outcome.headers });
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
   const { failure, ...turn }: TurnResult = outcome.result;
   if (failure?.code !== undefined && failure.code !== "cancelled") {
-    const error = new ApiError("upstream_error", failure.message, { code: failure.code });
+    const error = new ApiError("upstream_error", failure.message, { details: { code: failure.code } });
     return c.json({ ...error.body(c.get("requestId")), ...turn }, 502);
   }
   return c.json(turn, 201);
 }
 
 /**
- * The checks every new turn passes before anything is written: the per-user turn rate, and the
- * cap on one user's turns waiting or generating across conversations. The cap counts Generating
- * responses, the source of truth, so nothing can leak; concurrent sends may overshoot it slightly.
+ * The checks every new turn passes before anything is written: the per-user turn rate, what
+ * `lookup` finds (the conversation, checked by `checkTarget`), and the cap on one user's turns
+ * waiting or generating across conversations. The cap counts Generating responses, the source of
+ * truth, so nothing can leak; concurrent sends may overshoot it slightly. All three are asked at
+ * once: one wait instead of three.
  */
-async function admitTurn(c: Context<AppEnv>, conversationId: string | null): Promise<Conversation | null> {
+async function admitTurn<T>(c: Context<AppEnv>, lookup: Promise<T>, checkTarget: (found: T) => void): Promise<T> {
   const userId = c.get("userId");
-  const db = getDb(c.env);
-  const generatingQuery = db
+  const generatingQuery = getDb(c.env)
     .select({ n: count() })
     .from(aiResponses)
     .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
-  const noConversationToLoad: Conversation[] = [];
-  // The rate limiter and D1 are asked at the same time: two round trips, one wait.
-  const [, [[counted], [found]]] = await Promise.all([
-    enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
-    conversationId === null
-      ? Promise.all([generatingQuery, noConversationToLoad])
-      : db.batch([generatingQuery, ownedConversationQuery(db, userId, conversationId)]),
-  ]);
-  const generating = counted?.n ?? 0;
-  const conversation = found ?? null;
-  if (conversationId !== null) {
-    if (!conversation) throw notFound("Conversation");
-    if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
-  }
+  const [, [counted], found] = await Promise.all([enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"), generatingQuery, lookup]);
+  checkTarget(found);
   const cap = getConfig(c.env).maxConcurrentGenerations;
-  if (generating >= cap) {
-    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, undefined, { "Retry-After": "5" });
+  if ((counted?.n ?? 0) >= cap) {
+    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, { headers: { "Retry-After": "5" } });
   }
-  return conversation;
+  return found;
+}
+
+function checkActive(conversation: Conversation | undefined): asserts conversation is Conversation {
+  if (!conversation) throw notFound("Conversation");
+  if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
+}
+
+/** Hands the turn to the conversation's object and answers in the mode the client asked for. */
+async function submit(c: Context<AppEnv>, request: Omit<TurnRequest, "idempotency">, hashed: unknown[]): Promise<Response> {
+  const key = c.req.header("Idempotency-Key");
+  const idempotency = key ? { key, requestHash: await requestHash(hashed) } : null;
+  const outcome = await conversationObject(c.env, request.conversation.id).submitTurn({ ...request, idempotency }, wantsEventStream(c) ? "sse" : "json");
+  return turnResponse(c, outcome);
 }
 
 export const turnRoutes = createRouter()
   .openapi(startConversation, async (c) => {
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
-    const now = nowIso();
-    const conversation: Conversation = {
-      id: key ? await conversationIdForKey(c.env, c.get("userId"), key) : newId(),
-      userId: c.get("userId"),
-      title: null,
-      titleSearch: null,
-      ...titleColumns(body.title),
-      status: "Active",
-      modelVersion: resolveModel(c.env, body.model_version),
-      systemPrompt: body.system_prompt || null,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const userId = c.get("userId");
+    const id = key ? await conversationIdForKey(c.env, userId, key) : undefined;
+    const conversation = newConversationRow(c.env, userId, body, id);
     const content = checkMessageContent(c.env, body.content);
-    await admitTurn(c, null);
-    const outcome = await conversationObject(c.env, conversation.id).submitTurn(
-      { conversation, isNewConversation: true, content, replyTo: null, idempotency: key ? { key, requestHash: await requestHash(["start", body]) } : null },
-      wantsEventStream(c) ? "sse" : "json",
-    );
-    return turnResponse(c, outcome);
+    await admitTurn(c, Promise.resolve(null), () => undefined);
+    return submit(c, { conversation, isNewConversation: true, plan: { kind: "send", content, replyTo: null } }, ["start", body]);
   })
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    const key = c.req.valid("header")["idempotency-key"];
     const content = checkMessageContent(c.env, body.content);
     const replyTo = body.reply_to ?? null;
-    // The reply_to lookup runs beside the admission checks rather than after them.
-    const [conversation, replyTarget] = await Promise.all([
-      admitTurn(c, id),
-      replyTo ? getDb(c.env).select({ id: messages.id }).from(messages).where(and(eq(messages.id, replyTo), eq(messages.conversationId, id))) : null,
-    ]);
-    if (replyTarget?.length === 0) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    const outcome = await conversationObject(c.env, id).submitTurn(
-      { conversation: conversation!, isNewConversation: false, content, replyTo, idempotency: key ? { key, requestHash: await requestHash(["add", id, body]) } : null },
-      wantsEventStream(c) ? "sse" : "json",
+    const db = getDb(c.env);
+    const [[conversation], replyTarget] = await admitTurn(
+      c,
+      db.batch([
+        ownedConversationQuery(db, c.get("userId"), id),
+        db.select({ id: messages.id }).from(messages).where(and(eq(messages.id, replyTo ?? ""), eq(messages.conversationId, id))),
+      ]),
+      ([[found]]) => checkActive(found),
     );
-    return turnResponse(c, outcome);
+    if (replyTo && replyTarget.length === 0) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
+    return submit(c, { conversation: conversation!, isNewConversation: false, plan: { kind: "send", content, replyTo } }, ["add", id, body]);
+  })
+  .openapi(regenerateReply, async (c) => {
+    const { id } = c.req.valid("param");
+    // The body is optional: with no Content-Type it validates as {}.
+    const body = c.req.valid("json");
+    const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
+    const { message, conversation, parent } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), id), (found) => {
+      if (found.message.sender !== "ai") throw new ApiError("bad_request", "Only AI messages can be regenerated; use resend for a user message.");
+      checkActive(found.conversation);
+    });
+    if (parent?.sender !== "user") throw new ApiError("conflict", "This reply has no user message to answer.");
+    if (parent.isDeleted) throw new ApiError("conflict", "The message this reply answers is deleted.");
+    return submit(
+      c,
+      { conversation, isNewConversation: false, plan: { kind: "regenerate", userMessage: parent, model } },
+      ["regenerate", message.id, body],
+    );
+  })
+  .openapi(resendMessage, async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const content = checkMessageContent(c.env, body.content);
+    const { message, conversation } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), id), (found) => {
+      if (found.message.sender !== "user") throw new ApiError("bad_request", "Only user messages can be resent; use regenerate for an AI message.");
+      checkActive(found.conversation);
+    });
+    return submit(c, { conversation, isNewConversation: false, plan: { kind: "resend", original: message, content } }, ["resend", message.id, body]);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");

@@ -1,0 +1,78 @@
+import { ListenerSet } from "./listeners";
+import type { TurnFailure } from "./model";
+import { encodeFrame, frameId } from "./sse";
+import type { HistoryMessage, TurnRows } from "./turn-store";
+
+/**
+ * accepting → queued → generating → finished, or accepting → rejected when the accept batch
+ * failed (nothing of the turn is stored).
+ */
+export type TurnPhase = "accepting" | "queued" | "generating" | "finished" | "rejected";
+
+/** A turn the conversation object holds in memory, from acceptance until its reply is stored. */
+export class LiveTurn {
+  #phase: TurnPhase = "accepting";
+  /** The history read with the accept batch, when no earlier turn could still change it. */
+  history: HistoryMessage[] | null = null;
+  text = "";
+  failure: TurnFailure | null = null;
+  /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
+  readonly frames: { end: number; bytes: Uint8Array }[] = [];
+  readonly listeners = new ListenerSet();
+  readonly abort = new AbortController();
+  readonly #accepted = Promise.withResolvers<boolean>();
+  readonly #finished = Promise.withResolvers<void>();
+
+  constructor(
+    readonly rows: TurnRows,
+    readonly systemPrompt: string | null,
+  ) {}
+
+  get phase(): TurnPhase {
+    return this.#phase;
+  }
+
+  /** Its rows are in D1: listeners may attach. */
+  get isStored(): boolean {
+    return this.#phase !== "accepting" && this.#phase !== "rejected";
+  }
+
+  /** Resolves true once the accept batch committed, false if it failed. */
+  whenAccepted(): Promise<boolean> {
+    return this.#accepted.promise;
+  }
+
+  whenFinished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  accepted(history: HistoryMessage[] | null): void {
+    this.history = history;
+    this.#phase = "queued";
+    this.#accepted.resolve(true);
+  }
+
+  rejected(): void {
+    this.#phase = "rejected";
+    this.#accepted.resolve(false);
+  }
+
+  generating(): void {
+    this.#phase = "generating";
+  }
+
+  /** Appends a piece of the reply and sends its frame, encoded once, to every listener. */
+  addDelta(content: string): void {
+    this.text += content;
+    const bytes = encodeFrame("delta", frameId(this.rows.aiMessage.id, this.text.length), { content });
+    this.frames.push({ end: this.text.length, bytes });
+    this.listeners.send(bytes);
+  }
+
+  /** The reply is stored: the last frame goes out and the streams end. */
+  finished(finalFrame: Uint8Array): void {
+    this.#phase = "finished";
+    this.listeners.close(finalFrame);
+    this.#finished.resolve();
+  }
+}
