@@ -52,3 +52,40 @@ it("marks a reply cut off by a restart as Error interrupted, keeps what was stre
   if (interrupted!.content.length > seen.length) expect(seen + deltaText(resumed)).toBe(interrupted!.content);
   else expect(deltaText(resumed)).toBe("");
 });
+
+it("recovers a regenerate cut off by a restart: the new sibling is interrupted, the old reply intact, and the branch continues after it", async () => {
+  const user = await createUser();
+  const start = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=60 delay=20] tell me" }, status: 201 });
+  const conversationId: string = start.conversation.id;
+  const response = await call(`/messages/${start.ai_message.id}/regenerate/`, { token: user.access, method: "POST", headers: { Accept: "text/event-stream" } });
+  const frames = [];
+  for await (const frame of readFrames(response.body!)) {
+    frames.push(frame);
+    if (frames.length === 21) break;
+  }
+  const regeneratedId: string = frames[0]!.data.ai_message.id;
+
+  await abortAllDurableObjects();
+
+  const next = await callJson(`/conversations/${conversationId}/add_message/`, { token: user.access, body: { content: "[stub: echo=history] and then?" }, status: 201 });
+  expect(next.user_message).toMatchObject({ order: 4, parent: regeneratedId });
+
+  const rows = await env.DB.prepare(`SELECT m.id, m.content, r.status, r.error_code FROM messages m JOIN ai_responses r ON r.ai_message_id = m.id WHERE m.conversation_id = ? ORDER BY m."order"`)
+    .bind(conversationId)
+    .all<{ id: string; content: string; status: string; error_code: string | null }>();
+  expect(rows.results.map((r) => [r.id, r.status, r.error_code])).toEqual([
+    [start.ai_message.id, "Completed", null],
+    [regeneratedId, "Error", "interrupted"],
+    [next.ai_message.id, "Completed", null],
+  ]);
+  expect(rows.results[0]!.content).toBe(start.ai_message.content);
+  const interrupted = rows.results[1]!.content;
+  expect(interrupted.length).toBeGreaterThan(0);
+  expect(start.ai_message.content.startsWith(interrupted)).toBe(true);
+  // The model saw the branch through the interrupted reply, not the old one.
+  expect(next.ai_message.content.split("\n")).toEqual([
+    "user: [stub: tokens=60 delay=20] tell me",
+    `assistant: (${interrupted.length} chars)`,
+    "user: [stub: echo=history] and then?",
+  ]);
+});

@@ -1,9 +1,21 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { HTTPException } from "hono/http-exception";
 import { createApp } from "../src/app";
 import { BASE, call, callJson, createUser, expectError } from "./helpers";
 
 describe("HTTP errors share one JSON shape", () => {
+  it("maps Hono's own exceptions by status, and hides any it has no code for", async () => {
+    const app = createApp();
+    app.get("/teapot/:status", (c) => {
+      throw new HTTPException(Number(c.req.param("status")) as 404, { message: "from Hono" });
+    });
+    await expectError(await app.request("/teapot/404", {}, env), 404, "not_found");
+    await expectError(await app.request("/teapot/415", {}, env), 415, "unsupported_media_type");
+    const hidden = await expectError(await app.request("/teapot/418", {}, env), 500, "internal_error");
+    expect(hidden.message).toBe("Internal server error.");
+  });
+
   it("answers 404 for an unknown route and 405 with Allow for a wrong method", async () => {
     await expectError(await call("/nope"), 404, "not_found");
     const wrong = await call("/auth/register/", { method: "GET" });

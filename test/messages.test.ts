@@ -58,6 +58,14 @@ describe("messages", () => {
     expect(all.results.at(-1).id).toBe(a.user_message.id);
     const onlyA = await callJson(`/messages/?conversation=${a.conversation.id}`, { token: user.access, status: 200 });
     expect(onlyA.results.map((m: { order: number }) => m.order)).toEqual([1, 2, 3, 4]);
+
+    // Soft-deleted messages are hidden here too unless asked for.
+    await callJson(`/messages/${a.user_message.id}/mark_deleted/`, { token: user.access, method: "PATCH", status: 200 });
+    expect((await callJson("/messages/", { token: user.access, status: 200 })).count).toBe(5);
+    const withoutDeleted = await callJson(`/messages/?conversation=${a.conversation.id}`, { token: user.access, status: 200 });
+    expect(withoutDeleted.results.map((m: { order: number }) => m.order)).toEqual([2, 3, 4]);
+    const withDeleted = await callJson(`/messages/?conversation=${a.conversation.id}&include_deleted=true`, { token: user.access, status: 200 });
+    expect(withDeleted.results.map((m: { order: number }) => m.order)).toEqual([1, 2, 3, 4]);
   });
 
   it("edits only your own, non-deleted user messages", async () => {
