@@ -141,7 +141,7 @@ test("edits a message, and Shift+Enter makes a new line instead of sending", asy
   await page.locator(".message.user").first().waitFor();
   await page.getByRole("button", { name: "Edit message" }).first().click();
   await page.getByLabel("Edit message text").fill("Plan a weekend in Lisbon");
-  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
   await page.locator(".message.user .edited").first().waitFor();
   assert.equal(await page.locator(".message.user .content").first().textContent(), "Plan a weekend in Lisbon");
 
@@ -190,6 +190,69 @@ test("an expired access token is refreshed without sending the user back to the 
   assert.notEqual(after.access, before.access);
   assert.notEqual(after.refresh, before.refresh);
   assert.ok(await page.locator("#auth").isHidden());
+  await page.close();
+});
+
+/** Starts a new chat with `text` and waits for its reply to finish. */
+async function newChatWithReply(page, text) {
+  await page.getByRole("button", { name: "New chat" }).click();
+  await sendMessage(page, text);
+  await page.locator(".message.ai:not(.generating)").waitFor();
+}
+
+const branchTexts = (page) => page.locator(".message .content").allTextContents();
+
+test("Regenerate adds a new version of a reply, and the ‹ › arrows switch between versions", async () => {
+  const page = await loggedInPage();
+  await newChatWithReply(page, "[stub: tokens=3] Name a colour");
+  const first = await lastAiMessage(page).locator(".content").textContent();
+  await page.getByRole("button", { name: "Regenerate reply" }).click();
+  await page.locator(".sibling-position", { hasText: "2 / 2" }).waitFor();
+  assert.equal(await page.locator(".message.ai").count(), 1);
+  assert.equal(await lastAiMessage(page).locator(".content").textContent(), first);
+
+  await page.getByRole("button", { name: "Previous version" }).click();
+  await page.locator(".sibling-position", { hasText: "1 / 2" }).waitFor();
+  assert.ok(await page.getByRole("button", { name: "Previous version" }).isDisabled());
+  await page.getByRole("button", { name: "Next version" }).click();
+  await page.locator(".sibling-position", { hasText: "2 / 2" }).waitFor();
+  await page.close();
+});
+
+test("Save & send resends an edited message as a new branch; plain Save edits in place", async () => {
+  const page = await loggedInPage();
+  await newChatWithReply(page, "[stub: tokens=2] Plan a trip to Rome");
+  await sendMessage(page, "[stub: tokens=2] With kids");
+  await page.locator(".message.ai:not(.generating)").nth(1).waitFor();
+  assert.equal(await page.locator(".message.user").count(), 2);
+
+  await page.getByRole("button", { name: "Edit message" }).first().click();
+  await page.getByLabel("Edit message text").fill("[stub: tokens=2] Plan a trip to Paris");
+  await page.getByRole("button", { name: "Save & send" }).click();
+  await page.locator(".message.user .sibling-position", { hasText: "2 / 2" }).waitFor();
+  // The new branch holds the resent message and its reply; the follow-up belongs to the old one.
+  assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Plan a trip to Paris", "w1 w2"]);
+
+  await page.getByRole("button", { name: "Previous version" }).click();
+  await page.locator(".message.user .sibling-position", { hasText: "1 / 2" }).waitFor();
+  assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Plan a trip to Rome", "w1 w2", "[stub: tokens=2] With kids", "w1 w2"]);
+  await page.close();
+});
+
+test("Fork copies the branch shown into a new conversation that continues on its own", async () => {
+  const page = await loggedInPage();
+  await newChatWithReply(page, "[stub: tokens=2] Fork me");
+  const source = await page.locator("#conversation-list button[aria-current]").getAttribute("data-id");
+  await page.getByRole("button", { name: "Fork conversation" }).click();
+  await page.waitForFunction((id) => document.querySelector("#conversation-list button[aria-current]")?.getAttribute("data-id") !== id, source, POLL);
+  assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Fork me", "w1 w2"]);
+  await sendMessage(page, "[stub: tokens=1] only in the fork");
+  await page.locator(".message.ai:not(.generating)").nth(1).waitFor();
+  assert.equal(await page.locator(".message.user").count(), 2);
+
+  await page.locator(`#conversation-list button[data-id="${source}"]`).click();
+  await page.waitForFunction(() => document.querySelectorAll(".message.user").length === 1, null, POLL);
+  assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Fork me", "w1 w2"]);
   await page.close();
 });
 

@@ -5,37 +5,10 @@ interface Tokens {
   refresh: string;
 }
 
-export interface Conversation {
-  id: string;
-  title: string | null;
-  status: "Active" | "Deleted";
-  model_version: string;
-}
+import type { Page } from "../src/schemas";
 
-export interface Message {
-  id: string;
-  conversation: string;
-  sender: "user" | "ai";
-  content: string;
-  order: number;
-  is_edited: boolean;
-  is_deleted: boolean;
-  reply_to: string | null;
-  ai_response_status?: "Generating" | "Completed" | "Error" | null;
-}
-
-export interface AiResponse {
-  status: "Generating" | "Completed" | "Error";
-  error_code: string | null;
-  error_message: string | null;
-}
-
-export interface Page<T> {
-  count: number;
-  next: string | null;
-  previous: string | null;
-  results: T[];
-}
+export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page } from "../src/schemas";
+export { PAGE_SIZE } from "../src/lib/page-size";
 
 export class ApiError extends Error {
   constructor(

@@ -1,4 +1,18 @@
-import { type AiResponse, allPages, ApiError, type Conversation, json, loadTokens, logIn, type Message, type Page, request, saveTokens, signUp } from "./api";
+import {
+  type AiResponse,
+  allPages,
+  ApiError,
+  type Conversation,
+  json,
+  loadTokens,
+  logIn,
+  type Message,
+  PAGE_SIZE,
+  type Page,
+  request,
+  saveTokens,
+  signUp,
+} from "./api";
 import { type Frame, readFrames } from "./sse";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -20,6 +34,7 @@ const ui = {
   userEmail: $("user-email"),
   logout: $<HTMLButtonElement>("logout"),
   title: $("chat-title"),
+  fork: $<HTMLButtonElement>("fork"),
   model: $<HTMLSelectElement>("model"),
   messages: $<HTMLOListElement>("messages"),
   composer: $<HTMLFormElement>("composer"),
@@ -71,6 +86,15 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
   who.textContent = message.sender === "user" ? "You" : "Assistant";
   meta.append(who);
   if (message.is_edited) meta.append(Object.assign(document.createElement("span"), { textContent: "edited", className: "edited" }));
+  if (message.siblings && message.siblings.count > 1) meta.append(siblingSwitcher(message.siblings));
+  if (message.sender === "ai") {
+    const regenerate = Object.assign(document.createElement("button"), { type: "button", textContent: "Regenerate", className: "link" });
+    regenerate.setAttribute("aria-label", "Regenerate reply");
+    regenerate.addEventListener("click", () => {
+      if (!state.streaming) void runBranchTurn(item, `/messages/${message.id}/regenerate/`, undefined);
+    });
+    meta.append(regenerate);
+  }
   if (message.sender === "user") {
     const edit = Object.assign(document.createElement("button"), { type: "button", textContent: "Edit", className: "link" });
     edit.setAttribute("aria-label", "Edit message");
@@ -80,6 +104,23 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
     remove.addEventListener("click", () => deleteMessage(item, message));
     meta.append(edit, remove);
   }
+}
+
+/** ‹ index / count ›: each arrow shows the neighbouring alternative's branch. */
+function siblingSwitcher(siblings: NonNullable<Message["siblings"]>): HTMLSpanElement {
+  const nav = Object.assign(document.createElement("span"), { className: "siblings" });
+  const arrow = (label: string, text: string, leaf: string | null) => {
+    const button = Object.assign(document.createElement("button"), { type: "button", textContent: text, className: "link", disabled: leaf === null });
+    button.setAttribute("aria-label", label);
+    button.addEventListener("click", () => leaf && !state.streaming && void switchBranch(leaf));
+    return button;
+  };
+  nav.append(
+    arrow("Previous version", "‹", siblings.previous),
+    Object.assign(document.createElement("span"), { className: "sibling-position", textContent: `${siblings.index} / ${siblings.count}` }),
+    arrow("Next version", "›", siblings.next),
+  );
+  return nav;
 }
 
 function setFailure(item: HTMLLIElement, response: AiResponse | null, message?: string): void {
@@ -134,13 +175,14 @@ async function renderConversations(): Promise<void> {
   }
   ui.prev.disabled = !page.previous;
   ui.next.disabled = !page.next;
-  ui.pageLabel.textContent = page.count ? `Page ${state.page} of ${Math.ceil(page.count / 10)}` : "";
+  ui.pageLabel.textContent = page.count ? `Page ${state.page} of ${Math.ceil(page.count / PAGE_SIZE)}` : "";
 }
 
 async function openConversation(conversation: Conversation | null): Promise<void> {
   state.conversation = conversation;
   ui.title.textContent = conversation ? (conversation.title ?? "Untitled") : "New conversation";
   ui.model.disabled = conversation !== null;
+  ui.fork.hidden = conversation === null;
   if (conversation) ui.model.value = conversation.model_version;
   for (const button of ui.list.querySelectorAll<HTMLButtonElement>("button[data-id]")) {
     if (button.dataset.id === conversation?.id) button.setAttribute("aria-current", "true");
@@ -184,6 +226,7 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
         state.conversation = conversation;
         ui.title.textContent = conversation.title ?? "Untitled";
         ui.model.disabled = true;
+        ui.fork.hidden = false;
         ui.messages.replaceChildren();
         void renderConversations();
       }
@@ -234,6 +277,36 @@ async function resume(inFlight: InFlight): Promise<void> {
   await followTurn(response, inFlight);
 }
 
+/**
+ * Regenerate or resend: a new branch from `item` on. What the old branch showed from there on is
+ * replaced by the streamed turn, then the branch is reloaded so the ‹ n / m › arrows are current.
+ */
+async function runBranchTurn(item: HTMLLIElement, path: string, body: unknown): Promise<void> {
+  const conversation = state.conversation;
+  if (!conversation) return;
+  const response = await request(path, { method: "POST", json: body, headers: { Accept: "text/event-stream", "Idempotency-Key": crypto.randomUUID() } });
+  while (item.nextElementSibling) item.nextElementSibling.remove();
+  item.remove();
+  await followTurn(response, null);
+  await openConversation(conversation);
+}
+
+async function switchBranch(leafId: string): Promise<void> {
+  const conversation = state.conversation;
+  if (!conversation) return;
+  await openConversation(await json<Conversation>(`/conversations/${conversation.id}/`, { method: "PATCH", json: { current_leaf: leafId } }));
+}
+
+/** Forks at the last message shown: the copy opens as a new conversation. */
+async function forkConversation(): Promise<void> {
+  const conversation = state.conversation;
+  const last = [...ui.messages.querySelectorAll<HTMLLIElement>(".message[data-id]")].at(-1);
+  if (!conversation || !last || state.streaming) return;
+  const fork = await json<Conversation>(`/conversations/${conversation.id}/fork/`, { method: "POST", json: { message: last.dataset.id } });
+  await renderConversations();
+  await openConversation(fork);
+}
+
 // ---------------------------------------------------------------- message actions
 
 function startEditing(item: HTMLLIElement, message: Message): void {
@@ -241,10 +314,13 @@ function startEditing(item: HTMLLIElement, message: Message): void {
   const editor = Object.assign(document.createElement("textarea"), { value: message.content, rows: 3 });
   editor.setAttribute("aria-label", "Edit message text");
   const save = Object.assign(document.createElement("button"), { type: "button", textContent: "Save", className: "primary" });
+  save.title = "Change this message in place";
+  const saveAndSend = Object.assign(document.createElement("button"), { type: "button", textContent: "Save & send" });
+  saveAndSend.title = "Send the new text as a new branch; the old one stays one arrow away";
   const cancel = Object.assign(document.createElement("button"), { type: "button", textContent: "Cancel" });
   const controls = document.createElement("div");
   controls.className = "row";
-  controls.append(save, cancel);
+  controls.append(save, saveAndSend, cancel);
   content.hidden = true;
   item.append(editor, controls);
   editor.focus();
@@ -264,6 +340,10 @@ function startEditing(item: HTMLLIElement, message: Message): void {
     } catch (error) {
       alert((error as Error).message);
     }
+  });
+  saveAndSend.addEventListener("click", () => {
+    if (state.streaming) return;
+    runBranchTurn(item, `/messages/${message.id}/resend/`, { content: editor.value }).catch((error: Error) => alert(error.message));
   });
 }
 
@@ -320,6 +400,7 @@ ui.logout.addEventListener("click", async () => {
   showAuth();
 });
 ui.newChat.addEventListener("click", () => void openConversation(null));
+ui.fork.addEventListener("click", () => forkConversation().catch((error: Error) => alert(error.message)));
 let searchTimer: ReturnType<typeof setTimeout> | undefined;
 ui.search.addEventListener("input", () => {
   clearTimeout(searchTimer);

@@ -213,3 +213,9 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
   content: { "application/json": { schema } },
 });
+
+/* The JSON shapes as types, for clients of the API (the playground imports them). */
+export type ConversationJson = z.infer<typeof ConversationSchema>;
+export type MessageJson = z.infer<typeof MessageSchema>;
+export type AiResponseJson = z.infer<typeof AiResponseSchema>;
+export type Page<T> = Omit<z.infer<ReturnType<typeof pageSchema>>, "results"> & { results: T[] };

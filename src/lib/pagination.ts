@@ -1,6 +1,7 @@
 import { ApiError } from "../errors";
+import { PAGE_SIZE } from "./page-size";
 
-export const PAGE_SIZE = 10;
+export { PAGE_SIZE };
 
 export const pageOffset = (page: number) => (page - 1) * PAGE_SIZE;
 

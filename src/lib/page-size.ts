@@ -1,0 +1,2 @@
+/** Items per page of every list; shared with the playground. */
+export const PAGE_SIZE = 10;
