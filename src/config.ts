@@ -6,6 +6,8 @@ export interface AppConfig {
   allowedOrigins: readonly string[];
   maxQueuedTurns: number;
   maxConcurrentGenerations: number;
+  /** The context window and the output allowance of a model, in tokens. */
+  modelBudget: (model: string) => ModelBudget;
   model: {
     apiKey: string | undefined;
     baseURL: string;
@@ -16,7 +18,23 @@ export interface AppConfig {
   };
 }
 
+export interface ModelBudget {
+  contextTokens: number;
+  maxOutputTokens: number;
+}
+
 const parsed = new WeakMap<Env, AppConfig>();
+
+/** `gpt-4:8192,gpt-4o:128000,*:8192` → a lookup by model name, `*` for any other model. */
+function perModel(value: string | undefined, fallback: number): (model: string) => number {
+  const table = new Map<string, number>();
+  for (const entry of commaList(value ?? "")) {
+    const at = entry.lastIndexOf(":");
+    const n = Number(entry.slice(at + 1));
+    if (at > 0 && Number.isInteger(n) && n > 0) table.set(entry.slice(0, at).trim(), n);
+  }
+  return (model) => table.get(model) ?? table.get("*") ?? fallback;
+}
 
 function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value);
@@ -41,6 +59,7 @@ export function getConfig(env: Env): AppConfig {
       allowedOrigins: commaList(env.ALLOWED_ORIGINS ?? ""),
       maxQueuedTurns: positiveInt(env.MAX_QUEUED_TURNS, 32),
       maxConcurrentGenerations: positiveInt(env.MAX_CONCURRENT_GENERATIONS, 50),
+      modelBudget: budgetLookup(env),
       model: {
         apiKey: env.OPENAI_API_KEY?.trim() || undefined,
         baseURL: env.OPENAI_BASE_URL?.trim() || "https://api.openai.com/v1",
@@ -53,4 +72,14 @@ export function getConfig(env: Env): AppConfig {
     parsed.set(env, config);
   }
   return config;
+}
+
+function budgetLookup(env: Env): (model: string) => ModelBudget {
+  const contextTokens = perModel(env.MODEL_CONTEXT_TOKENS, 8_192);
+  const maxOutputTokens = perModel(env.MODEL_MAX_OUTPUT_TOKENS, 1_024);
+  return (model) => {
+    const context = contextTokens(model);
+    // An allowance as large as the window would leave no room for a prompt.
+    return { contextTokens: context, maxOutputTokens: Math.min(maxOutputTokens(model), Math.floor(context / 2)) };
+  };
 }

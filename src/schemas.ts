@@ -75,6 +75,31 @@ export const renderConversation = (conversation: Conversation): z.infer<typeof C
   updated_at: conversation.updatedAt,
 });
 
+export const ContextSchema = z
+  .object({
+    first_order: z.number().int().openapi({ description: "Order of the oldest message of the branch the model was given." }),
+    messages: z.number().int().openapi({ description: "How many messages of the branch it was given (soft-deleted and empty ones are never sent)." }),
+    summary_through_order: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The rolling summary it was given covers the branch through this order; null: no summary." }),
+    prompt_tokens: z.number().int().nullable().openapi({ description: "The provider's count of the prompt; null until it reports usage." }),
+  })
+  .openapi("Context", { description: "What the model was actually given for this reply." });
+
+export type ReplyContext = Pick<AiResponse, "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens">;
+
+export const renderContext = (response: ReplyContext): z.infer<typeof ContextSchema> | null =>
+  response.contextFirstOrder === null
+    ? null
+    : {
+        first_order: response.contextFirstOrder,
+        messages: response.contextMessages ?? 0,
+        summary_through_order: response.contextSummaryThroughOrder,
+        prompt_tokens: response.promptTokens,
+      };
+
 export const SiblingsSchema = z
   .object({
     index: z.number().int().positive().openapi({ description: "1-based position among the messages with the same parent, in creation order." }),
@@ -106,15 +131,21 @@ export const MessageSchema = z
       .enum(aiResponseStatuses)
       .nullable()
       .optional()
-      .openapi({ description: "User messages only: the status of the AI response that answers it." }),
+      .openapi({ description: "User messages only: the status of the newest AI response that answers it." }),
+    finish_reason: z.string().nullable().optional().openapi({ description: "AI messages only: the provider's finish_reason of this reply." }),
+    context: ContextSchema.nullable().optional().openapi({ description: "AI messages only: what the model was given for this reply." }),
   })
   .openapi("Message");
 
-export const renderMessage = (
-  message: Message,
-  aiResponseStatus?: AiResponse["status"] | null,
-  siblings?: Siblings,
-): z.infer<typeof MessageSchema> => ({
+export interface MessageExtras {
+  /** User messages: the status of the newest response answering it. */
+  aiResponseStatus?: AiResponse["status"] | null;
+  /** AI messages: the response this message carries. */
+  reply?: ReplyContext | null;
+  siblings?: Siblings;
+}
+
+export const renderMessage = (message: Message, { aiResponseStatus, reply, siblings }: MessageExtras = {}): z.infer<typeof MessageSchema> => ({
   id: message.id,
   conversation: message.conversationId,
   sender: message.sender,
@@ -127,6 +158,7 @@ export const renderMessage = (
   parent: message.parentId,
   ...(siblings ? { siblings } : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
+  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply) } : {}),
 });
 
 export const AiResponseSchema = z
@@ -142,6 +174,11 @@ export const AiResponseSchema = z
     usage: z
       .object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
       .nullable(),
+    finish_reason: z
+      .string()
+      .nullable()
+      .openapi({ description: "The provider's: `stop`, `length` (cut off by the output limit), `content_filter`, …" }),
+    context: ContextSchema.nullable(),
     created_at: z.string(),
     first_token_at: z.string().nullable(),
     completed_at: z.string().nullable(),
@@ -165,6 +202,8 @@ export const renderAiResponse = (response: AiResponse): z.infer<typeof AiRespons
           completion_tokens: response.completionTokens ?? 0,
           total_tokens: response.totalTokens,
         },
+  finish_reason: response.finishReason,
+  context: renderContext(response),
   created_at: response.createdAt,
   first_token_at: response.firstTokenAt,
   completed_at: response.completedAt,

@@ -132,7 +132,8 @@ describe("start_conversation and add_message (JSON)", () => {
 describe("ordering under concurrency", () => {
   it("50 concurrent add_message calls get orders 1..100, each reply right after its message, history in order", async () => {
     const user = await createUser();
-    const id = await newConversation(user);
+    // gpt-4o's 128k window holds the whole history: every echo repeats all that came before.
+    const id = await newConversation(user, { model_version: "gpt-4o" });
     const turns = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: `[stub: echo=history delay=0] m${i}` }, status: 201 }),

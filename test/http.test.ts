@@ -96,7 +96,8 @@ describe("API documentation", () => {
   it("lists the allowed models without authentication", async () => {
     expect(await callJson("/models/", { status: 200 })).toEqual({
       default_model: "gpt-4",
-      allowed_models: ["gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"],
+      // ALLOWED_MODELS of vitest.config.ts
+      allowed_models: ["gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "small-window"],
     });
   });
 

@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { notFound } from "../errors";
 import type { Database } from "./client";
@@ -20,19 +20,30 @@ export async function loadOwnedConversation(db: Database, userId: string, id: st
   return conversation;
 }
 
-/** Message columns plus, for a user message, the status of the newest AI response answering it. */
+const replyResponses = alias(aiResponses, "reply_response");
+
+/**
+ * Message columns plus, for a user message, the status of the newest AI response answering it,
+ * and for an AI message the response it carries.
+ */
 export const messageWithStatus = (db: Database) =>
   db
     .select({
       message: messages,
-      aiResponseStatus: sql<AiResponse["status"] | null>`(${db
-        .select({ status: aiResponses.status })
-        .from(aiResponses)
-        .where(eq(aiResponses.messageId, messages.id))
-        .orderBy(desc(aiResponses.id))
-        .limit(1)})`,
+      // Only columns whose names no other selected column has: D1 batches return rows keyed by
+      // column name, so a second `id` would overwrite the message's.
+      reply: {
+        finishReason: replyResponses.finishReason,
+        contextFirstOrder: replyResponses.contextFirstOrder,
+        contextMessages: replyResponses.contextMessages,
+        contextSummaryThroughOrder: replyResponses.contextSummaryThroughOrder,
+        promptTokens: replyResponses.promptTokens,
+      },
+      aiResponseStatus: sql<AiResponse["status"] | null>`(
+        SELECT r.status FROM ai_responses r WHERE r.message_id = ${messages.id} ORDER BY r.id DESC LIMIT 1)`,
     })
-    .from(messages);
+    .from(messages)
+    .leftJoin(replyResponses, eq(replyResponses.aiMessageId, messages.id));
 
 export async function loadOwnedMessage(db: Database, userId: string, id: string) {
   const [row] = await messageWithStatus(db).where(and(eq(messages.id, id), eq(messages.userId, userId)));

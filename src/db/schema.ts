@@ -75,6 +75,11 @@ export const messages = sqliteTable(
     replyTo: text("reply_to").references((): AnySQLiteColumn => messages.id),
     /** The message before this one on its branch; null for a first message. */
     parentId: text("parent_id").references((): AnySQLiteColumn => messages.id),
+    /**
+     * Its size in the model's tokens, from the provider's usage: a reply's completion tokens, a
+     * user message's share of its turn's prompt tokens. Null until counted, or after an edit.
+     */
+    tokens: integer(),
   },
   (t) => [
     uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),
@@ -112,11 +117,40 @@ export const aiResponses = sqliteTable(
     promptTokens: integer("prompt_tokens"),
     completionTokens: integer("completion_tokens"),
     totalTokens: integer("total_tokens"),
+    /** The provider's finish_reason: stop, length, content_filter, ... */
+    finishReason: text("finish_reason"),
+    /** What the model was given: the branch from this order on, that many messages, after a summary through that order. */
+    contextFirstOrder: integer("context_first_order"),
+    contextMessages: integer("context_messages"),
+    contextSummaryThroughOrder: integer("context_summary_through_order"),
     createdAt: timestampColumn("created_at"),
     firstTokenAt: text("first_token_at"),
     completedAt: text("completed_at"),
   },
   (t) => [index("ai_responses_user_status").on(t.userId, t.status), index("ai_responses_message").on(t.messageId, t.id)],
+);
+
+/**
+ * Rolling summaries of what dropped out of the model's context window. A summary covers the branch
+ * from the root through `through_message_id`; a turn uses the newest one on its own branch.
+ */
+export const summaries = sqliteTable(
+  "summaries",
+  {
+    id: text().primaryKey(),
+    conversationId: text("conversation_id")
+      .notNull()
+      .references(() => conversations.id),
+    throughMessageId: text("through_message_id")
+      .notNull()
+      .references(() => messages.id),
+    throughOrder: integer("through_order").notNull(),
+    content: text().notNull(),
+    /** Its size in tokens as the provider counted it when writing it. */
+    tokens: integer().notNull(),
+    createdAt: timestampColumn("created_at"),
+  },
+  (t) => [index("summaries_conversation_through").on(t.conversationId, t.throughMessageId)],
 );
 
 /**
@@ -146,3 +180,4 @@ export type User = typeof users.$inferSelect;
 export type Conversation = typeof conversations.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type AiResponse = typeof aiResponses.$inferSelect;
+export type Summary = typeof summaries.$inferSelect;

@@ -1,15 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
-import { getConfig } from "../config";
+import { getConfig, type ModelBudget } from "../config";
 import { getDb } from "../db/client";
 import type { Conversation } from "../db/schema";
 import type { ErrorCode } from "../errors";
-import { nowIso } from "../lib/ids";
+import { newId, nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
-import { renderAiResponse, renderConversation, renderMessage } from "../schemas";
+import { renderAiResponse, renderContext, renderConversation, renderMessage } from "../schemas";
 import { Checkpointer } from "./checkpointer";
 import { Heartbeat } from "./listeners";
 import { LiveTurn } from "./live-turn";
-import { classifyModelError, getModelClient, streamChat, TurnFailure } from "./model";
+import { type BranchMessage, type BranchSummary, estimateTokens, ownMessageTokens, RETRY_TIGHTENING, selectContext } from "./context-window";
+import { classifyModelError, completeChat, getModelClient, isContextLengthError, streamChat, TurnFailure } from "./model";
+import { summaryRequest } from "./summary-request";
 import { encodeFrame, frameId, parseFrameId } from "./sse";
 import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
@@ -19,11 +21,12 @@ import {
   finishTurn,
   leafWrite,
   loadBranchState,
-  loadHistory,
+  loadBranch,
   loadTurn,
   markInterrupted,
   newTurnRows,
   ordersNeeded,
+  saveSummary,
   type TurnPlan,
   type TurnRows,
 } from "./turn-store";
@@ -87,6 +90,7 @@ export class ConversationObject extends DurableObject<Env> {
   /** Resolved once the order counter and the current leaf exist in this object's storage. */
   #initialized: Promise<void> | undefined;
   #alarmSet = false;
+  #summarizing = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -119,9 +123,9 @@ export class ConversationObject extends DurableObject<Env> {
     const previousLeaf = this.#journal.currentLeaf();
     const rows = newTurnRows(conversation, plan, previousLeaf, firstOrder, 0);
     rows.conversation.leafVersion = this.#journal.moveLeaf(rows.aiMessage.id);
-    // With no earlier turn unfinished, the history cannot change before this turn starts, so it
+    // With no earlier turn unfinished, the branch cannot change before this turn starts, so it
     // is read in the accept batch: one D1 round trip less before the first token.
-    const readHistoryNow = this.#turns.size === 0;
+    const readBranchNow = this.#turns.size === 0;
     this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
     if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
     const turn = new LiveTurn(rows, conversation.systemPrompt);
@@ -130,7 +134,7 @@ export class ConversationObject extends DurableObject<Env> {
     this.#ensureAlarm();
 
     try {
-      turn.accepted(await acceptTurn(getDb(this.env), rows, isNewConversation, readHistoryNow));
+      turn.accepted(await acceptTurn(getDb(this.env), rows, isNewConversation, readBranchNow));
     } catch (error) {
       this.#turns.delete(rows.aiMessage.id);
       this.#journal.close(rows.aiMessage.id);
@@ -254,29 +258,21 @@ export class ConversationObject extends DurableObject<Env> {
   async #streamReply(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
     const db = getDb(this.env);
-    const config = getConfig(this.env);
     const signal = turn.abort.signal;
-    const watchdog = new Watchdog(turn.abort, config.model);
+    const { model } = turn;
+    const budget = getConfig(this.env).modelBudget(model);
+    const watchdog = new Watchdog(turn.abort, getConfig(this.env).model);
     const checkpointer = new Checkpointer(CHECKPOINT_INTERVAL_MS, (text) => checkpointTurn(db, rows, text), { ai_message_id: rows.aiMessage.id });
     try {
       if (signal.aborted) throw signal.reason;
-      const history = turn.history ?? (await loadHistory(db, rows.userMessage.id));
-      const messages = turn.systemPrompt ? [{ role: "system" as const, content: turn.systemPrompt }, ...history] : history;
-      for await (const event of streamChat(getModelClient(config), rows.aiResponse.model, messages, signal)) {
-        const now = watchdog.touch();
-        if (event.type === "model") {
-          // The upstream's own name for the model that answered, e.g. a dated snapshot.
-          rows.aiResponse.model = event.model;
-        } else if (event.type === "usage") {
-          rows.aiResponse.promptTokens = event.promptTokens;
-          rows.aiResponse.completionTokens = event.completionTokens;
-          rows.aiResponse.totalTokens = event.totalTokens;
-        } else {
-          rows.aiResponse.firstTokenAt ??= new Date(now).toISOString();
-          turn.addDelta(event.content);
-          this.#journal.append(rows.aiMessage.id, event.content);
-          checkpointer.offer(turn.text, now);
-        }
+      turn.branch ??= await loadBranch(db, rows.conversation.id, rows.userMessage.id);
+      try {
+        await this.#callModel(turn, model, budget, 1, watchdog, checkpointer);
+      } catch (error) {
+        // The provider counted more than we did: once more, with room to spare.
+        if (!isContextLengthError(error) || turn.text.length > 0) throw error;
+        log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: rows.aiMessage.id, model });
+        await this.#callModel(turn, model, budget, RETRY_TIGHTENING, watchdog, checkpointer);
       }
       if (signal.aborted) throw signal.reason;
       if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
@@ -291,11 +287,44 @@ export class ConversationObject extends DurableObject<Env> {
     await checkpointer.settled();
   }
 
+  /** One model call with what of the turn's branch fits `tighten` of the window. */
+  async #callModel(turn: LiveTurn, model: string, budget: ModelBudget, tighten: number, watchdog: Watchdog, checkpointer: Checkpointer): Promise<void> {
+    const { rows } = turn;
+    const selection = selectContext(turn.systemPrompt, turn.branch!, budget, tighten);
+    if (!selection) throw new TurnFailure("context_length_exceeded", "The message does not fit in the model's context window.");
+    turn.selection = selection;
+    Object.assign(rows.aiResponse, {
+      contextFirstOrder: selection.window.firstOrder,
+      contextMessages: selection.window.messages,
+      contextSummaryThroughOrder: selection.window.summaryThroughOrder,
+    });
+    const config = getConfig(this.env);
+    for await (const event of streamChat(getModelClient(config), model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
+      const now = watchdog.touch();
+      if (event.type === "model") {
+        // The upstream's own name for the model that answered, e.g. a dated snapshot.
+        rows.aiResponse.model = event.model;
+      } else if (event.type === "finish") {
+        rows.aiResponse.finishReason = event.reason;
+      } else if (event.type === "usage") {
+        rows.aiResponse.promptTokens = event.promptTokens;
+        rows.aiResponse.completionTokens = event.completionTokens;
+        rows.aiResponse.totalTokens = event.totalTokens;
+      } else {
+        rows.aiResponse.firstTokenAt ??= new Date(now).toISOString();
+        turn.addDelta(event.content);
+        this.#journal.append(rows.aiMessage.id, event.content);
+        checkpointer.offer(turn.text, now);
+      }
+    }
+  }
+
   /** Stores the reply with its outcome, then sends the last frame and lets the next turn run. */
   async #finish(turn: LiveTurn): Promise<void> {
     const { rows, failure } = turn;
     const finishedAt = nowIso();
     rows.aiMessage.content = turn.text;
+    rows.aiMessage.tokens = rows.aiResponse.completionTokens;
     rows.conversation.updatedAt = finishedAt;
     Object.assign(rows.aiResponse, {
       responseContent: turn.text,
@@ -305,7 +334,7 @@ export class ConversationObject extends DurableObject<Env> {
       completedAt: finishedAt,
     });
     try {
-      await finishTurn(getDb(this.env), rows);
+      await finishTurn(getDb(this.env), rows, this.#userMessageTokens(turn));
       this.#journal.close(rows.aiMessage.id);
     } catch (error) {
       // The turn stays in this object's storage; the next start marks it interrupted.
@@ -314,6 +343,7 @@ export class ConversationObject extends DurableObject<Env> {
     log.info("model call", {
       model: rows.aiResponse.model,
       outcome: failure?.code ?? "completed",
+      finish_reason: rows.aiResponse.finishReason,
       prompt_tokens: rows.aiResponse.promptTokens,
       completion_tokens: rows.aiResponse.completionTokens,
       ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
@@ -321,6 +351,44 @@ export class ConversationObject extends DurableObject<Env> {
     });
     this.#turns.delete(rows.aiMessage.id);
     turn.finished(this.#finalFrame(this.#result(turn)));
+    if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, turn.branch!.summary, turn.selection.unsummarized, turn.model);
+  }
+
+  /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
+  #userMessageTokens({ branch, selection, rows }: LiveTurn): number | null {
+    const own = branch?.messages.at(-1);
+    if (!own || own.id !== rows.userMessage.id || own.tokens !== null || !selection || rows.aiResponse.promptTokens === null) return null;
+    return ownMessageTokens(selection, own, rows.aiResponse.promptTokens);
+  }
+
+  /**
+   * Folds messages that fell out of the window into the branch's rolling summary, in the
+   * background: the next turn never waits for it (until it lands, turns use the previous summary),
+   * and a failure only means the next turn tries again. One at a time per conversation.
+   */
+  #summarize(conversationId: string, previous: BranchSummary | null, dropped: BranchMessage[], model: string): void {
+    if (this.#summarizing) return;
+    const config = getConfig(this.env);
+    const request = summaryRequest(previous, dropped, config.modelBudget(model));
+    if (!request) return;
+    this.#summarizing = true;
+    const summarizing = completeChat(getModelClient(config), model, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs))
+      .then(async ({ content, completionTokens }) => {
+        if (!content.trim()) throw new Error("the model returned an empty summary");
+        await saveSummary(getDb(this.env), {
+          id: newId(),
+          conversationId,
+          throughMessageId: request.through.id,
+          throughOrder: request.through.order,
+          content,
+          tokens: completionTokens ?? estimateTokens(content),
+          createdAt: nowIso(),
+        });
+        log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
+      })
+      .catch((error) => log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) }))
+      .finally(() => (this.#summarizing = false));
+    this.ctx.waitUntil(summarizing);
   }
 
   #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {
@@ -333,8 +401,10 @@ export class ConversationObject extends DurableObject<Env> {
   #messageFrame(rows: TurnRows): Uint8Array {
     return encodeFrame("message", frameId(rows.aiMessage.id, 0), {
       conversation: renderConversation(rows.conversation),
-      user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
-      ai_message: renderMessage(rows.aiMessage),
+      user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
+      ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
+      // Null while the turn waits behind another one: its window is chosen when it starts.
+      context: renderContext(rows.aiResponse),
     });
   }
 
@@ -346,8 +416,8 @@ export class ConversationObject extends DurableObject<Env> {
   #result({ rows, failure }: Pick<LiveTurn, "rows" | "failure">): TurnResult {
     return {
       conversation: renderConversation(rows.conversation),
-      user_message: renderMessage(rows.userMessage, rows.aiResponse.status),
-      ai_message: renderMessage(rows.aiMessage),
+      user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
+      ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
       ai_response: renderAiResponse(rows.aiResponse),
       failure: failure ? { code: failure.code, message: failure.message } : null,
     };

@@ -1,7 +1,8 @@
 import { ListenerSet } from "./listeners";
 import type { TurnFailure } from "./model";
 import { encodeFrame, frameId } from "./sse";
-import type { HistoryMessage, TurnRows } from "./turn-store";
+import type { Branch, ContextSelection } from "./context-window";
+import type { TurnRows } from "./turn-store";
 
 /**
  * accepting → queued → generating → finished, or accepting → rejected when the accept batch
@@ -12,8 +13,10 @@ export type TurnPhase = "accepting" | "queued" | "generating" | "finished" | "re
 /** A turn the conversation object holds in memory, from acceptance until its reply is stored. */
 export class LiveTurn {
   #phase: TurnPhase = "accepting";
-  /** The history read with the accept batch, when no earlier turn could still change it. */
-  history: HistoryMessage[] | null = null;
+  /** The branch read with the accept batch, when no earlier turn could still change it. */
+  branch: Branch | null = null;
+  /** What of the branch the model was given, once the turn has started. */
+  selection: ContextSelection | null = null;
   text = "";
   failure: TurnFailure | null = null;
   /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
@@ -22,11 +25,15 @@ export class LiveTurn {
   readonly abort = new AbortController();
   readonly #accepted = Promise.withResolvers<boolean>();
   readonly #finished = Promise.withResolvers<void>();
+  /** The model asked for; the response's `model` becomes the name the upstream answers with. */
+  readonly model: string;
 
   constructor(
     readonly rows: TurnRows,
     readonly systemPrompt: string | null,
-  ) {}
+  ) {
+    this.model = rows.aiResponse.model;
+  }
 
   get phase(): TurnPhase {
     return this.#phase;
@@ -46,8 +53,8 @@ export class LiveTurn {
     return this.#finished.promise;
   }
 
-  accepted(history: HistoryMessage[] | null): void {
-    this.history = history;
+  accepted(branch: Branch | null): void {
+    this.branch = branch;
     this.#phase = "queued";
     this.#accepted.resolve(true);
   }

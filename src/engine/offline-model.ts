@@ -15,7 +15,17 @@
  *   malformed_after=n  send a chunk that is not JSON after n tokens
  *   hang_after=n    stop sending (without closing) after n tokens
  *   empty=1         stream no content at all
+ *   context=n       a context window of n tokens instead of the configured one
+ *   prompt_factor=n count the prompt n times larger than usual (a provider whose count differs from ours)
+ *
+ * Like a real provider it counts the prompt (about 4 UTF-8 bytes a token, plus 4 per message and
+ * 3 for the reply), answers HTTP 400 `context_length_exceeded` when prompt + `max_tokens` exceed
+ * the model's window (MODEL_CONTEXT_TOKENS), stops at `max_tokens` with `finish_reason: "length"`,
+ * and reports usage.
  */
+
+import type { ModelBudget } from "../config";
+import { log } from "../lib/log";
 
 interface ChatMessage {
   role: string;
@@ -32,9 +42,9 @@ interface Script {
   malformed_after?: number;
   hang_after?: number;
   empty?: number;
+  context?: number;
+  prompt_factor?: number;
 }
-
-import { log } from "../lib/log";
 
 const encoder = new TextEncoder();
 const sleep = (ms: number, signal?: AbortSignal | null) =>
@@ -50,7 +60,7 @@ function parseScript(messages: ChatMessage[], defaultDelay: number): Script {
   const directive = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
   for (const [, key, value] of directive.matchAll(/(\w+)=([\w-]+)/g)) {
     if (key === "echo") script.echo = value;
-    else if (key && key in { delay: 1, first: 1, tokens: 1, status: 1, fail_after: 1, malformed_after: 1, hang_after: 1, empty: 1 }) {
+    else if (key && key in { delay: 1, first: 1, tokens: 1, status: 1, fail_after: 1, malformed_after: 1, hang_after: 1, empty: 1, context: 1, prompt_factor: 1 }) {
       (script as unknown as Record<string, number>)[key] = Number(value);
     }
   }
@@ -76,9 +86,12 @@ function replyText(messages: ChatMessage[], script: Script): string {
 /** Splits text into word-sized tokens that concatenate back to exactly the text. */
 const tokenize = (text: string) => text.match(/\s*\S+/g) ?? [];
 
+/** The stand-in's own token count of a prompt. */
+const countPrompt = (messages: ChatMessage[]) => messages.reduce((n, m) => n + Math.ceil(encoder.encode(m.content).length / 4) + 4, 3);
+
 const sseChunk = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 
-export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
+export function createOfflineModelFetch(defaultDelayMs: number, budgetFor: (model: string) => ModelBudget): typeof fetch {
   let announced = false;
   return async (input, init) => {
     if (!announced) {
@@ -89,22 +102,27 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
     if (!new URL(request.url).pathname.endsWith("/chat/completions")) {
       return Response.json({ error: { message: "The offline stand-in only serves /chat/completions." } }, { status: 404 });
     }
-    const body = (await request.json()) as { model: string; messages: ChatMessage[]; stream?: boolean };
+    const body = (await request.json()) as { model: string; messages: ChatMessage[]; stream?: boolean; max_tokens?: number };
     const script = parseScript(body.messages, defaultDelayMs);
     if (script.status) {
       return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status });
+    }
+    const promptTokens = countPrompt(body.messages) * (script.prompt_factor ?? 1);
+    const window = script.context ?? budgetFor(body.model).contextTokens;
+    if (promptTokens + (body.max_tokens ?? 0) > window) {
+      const message =
+        `This model's maximum context length is ${window} tokens. However, you requested ${promptTokens + (body.max_tokens ?? 0)} tokens ` +
+        `(${promptTokens} in the messages, ${body.max_tokens ?? 0} in the completion). Please reduce the length of the messages or completion.`;
+      return Response.json({ error: { message, type: "invalid_request_error", param: "messages", code: "context_length_exceeded" } }, { status: 400 });
     }
     const id = `chatcmpl-offline-${crypto.randomUUID()}`;
     // Reported like a provider's snapshot name, so a stored reply says it came from the stand-in.
     const model = `offline-${body.model}`;
     const created = Math.floor(Date.now() / 1000);
-    const tokens = tokenize(replyText(body.messages, script));
-    const usage = {
-      prompt_tokens: Math.ceil(body.messages.reduce((n, m) => n + m.content.length, 0) / 4),
-      completion_tokens: tokens.length,
-      total_tokens: 0,
-    };
-    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    const fullReply = tokenize(replyText(body.messages, script));
+    const tokens = body.max_tokens === undefined ? fullReply : fullReply.slice(0, body.max_tokens);
+    const finishReason = tokens.length < fullReply.length ? "length" : "stop";
+    const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
     const chunk = (delta: object, finish: string | null = null) => ({
       id,
       object: "chat.completion.chunk",
@@ -115,7 +133,7 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
 
     if (!body.stream) {
       const message = { role: "assistant", content: tokens.join("") };
-      return Response.json({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: "stop" }], usage });
+      return Response.json({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: finishReason }], usage });
     }
 
     const signal = request.signal;
@@ -138,7 +156,7 @@ export function createOfflineModelFetch(defaultDelayMs: number): typeof fetch {
           controller.enqueue(sseChunk(chunk({ content: tokens[sent++] })));
           return;
         }
-        controller.enqueue(sseChunk(chunk({}, "stop")));
+        controller.enqueue(sseChunk(chunk({}, finishReason)));
         controller.enqueue(sseChunk({ id, object: "chat.completion.chunk", created, model, choices: [], usage }));
         controller.enqueue(sseChunk("[DONE]"));
         controller.close();

@@ -1,10 +1,10 @@
-import { and, asc, eq, isNull, lt, max, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNull, lt, max, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { titleFromMessage } from "../conversation-rules";
 import type { Database } from "../db/client";
-import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages } from "../db/schema";
+import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages, type Summary, summaries } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
-import type { ChatMessage } from "./model";
+import type { Branch, BranchSummary } from "./context-window";
 
 /** What a turn adds to the conversation tree. */
 export type TurnPlan =
@@ -41,10 +41,10 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
   } else {
     const replyTo = plan.kind === "send" ? plan.replyTo : plan.original.replyTo;
     const parent = plan.kind === "send" ? parentId : plan.original.parentId;
-    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent };
+    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent, tokens: null };
   }
   const aiOrder = plan.kind === "regenerate" ? firstOrder : firstOrder + 1;
-  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id };
+  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id, tokens: null };
   const title = conversation.title ?? (plan.kind === "send" && firstOrder === 1 ? titleFromMessage(plan.content) : null);
   return {
     conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now, currentLeafId: aiMessage.id, leafVersion },
@@ -64,6 +64,10 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       promptTokens: null,
       completionTokens: null,
       totalTokens: null,
+      finishReason: null,
+      contextFirstOrder: null,
+      contextMessages: null,
+      contextSummaryThroughOrder: null,
       createdAt: now,
       firstTokenAt: null,
       completedAt: null,
@@ -90,13 +94,11 @@ export const leafWrite = (db: Database, conversationId: string, leafId: string |
     .set({ currentLeafId: leafId, leafVersion: version })
     .where(and(eq(conversations.id, conversationId), lt(conversations.leafVersion, version)));
 
-export type HistoryMessage = ChatMessage & { role: "user" | "assistant" };
-
 /**
  * Commits the new messages, the Generating response and the new current leaf together, and with
- * `readHistory` returns the history the model is to see, read in the same round trip.
+ * `readBranch` returns the branch the model is to see, read in the same round trip.
  */
-export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean, readHistory: boolean): Promise<HistoryMessage[] | null> {
+export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean, readBranch: boolean): Promise<Branch | null> {
   const { conversation } = rows;
   const conversationWrite = isNewConversation
     ? db.insert(conversations).values(conversation)
@@ -112,13 +114,13 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
     ...(isNewConversation ? [] : [leafWrite(db, conversation.id, conversation.currentLeafId, conversation.leafVersion)]),
     ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
   ] as const;
-  if (!readHistory) {
+  if (!readBranch) {
     await db.batch(writes);
     return null;
   }
-  // The history query runs last in the batch, so it sees this turn's own user message.
-  const results = await db.batch([...writes, historyQuery(db, rows.userMessage.id)]);
-  return toHistory(results.at(-1) as HistoryRow[]);
+  // The branch is read last in the batch, so it includes this turn's own user message.
+  const results = await db.batch([...writes, branchQuery(db, rows.userMessage.id), summaryQuery(db, conversation.id, rows.userMessage.id)]);
+  return toBranch(results.at(-2) as BranchRow[], results.at(-1) as BranchSummary[]);
 }
 
 /** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
@@ -129,10 +131,15 @@ export async function checkpointTurn(db: Database, rows: TurnRows, text: string)
   ]);
 }
 
-export async function finishTurn(db: Database, rows: TurnRows): Promise<void> {
+/** Stores the reply, its outcome and its token counts; `userMessageTokens` when its prompt share became known. */
+export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens: number | null): Promise<void> {
   const { aiResponse } = rows;
   await db.batch([
-    db.update(messages).set({ content: rows.aiMessage.content }).where(eq(messages.id, rows.aiMessage.id)),
+    db.update(messages).set({ content: rows.aiMessage.content, tokens: rows.aiMessage.tokens }).where(eq(messages.id, rows.aiMessage.id)),
+    ...(userMessageTokens === null
+      ? []
+      : // Only while the message still holds the text that was counted: an edit clears the count.
+        [db.update(messages).set({ tokens: userMessageTokens }).where(and(eq(messages.id, rows.userMessage.id), eq(messages.content, rows.userMessage.content)))]),
     db
       .update(aiResponses)
       .set({
@@ -144,6 +151,10 @@ export async function finishTurn(db: Database, rows: TurnRows): Promise<void> {
         promptTokens: aiResponse.promptTokens,
         completionTokens: aiResponse.completionTokens,
         totalTokens: aiResponse.totalTokens,
+        finishReason: aiResponse.finishReason,
+        contextFirstOrder: aiResponse.contextFirstOrder,
+        contextMessages: aiResponse.contextMessages,
+        contextSummaryThroughOrder: aiResponse.contextSummaryThroughOrder,
         firstTokenAt: aiResponse.firstTokenAt,
         completedAt: aiResponse.completedAt,
       })
@@ -163,37 +174,51 @@ export async function markInterrupted(db: Database, aiMessageId: string, aiRespo
   ]);
 }
 
-interface HistoryRow {
-  sender: "user" | "ai";
-  content: string;
-}
+/** The ids of the branch that ends at `lastMessageId`: a recursive walk up the parent links. */
+const branchIds = (lastMessageId: string) => sql`(
+  WITH RECURSIVE path(id, parent_id) AS (
+    SELECT id, parent_id FROM messages WHERE id = ${lastMessageId}
+    UNION ALL
+    SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
+  )
+  SELECT id FROM path)`;
 
-/** The branch that ends at `lastMessageId`, root first, soft-deleted messages left out. */
-const historyQuery = (db: Database, lastMessageId: string) =>
+// Subqueries in query builders, not raw SQL: Drizzle's D1 batch cannot run raw statements.
+const branchQuery = (db: Database, lastMessageId: string) =>
   db
-    .select({ sender: messages.sender, content: messages.content })
+    .select({ id: messages.id, order: messages.order, sender: messages.sender, content: messages.content, tokens: messages.tokens })
     .from(messages)
-    .where(
-      and(
-        // A recursive walk up the parent links, as a subquery: Drizzle batches query builders, not raw SQL.
-        sql`${messages.id} IN (
-          WITH RECURSIVE path(id, parent_id) AS (
-            SELECT id, parent_id FROM messages WHERE id = ${lastMessageId}
-            UNION ALL
-            SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
-          )
-          SELECT id FROM path)`,
-        eq(messages.isDeleted, false),
-      ),
-    )
+    .where(and(sql`${messages.id} IN ${branchIds(lastMessageId)}`, eq(messages.isDeleted, false)))
     .orderBy(asc(messages.order));
 
-const toHistory = (rows: HistoryRow[]): HistoryMessage[] =>
-  rows.filter((row) => row.content.length > 0).map((row) => ({ role: row.sender === "user" ? "user" : "assistant", content: row.content }));
+/** The newest summary of this branch (summaries of other branches end at messages not on it). */
+const summaryQuery = (db: Database, conversationId: string, lastMessageId: string) =>
+  db
+    .select({ throughOrder: summaries.throughOrder, content: summaries.content, tokens: summaries.tokens })
+    .from(summaries)
+    .where(and(eq(summaries.conversationId, conversationId), sql`${summaries.throughMessageId} IN ${branchIds(lastMessageId)}`))
+    .orderBy(desc(summaries.throughOrder))
+    .limit(1);
 
-/** What the model is sent for a turn: the branch from the root to its user message. */
-export async function loadHistory(db: Database, userMessageId: string): Promise<HistoryMessage[]> {
-  return toHistory(await historyQuery(db, userMessageId));
+type BranchRow = Awaited<ReturnType<typeof branchQuery>>[number];
+
+const toBranch = (rows: BranchRow[], [summary]: BranchSummary[]): Branch => ({
+  // An empty reply (a failed turn) is nothing the model needs to see.
+  messages: rows
+    .filter((row) => row.content.length > 0)
+    .map((row) => ({ id: row.id, order: row.order, role: row.sender === "user" ? "user" : "assistant", content: row.content, tokens: row.tokens })),
+  summary: summary ?? null,
+});
+
+/** What a turn is answering: the branch from the root to its user message, and the newest summary of it. */
+export async function loadBranch(db: Database, conversationId: string, userMessageId: string): Promise<Branch> {
+  const [rows, summary] = await db.batch([branchQuery(db, userMessageId), summaryQuery(db, conversationId, userMessageId)]);
+  return toBranch(rows, summary);
+}
+
+/** Stores a rolling summary of the branch through `throughMessageId`. */
+export async function saveSummary(db: Database, summary: Summary): Promise<void> {
+  await db.insert(summaries).values(summary);
 }
 
 const userMessages = alias(messages, "user_message");

@@ -230,7 +230,7 @@ export const conversationRoutes = createRouter()
     const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
     const pageIds = listed.slice(pageOffset(page), pageOffset(page) + PAGE_SIZE).map((node) => node.id);
     const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
-    const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus, tree.siblings(row.message.id)));
+    const results = rows.map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
     return c.json(pageBody(c.req.url, page, listed.length, results), 200);
   })
   .openapi(forkConversation, async (c) => {

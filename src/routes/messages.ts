@@ -58,26 +58,27 @@ export const messageRoutes = createRouter()
         .limit(PAGE_SIZE)
         .offset(pageOffset(page)),
     ]);
-    const results = rows.map((row) => renderMessage(row.message, row.aiResponseStatus));
+    const results = rows.map((row) => renderMessage(row.message, row));
     return c.json(pageBody(c.req.url, page, total?.n ?? 0, results), 200);
   })
   .openapi(markDeleted, async (c) => {
     const db = getDb(c.env);
-    const { message, aiResponseStatus } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
+    const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
-    return c.json(renderMessage({ ...message, isDeleted: true }, aiResponseStatus), 200);
+    return c.json(renderMessage({ ...message, isDeleted: true }, extras), 200);
   })
   .openapi(editMessage, async (c) => {
     const content = checkMessageContent(c.env, c.req.valid("json").content);
     const db = getDb(c.env);
-    const { message, aiResponseStatus } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
+    const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (message.sender !== "user") throw new ApiError("forbidden", "Only your own user messages can be edited.");
     // The condition repeats the check so a delete that lands between the read and this write wins.
     const [edited] = await db
       .update(messages)
-      .set({ content, isEdited: true })
+      // The provider's count was of the old text.
+      .set({ content, isEdited: true, tokens: null })
       .where(and(eq(messages.id, message.id), eq(messages.isDeleted, false)))
       .returning();
     if (!edited) throw new ApiError("conflict", "A deleted message cannot be edited.");
-    return c.json(renderMessage(edited, aiResponseStatus), 200);
+    return c.json(renderMessage(edited, extras), 200);
   });

@@ -8,7 +8,9 @@ import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { loadOwnedConversation, loadOwnedMessageInContext, ownedConversationQuery } from "../db/queries";
 import { aiResponses, type Conversation, messages } from "../db/schema";
+import { selectContext } from "../engine/context-window";
 import type { SubmitOutcome, TurnRequest, TurnResult } from "../engine/conversation-object";
+import type { TurnPlan } from "../engine/turn-store";
 import { SSE_HEADERS } from "../engine/sse";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
@@ -190,8 +192,19 @@ function checkActive(conversation: Conversation | undefined): asserts conversati
   if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
 }
 
+/** A message that cannot fit the model's window even with no history is refused before anything is stored. */
+function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan): void {
+  const model = (plan.kind === "regenerate" && plan.model) || conversation.modelVersion;
+  const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
+  const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null }], summary: null };
+  if (!selectContext(conversation.systemPrompt, alone, getConfig(env).modelBudget(model))) {
+    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model}.`);
+  }
+}
+
 /** Hands the turn to the conversation's object and answers in the mode the client asked for. */
 async function submit(c: Context<AppEnv>, request: Omit<TurnRequest, "idempotency">, hashed: unknown[]): Promise<Response> {
+  checkFitsContext(c.env, request.conversation, request.plan);
   const key = c.req.header("Idempotency-Key");
   const idempotency = key ? { key, requestHash: await requestHash(hashed) } : null;
   const outcome = await conversationObject(c.env, request.conversation.id).submitTurn({ ...request, idempotency }, wantsEventStream(c) ? "sse" : "json");
