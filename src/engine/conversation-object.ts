@@ -9,7 +9,15 @@ import { renderAiResponse, renderContext, renderConversation, renderMessage } fr
 import { Checkpointer } from "./checkpointer";
 import { Heartbeat } from "./listeners";
 import { LiveTurn } from "./live-turn";
-import { type BranchMessage, type BranchSummary, estimateTokens, ownMessageTokens, RETRY_TIGHTENING, selectContext } from "./context-window";
+import {
+  type BranchMessage,
+  type BranchSummary,
+  type ContextSelection,
+  estimateTokens,
+  ownMessageTokens,
+  RETRY_TIGHTENING,
+  selectContext,
+} from "./context-window";
 import { classifyModelError, completeChat, getModelClient, isContextLengthError, streamChat, TurnFailure } from "./model";
 import { summaryRequest } from "./summary-request";
 import { encodeFrame, frameId, parseFrameId } from "./sse";
@@ -145,6 +153,13 @@ export class ConversationObject extends DurableObject<Env> {
       log.error("accepting a turn failed", error, { conversation_id: conversation.id });
       return STORE_FAILED;
     }
+    // With the branch at hand the window is chosen now, so the first frame can say what the model
+    // gets. If nothing fits, the turn fails with that when it starts.
+    if (turn.branch) {
+      try {
+        this.#chooseContext(turn, 1);
+      } catch {}
+    }
 
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
     await turn.whenFinished();
@@ -267,12 +282,12 @@ export class ConversationObject extends DurableObject<Env> {
       if (signal.aborted) throw signal.reason;
       turn.branch ??= await loadBranch(db, rows.conversation.id, rows.userMessage.id);
       try {
-        await this.#callModel(turn, model, budget, 1, watchdog, checkpointer);
+        await this.#callModel(turn, turn.selection ?? this.#chooseContext(turn, 1), budget, watchdog, checkpointer);
       } catch (error) {
         // The provider counted more than we did: once more, with room to spare.
         if (!isContextLengthError(error) || turn.text.length > 0) throw error;
         log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: rows.aiMessage.id, model });
-        await this.#callModel(turn, model, budget, RETRY_TIGHTENING, watchdog, checkpointer);
+        await this.#callModel(turn, this.#chooseContext(turn, RETRY_TIGHTENING), budget, watchdog, checkpointer);
       }
       if (signal.aborted) throw signal.reason;
       if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
@@ -287,19 +302,24 @@ export class ConversationObject extends DurableObject<Env> {
     await checkpointer.settled();
   }
 
-  /** One model call with what of the turn's branch fits `tighten` of the window. */
-  async #callModel(turn: LiveTurn, model: string, budget: ModelBudget, tighten: number, watchdog: Watchdog, checkpointer: Checkpointer): Promise<void> {
-    const { rows } = turn;
-    const selection = selectContext(turn.systemPrompt, turn.branch!, budget, tighten);
+  /** Chooses what of the turn's branch fits `tighten` of the model's window, and records it on the response. */
+  #chooseContext(turn: LiveTurn, tighten: number): ContextSelection {
+    const selection = selectContext(turn.systemPrompt, turn.branch!, getConfig(this.env).modelBudget(turn.model), tighten);
     if (!selection) throw new TurnFailure("context_length_exceeded", "The message does not fit in the model's context window.");
     turn.selection = selection;
-    Object.assign(rows.aiResponse, {
+    Object.assign(turn.rows.aiResponse, {
       contextFirstOrder: selection.window.firstOrder,
       contextMessages: selection.window.messages,
       contextSummaryThroughOrder: selection.window.summaryThroughOrder,
     });
+    return selection;
+  }
+
+  /** One model call with the prompt of `selection`. */
+  async #callModel(turn: LiveTurn, selection: ContextSelection, budget: ModelBudget, watchdog: Watchdog, checkpointer: Checkpointer): Promise<void> {
+    const { rows } = turn;
     const config = getConfig(this.env);
-    for await (const event of streamChat(getModelClient(config), model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
+    for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
       const now = watchdog.touch();
       if (event.type === "model") {
         // The upstream's own name for the model that answered, e.g. a dated snapshot.

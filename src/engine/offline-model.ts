@@ -58,7 +58,7 @@ function parseScript(messages: ChatMessage[], defaultDelay: number): Script {
   const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
   const script: Script = { delay: defaultDelay, first: defaultDelay };
   const directive = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
-  for (const [, key, value] of directive.matchAll(/(\w+)=([\w-]+)/g)) {
+  for (const [, key, value] of directive.matchAll(/(\w+)=([\w.-]+)/g)) {
     if (key === "echo") script.echo = value;
     else if (key && key in { delay: 1, first: 1, tokens: 1, status: 1, fail_after: 1, malformed_after: 1, hang_after: 1, empty: 1, context: 1, prompt_factor: 1 }) {
       (script as unknown as Record<string, number>)[key] = Number(value);

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, isNull, lt, max, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNull, lt, max, ne, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { titleFromMessage } from "../conversation-rules";
 import type { Database } from "../db/client";
@@ -191,12 +191,21 @@ const branchQuery = (db: Database, lastMessageId: string) =>
     .where(and(sql`${messages.id} IN ${branchIds(lastMessageId)}`, eq(messages.isDeleted, false)))
     .orderBy(asc(messages.order));
 
-/** The newest summary of this branch (summaries of other branches end at messages not on it). */
+/**
+ * The newest summary of this branch before its last message (summaries of other branches end at
+ * messages not on it; one through the last message itself was written for a later turn).
+ */
 const summaryQuery = (db: Database, conversationId: string, lastMessageId: string) =>
   db
     .select({ throughOrder: summaries.throughOrder, content: summaries.content, tokens: summaries.tokens })
     .from(summaries)
-    .where(and(eq(summaries.conversationId, conversationId), sql`${summaries.throughMessageId} IN ${branchIds(lastMessageId)}`))
+    .where(
+      and(
+        eq(summaries.conversationId, conversationId),
+        ne(summaries.throughMessageId, lastMessageId),
+        sql`${summaries.throughMessageId} IN ${branchIds(lastMessageId)}`,
+      ),
+    )
     .orderBy(desc(summaries.throughOrder))
     .limit(1);
 
