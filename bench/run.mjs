@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:f
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
+import { measurePromptBuilding } from "./prompt-building.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const STATE = path.join(ROOT, "bench", ".state");
@@ -228,8 +229,9 @@ function seedSql(userId, email) {
     const id = `00000000-0000-7000-9000-${hex(order)}`;
     const sender = order % 2 ? "user" : "ai";
     const replyTo = sender === "ai" ? `'00000000-0000-7000-9000-${hex(order - 1)}'` : "NULL";
+    const parent = order > 1 ? `'00000000-0000-7000-9000-${hex(order - 1)}'` : "NULL";
     lines.push(
-      `INSERT INTO messages (id, conversation_id, user_id, sender, content, timestamp, "order", reply_to) VALUES ('${id}', '${conversationId}', '${userId}', '${sender}', 'Message number ${order} with a few words of content.', '${iso(order)}', ${order}, ${replyTo});`,
+      `INSERT INTO messages (id, conversation_id, user_id, sender, content, timestamp, "order", reply_to, parent_id) VALUES ('${id}', '${conversationId}', '${userId}', '${sender}', 'Message number ${order} with a few words of content.', '${iso(order)}', ${order}, ${replyTo}, ${parent});`,
     );
     if (sender === "ai") {
       lines.push(
@@ -237,6 +239,7 @@ function seedSql(userId, email) {
       );
     }
   }
+  lines.push(`UPDATE conversations SET current_leaf_id = '00000000-0000-7000-9000-${hex(1000)}' WHERE id = '${conversationId}';`);
   return { sql: lines.join("\n"), conversationId };
 }
 
@@ -265,6 +268,10 @@ async function main() {
   rmSync(STATE, { recursive: true, force: true });
   mkdirSync(STATE, { recursive: true });
   const env = { WRANGLER_SEND_METRICS: "false", CI: "1" };
+
+  // Before anything else runs, so nothing competes for the CPU.
+  console.log("prompt building…");
+  const promptBuilding = await measurePromptBuilding();
 
   const { match } = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], {}, /listening (\d+)/);
   const upstream = `http://127.0.0.1:${match[1]}`;
@@ -402,6 +409,12 @@ async function main() {
     `| \`GET /health\` (floor: no auth, no D1) | ${fmt(lists.health.rps)} | ${fmt(lists.health.latency.p50)} | ${fmt(lists.health.latency.p99)} | ${fmt(lists.health.latency.max)} | ${lists.health.errors} |`,
     `| \`GET /conversations/?page=N\` | ${fmt(lists.conversations.rps)} | ${fmt(lists.conversations.latency.p50)} | ${fmt(lists.conversations.latency.p99)} | ${fmt(lists.conversations.latency.max)} | ${lists.conversations.errors} |`,
     `| \`GET /conversations/{id}/messages/?page=N\` | ${fmt(lists.messages.rps)} | ${fmt(lists.messages.latency.p50)} | ${fmt(lists.messages.latency.p99)} | ${fmt(lists.messages.latency.max)} | ${lists.messages.errors} |`,
+    "",
+    `## Prompt building (\`selectContext\` over a ${promptBuilding.messages}-message branch, Node ${process.version}; also \`node bench/prompt-building.mjs\`)`,
+    "",
+    "| case | CPU per turn | messages sent |",
+    "| --- | --- | --- |",
+    ...promptBuilding.cases.map((c) => `| ${c.label} | ${fmt(c.micros)} µs | ${c.sent} |`),
     "",
     "## Bundle",
     "",
