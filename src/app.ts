@@ -13,6 +13,7 @@ import { getConfig } from "./config";
 import { ApiError, type ErrorCode } from "./errors";
 import { log, setLogLevel } from "./lib/log";
 import { authRoutes } from "./routes/auth";
+import { chatRoutes } from "./routes/chat";
 import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
 import { modelRoutes } from "./routes/models";
@@ -20,6 +21,8 @@ import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
 
 const MAX_BODY_BYTES = 128 * 1024;
+// The AI SDK's transport sends the client's whole copy of the chat with every message.
+const MAX_CHAT_BODY_BYTES = 4 * 1024 * 1024;
 
 function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
   return c.json(error.body(c.get("requestId")), error.status, error.headers);
@@ -77,14 +80,16 @@ export function createApp() {
         errorResponse(c, new ApiError("method_not_allowed", `Method ${c.req.method} is not allowed here.`, { headers: { Allow: methods.join(", ") } })),
     }),
   );
-  app.use(
+  const bodyLimitOf = (maxSize: number) =>
     bodyLimit({
-      maxSize: MAX_BODY_BYTES,
+      maxSize,
       onError: () => {
-        throw new ApiError("payload_too_large", `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+        throw new ApiError("payload_too_large", `The request body is larger than ${maxSize} bytes.`);
       },
-    }),
-  );
+    });
+  const chatBodyLimit = bodyLimitOf(MAX_CHAT_BODY_BYTES);
+  const defaultBodyLimit = bodyLimitOf(MAX_BODY_BYTES);
+  app.use((c, next) => (c.req.path === "/chat" || c.req.path === "/chat/" ? chatBodyLimit : defaultBodyLimit)(c, next));
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
@@ -94,9 +99,11 @@ export function createApp() {
     .route("/", conversationRoutes)
     .route("/", messageRoutes)
     .route("/", modelRoutes)
-    .route("/", turnRoutes);
+    .route("/", turnRoutes)
+    .route("/", chatRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "StreamTicket", { type: "apiKey", in: "query", name: "ticket" });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {

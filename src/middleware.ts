@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./app-env";
 import { ApiError } from "./errors";
-import { verifyToken } from "./lib/tokens";
+import { verifyStreamTicket, verifyToken } from "./lib/tokens";
 
 const BEARER_CHALLENGE = { "WWW-Authenticate": 'Bearer realm="genai-edge"' };
 
@@ -28,4 +28,23 @@ export const authenticated = (tag: string) => ({
   tags: [tag],
   security: [{ Bearer: [] }],
   middleware: [requireAuth],
+});
+
+/**
+ * The stream route also takes `?ticket=` (POST /conversations/{id}/stream_ticket/): EventSource
+ * cannot send an Authorization header. The ticket names the conversation of the path.
+ */
+export const requireAuthOrStreamTicket = createMiddleware<AppEnv>(async (c, next) => {
+  const ticket = c.req.query("ticket");
+  if (ticket === undefined) {
+    await requireAuth(c, next);
+    return;
+  }
+  try {
+    c.set("userId", await verifyStreamTicket(c.env, ticket, c.req.param("id") ?? ""));
+  } catch (error) {
+    if (error instanceof ApiError) throw new ApiError(error.code, error.message, { headers: BEARER_CHALLENGE });
+    throw error;
+  }
+  await next();
 });

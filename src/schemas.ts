@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { AiResponse, Conversation, Message, User } from "./db/schema";
 import { aiResponseStatuses, conversationStatuses, senders } from "./db/schema";
 import { errorStatus } from "./errors";
+import { MAX_PAGE_SIZE, PAGE_SIZE } from "./lib/page-size";
 
 /* The JSON shapes the API answers with, each next to the function that renders a row as it. */
 
@@ -219,7 +220,14 @@ export const BooleanQuerySchema = z
   .transform((v) => v === "true" || v === "1");
 
 export const PageQuerySchema = z.object({
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1).openapi({ description: "1-based page number; 10 per page." }),
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1).openapi({ description: "1-based page number." }),
+  page_size: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE_SIZE)
+    .default(PAGE_SIZE)
+    .openapi({ description: `Items per page, 1–${MAX_PAGE_SIZE}; ${PAGE_SIZE} by default.` }),
 });
 
 export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>

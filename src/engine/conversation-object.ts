@@ -44,7 +44,10 @@ const CHECKPOINT_INTERVAL_MS = 2_000;
 
 export interface TurnRequest {
   conversation: Conversation;
+  /** The conversation row is written with the turn unless it exists by then. */
   isNewConversation: boolean;
+  /** The conversation's id derives from the Idempotency-Key (keyed start_conversation). */
+  keyNamesConversation?: boolean;
   plan: TurnPlan;
   /** The client's Idempotency-Key and a hash of what it sent with it. */
   idempotency: { key: string; requestHash: string } | null;
@@ -120,8 +123,8 @@ export class ConversationObject extends DurableObject<Env> {
     if (idempotency) {
       const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
       if (previous) return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
-      // A new conversation's object is named after the key, so a used object means the key is older than 24 h.
-      if (isNewConversation && usedBefore) return KEY_REUSED;
+      // This object is named after the key, so a used object means the key is older than 24 h.
+      if (request.keyNamesConversation && usedBefore) return KEY_REUSED;
     }
     const maxQueued = getConfig(this.env).maxQueuedTurns;
     if (this.#turns.size >= maxQueued) {
@@ -176,21 +179,23 @@ export class ConversationObject extends DurableObject<Env> {
   /**
    * Attaches to a reply. With `lastEventId` (`<ai message id>:<offset>`) it resumes that reply
    * after the offset, from memory while it is in flight or from D1 once it is stored; without,
-   * it attaches to the reply in flight. Null when there is nothing to attach to.
+   * it attaches to the reply in flight. `"finished"` when the client already has the whole reply
+   * (its last frame was the final one), null when there is nothing to attach to.
    */
-  async attach(conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | null> {
+  async attach(conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | "finished" | null> {
     if (lastEventId === null) {
       const next = this.#generating() ?? this.#storedTurns().sort((a, b) => a.rows.aiMessage.order - b.rows.aiMessage.order)[0];
       return next ? this.#listen(next, "start") : null;
     }
     const position = parseFrameId(lastEventId);
     if (!position) return null;
+    if (position.offset === "end") return "finished";
     const live = this.#turns.get(position.aiMessageId);
-    if (live?.isStored) return this.#listen(live, position.offset === "end" ? "start" : position.offset);
+    if (live?.isStored) return this.#listen(live, position.offset);
 
     const stored = await loadTurn(getDb(this.env), conversationId, position.aiMessageId);
     if (!stored) return null;
-    return framesStream(this.#storedFrames(stored, position.offset === "end" ? stored.aiMessage.content.length : position.offset));
+    return framesStream(this.#storedFrames(stored, position.offset));
   }
 
   /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */

@@ -100,8 +100,10 @@ export const leafWrite = (db: Database, conversationId: string, leafId: string |
  */
 export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation: boolean, readBranch: boolean): Promise<Branch | null> {
   const { conversation } = rows;
+  // A conversation created by its first turn: concurrent first turns (a chat client sending twice
+  // before either landed) each carry the row, and whichever batch lands first creates it.
   const conversationWrite = isNewConversation
-    ? db.insert(conversations).values(conversation)
+    ? db.insert(conversations).values(conversation).onConflictDoNothing()
     : db.update(conversations).set({ updatedAt: conversation.updatedAt }).where(eq(conversations.id, conversation.id));
   const titleWrite = db
     .update(conversations)
@@ -111,8 +113,8 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
     conversationWrite,
     db.insert(messages).values(rows.isNewUserMessage ? [rows.userMessage, rows.aiMessage] : [rows.aiMessage]),
     db.insert(aiResponses).values(rows.aiResponse),
-    ...(isNewConversation ? [] : [leafWrite(db, conversation.id, conversation.currentLeafId, conversation.leafVersion)]),
-    ...(!isNewConversation && rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
+    leafWrite(db, conversation.id, conversation.currentLeafId, conversation.leafVersion),
+    ...(rows.userMessage.order === 1 && conversation.title ? [titleWrite] : []),
   ] as const;
   if (!readBranch) {
     await db.batch(writes);

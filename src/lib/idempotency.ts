@@ -18,10 +18,16 @@ export async function requestHash(request: unknown): Promise<string> {
 }
 
 /**
- * The id of the conversation a keyed start_conversation creates: derived from the user and the
- * key, so every retry reaches the same conversation object, which then replays the original.
- * An HMAC under the server secret keeps it unguessable; formatted as a UUID version 8.
+ * A conversation id derived from the user and a client-chosen name, so every retry reaches the
+ * same conversation object. An HMAC under the server secret keeps it unguessable; formatted as a
+ * UUID version 8. `purpose` keeps the name spaces apart.
  */
-export async function conversationIdForKey(env: Env, userId: string, key: string): Promise<string> {
-  return formatUuid((await hmacSha256(env, `start_conversation\0${userId}\0${key}`)).slice(0, 16), 8);
+async function derivedConversationId(env: Env, purpose: string, userId: string, name: string): Promise<string> {
+  return formatUuid((await hmacSha256(env, `${purpose}\0${userId}\0${name}`)).slice(0, 16), 8);
 }
+
+/** The conversation a keyed start_conversation creates: its retries replay the original. */
+export const conversationIdForKey = (env: Env, userId: string, key: string) => derivedConversationId(env, "start_conversation", userId, key);
+
+/** The conversation behind an AI SDK client's chat id. */
+export const conversationIdForChat = (env: Env, userId: string, chatId: string) => derivedConversationId(env, "chat", userId, chatId);

@@ -1,13 +1,17 @@
 import { ApiError } from "../errors";
-import { PAGE_SIZE } from "./page-size";
 
-export { PAGE_SIZE };
+/** `?page=` (1-based) and `?page_size=` of a list request, validated by `PageQuerySchema`. */
+export interface Paging {
+  page: number;
+  page_size: number;
+}
 
-export const pageOffset = (page: number) => (page - 1) * PAGE_SIZE;
+export const pageOffset = ({ page, page_size }: Paging) => (page - 1) * page_size;
 
 /** A DRF-style page: `next`/`previous` are full URLs or null; a page past the end is a 404. */
-export function pageBody<T>(requestUrl: string, page: number, count: number, results: T[]) {
-  if (page > 1 && pageOffset(page) >= count) throw new ApiError("invalid_page", "Invalid page.");
+export function pageBody<T>(requestUrl: string, paging: Paging, count: number, results: T[]) {
+  const { page, page_size } = paging;
+  if (page > 1 && pageOffset(paging) >= count) throw new ApiError("invalid_page", "Invalid page.");
   const link = (target: number) => {
     const url = new URL(requestUrl);
     url.searchParams.set("page", String(target));
@@ -15,7 +19,7 @@ export function pageBody<T>(requestUrl: string, page: number, count: number, res
   };
   return {
     count,
-    next: page * PAGE_SIZE < count ? link(page + 1) : null,
+    next: page * page_size < count ? link(page + 1) : null,
     previous: page > 1 ? link(page - 1) : null,
     results,
   };

@@ -63,6 +63,35 @@ export async function verifyToken(env: Env, token: string, expected: TokenType):
   }
 }
 
+export const STREAM_TICKET_TTL_SECONDS = 60;
+const STREAM_TICKET_TYPE = "stream_ticket";
+
+/**
+ * A read-only ticket for one conversation's stream, for clients that cannot send an
+ * Authorization header (a browser's EventSource). Its own `typ`, so no other route accepts it.
+ */
+export async function signStreamTicket(env: Env, userId: string, conversationId: string): Promise<string> {
+  return new SignJWT({ typ: STREAM_TICKET_TYPE, cnv: conversationId })
+    .setProtectedHeader({ alg: ALGORITHM })
+    .setSubject(userId)
+    .setIssuer(ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(`${STREAM_TICKET_TTL_SECONDS}s`)
+    .sign(await signingKey(env));
+}
+
+/** The user a stream ticket was issued to, if it is valid for `conversationId`; otherwise a 401. */
+export async function verifyStreamTicket(env: Env, ticket: string, conversationId: string): Promise<string> {
+  const key = await signingKey(env);
+  try {
+    const { payload } = await jwtVerify(ticket, key, { algorithms: [ALGORITHM], issuer: ISSUER });
+    if (payload.typ === STREAM_TICKET_TYPE && payload.cnv === conversationId && typeof payload.sub === "string") return payload.sub;
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) throw new ApiError("unauthorized", "The stream ticket has expired; ask for a new one.");
+  }
+  throw new ApiError("unauthorized", "Not a valid stream ticket for this conversation.");
+}
+
 /** HMAC-SHA256 under the server secret, for values that must be unguessable but reproducible. */
 export async function hmacSha256(env: Env, message: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", await signingKey(env), new TextEncoder().encode(message)));

@@ -10,7 +10,7 @@ import { ConversationTree, treeQuery } from "../db/tree";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
 import { nowIso } from "../lib/ids";
-import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
+import { pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import {
   BooleanQuerySchema,
@@ -179,7 +179,7 @@ async function updateConversation(env: Env, userId: string, id: string, fields: 
 
 export const conversationRoutes = createRouter()
   .openapi(listConversations, async (c) => {
-    const { page, search, status } = c.req.valid("query");
+    const { search, status, ...paging } = c.req.valid("query");
     const db = getDb(c.env);
     const term = search?.trim().toLowerCase();
     // instr() instead of LIKE: % and _ stay literal with no escaping, and D1's 50-byte LIKE
@@ -196,10 +196,10 @@ export const conversationRoutes = createRouter()
         .from(conversations)
         .where(where)
         .orderBy(desc(conversations.updatedAt), desc(conversations.id))
-        .limit(PAGE_SIZE)
-        .offset(pageOffset(page)),
+        .limit(paging.page_size)
+        .offset(pageOffset(paging)),
     ]);
-    return c.json(pageBody(c.req.url, page, total?.n ?? 0, rows.map(renderConversation)), 200);
+    return c.json(pageBody(c.req.url, paging, total?.n ?? 0, rows.map(renderConversation)), 200);
   })
   .openapi(createConversation, async (c) => {
     const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
@@ -222,16 +222,16 @@ export const conversationRoutes = createRouter()
   })
   .openapi(listConversationMessages, async (c) => {
     const { id } = c.req.valid("param");
-    const { page, include_deleted, branch } = c.req.valid("query");
+    const { include_deleted, branch, ...paging } = c.req.valid("query");
     const db = getDb(c.env);
     const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, c.get("userId"), id), treeQuery(db, id)]);
     if (!conversation) throw notFound("Conversation");
     const tree = new ConversationTree(nodes, include_deleted);
     const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
-    const pageIds = listed.slice(pageOffset(page), pageOffset(page) + PAGE_SIZE).map((node) => node.id);
+    const pageIds = listed.slice(pageOffset(paging), pageOffset(paging) + paging.page_size).map((node) => node.id);
     const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
     const results = rows.map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
-    return c.json(pageBody(c.req.url, page, listed.length, results), 200);
+    return c.json(pageBody(c.req.url, paging, listed.length, results), 200);
   })
   .openapi(forkConversation, async (c) => {
     const { id } = c.req.valid("param");

@@ -5,7 +5,7 @@ import { getDb } from "../db/client";
 import { loadOwnedMessage, messageWithStatus } from "../db/queries";
 import { messages } from "../db/schema";
 import { ApiError } from "../errors";
-import { PAGE_SIZE, pageBody, pageOffset } from "../lib/pagination";
+import { pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { BooleanQuerySchema, errorResponses, IdParamSchema, jsonBody, jsonResponse, MessagePageSchema, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
@@ -41,7 +41,7 @@ const editMessage = createRoute({
 
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
-    const { page, conversation, include_deleted } = c.req.valid("query");
+    const { conversation, include_deleted, ...paging } = c.req.valid("query");
     const db = getDb(c.env);
     const userId = c.get("userId");
     const where = and(
@@ -55,11 +55,11 @@ export const messageRoutes = createRouter()
       messageWithStatus(db)
         .where(where)
         .orderBy(...orderBy)
-        .limit(PAGE_SIZE)
-        .offset(pageOffset(page)),
+        .limit(paging.page_size)
+        .offset(pageOffset(paging)),
     ]);
     const results = rows.map((row) => renderMessage(row.message, row));
-    return c.json(pageBody(c.req.url, page, total?.n ?? 0, results), 200);
+    return c.json(pageBody(c.req.url, paging, total?.n ?? 0, results), 200);
   })
   .openapi(markDeleted, async (c) => {
     const db = getDb(c.env);

@@ -1,23 +1,21 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { and, count, eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env";
-import { getConfig } from "../config";
 import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { loadOwnedConversation, loadOwnedMessageInContext, ownedConversationQuery } from "../db/queries";
-import { aiResponses, type Conversation, messages } from "../db/schema";
-import { selectContext } from "../engine/context-window";
+import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
+import { messages } from "../db/schema";
 import type { SubmitOutcome, TurnRequest, TurnResult } from "../engine/conversation-object";
-import type { TurnPlan } from "../engine/turn-store";
 import { SSE_HEADERS } from "../engine/sse";
 import { conversationObject } from "../engine/stub";
-import { ApiError, invalid, notFound } from "../errors";
+import { ApiError, invalid } from "../errors";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
-import { enforceRateLimit } from "../lib/rate-limit";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
-import { authenticated } from "../middleware";
+import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
+import { authenticated, requireAuthOrStreamTicket } from "../middleware";
+import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn } from "../turn-admission";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -25,12 +23,16 @@ import {
   errorResponses,
   IdParamSchema,
   jsonBody,
+  jsonResponse,
   MessageSchema,
 } from "../schemas";
 
 const TurnSchema = z
   .object({ conversation: ConversationSchema, user_message: MessageSchema, ai_message: MessageSchema, ai_response: AiResponseSchema })
   .openapi("Turn");
+
+/** OpenAI-style callers ask for a stream in the body. */
+const StreamFlagSchema = z.boolean().optional().openapi({ description: "`true` answers with Server-Sent Events, like `Accept: text/event-stream`." });
 
 const StreamQuerySchema = z.object({
   stream: z.enum(["true", "false"]).optional().openapi({ description: "`true` answers with Server-Sent Events, like `Accept: text/event-stream`." }),
@@ -70,6 +72,7 @@ const startConversation = createRoute({
         title: TitleSchema.optional(),
         model_version: ModelVersionSchema.optional(),
         system_prompt: SystemPromptSchema.optional(),
+        stream: StreamFlagSchema,
       }),
     ),
   },
@@ -89,6 +92,7 @@ const addMessage = createRoute({
       z.strictObject({
         content: MessageContentSchema,
         reply_to: z.string().min(1).max(64).nullable().optional().openapi({ description: "Id of a message in this conversation." }),
+        stream: StreamFlagSchema,
       }),
     ),
   },
@@ -97,17 +101,34 @@ const addMessage = createRoute({
 
 const streamReply = createRoute({
   ...secured,
+  middleware: [requireAuthOrStreamTicket],
+  security: [...secured.security, { StreamTicket: [] }],
   method: "get",
   path: "/conversations/{id}/stream",
   summary: "Attach to the reply in flight, or resume one with Last-Event-ID",
   request: {
     params: IdParamSchema,
+    query: z.object({
+      ticket: z.string().max(2_000).optional().openapi({ description: "A stream ticket, instead of the Authorization header (for EventSource)." }),
+    }),
     headers: z.object({ "last-event-id": z.string().max(100).optional() }),
   },
   responses: {
     200: { description: `The reply as Server-Sent Events. ${SSE_DESCRIPTION}`, content: { "text/event-stream": { schema: z.string() } } },
-    204: { description: "Nothing in flight and nothing to resume" },
+    204: { description: "Nothing in flight and nothing to resume, or the Last-Event-ID was the reply's final frame" },
     ...errorResponses(400, 401, 404),
+  },
+});
+
+const streamTicket = createRoute({
+  ...secured,
+  method: "post",
+  path: "/conversations/{id}/stream_ticket",
+  summary: "A 60-second, read-only ticket for this conversation's stream, usable as ?ticket= (EventSource cannot send headers)",
+  request: { params: IdParamSchema },
+  responses: {
+    201: jsonResponse(z.object({ ticket: z.string(), expires_in: z.number().int() }).openapi("StreamTicket"), "The ticket"),
+    ...errorResponses(401, 404),
   },
 });
 
@@ -132,7 +153,7 @@ const regenerateReply = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional() }) } } },
+    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), stream: StreamFlagSchema }) } } },
   },
   responses: turnResponses,
 });
@@ -146,16 +167,16 @@ const resendMessage = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: jsonBody(z.strictObject({ content: MessageContentSchema })),
+    body: jsonBody(z.strictObject({ content: MessageContentSchema, stream: StreamFlagSchema })),
   },
   responses: turnResponses,
 });
 
-const wantsEventStream = (c: Context<AppEnv>) =>
-  c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream");
+const wantsEventStream = (c: Context<AppEnv>, bodyFlag: boolean | undefined) =>
+  bodyFlag ?? (c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream"));
 
 function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
-  if (outcome.kind === "rejected") throw new ApiError(outcome.code, outcome.message, { headers: outcome.headers });
+  if (outcome.kind === "rejected") throw rejection(outcome);
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
   const { failure, ...turn }: TurnResult = outcome.result;
   if (failure?.code !== undefined && failure.code !== "cancelled") {
@@ -166,49 +187,19 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
 }
 
 /**
- * The checks every new turn passes before anything is written: the per-user turn rate, what
- * `lookup` finds (the conversation, checked by `checkTarget`), and the cap on one user's turns
- * waiting or generating across conversations. The cap counts Generating responses, the source of
- * truth, so nothing can leak; concurrent sends may overshoot it slightly. All three are asked at
- * once: one wait instead of three.
+ * Hands the turn to the conversation's object and answers in the mode the client asked for. An
+ * Idempotency-Key is bound to the route, `target` and the body (less its `stream` flag: a retry
+ * may ask for the other mode).
  */
-async function admitTurn<T>(c: Context<AppEnv>, lookup: Promise<T>, checkTarget: (found: T) => void): Promise<T> {
-  const userId = c.get("userId");
-  const generatingQuery = getDb(c.env)
-    .select({ n: count() })
-    .from(aiResponses)
-    .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
-  const [, [counted], found] = await Promise.all([enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"), generatingQuery, lookup]);
-  checkTarget(found);
-  const cap = getConfig(c.env).maxConcurrentGenerations;
-  if ((counted?.n ?? 0) >= cap) {
-    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, { headers: { "Retry-After": "5" } });
-  }
-  return found;
-}
-
-function checkActive(conversation: Conversation | undefined): asserts conversation is Conversation {
-  if (!conversation) throw notFound("Conversation");
-  if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
-}
-
-/** A message that cannot fit the model's window even with no history is refused before anything is stored. */
-function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan): void {
-  const model = (plan.kind === "regenerate" && plan.model) || conversation.modelVersion;
-  const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
-  const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null }], summary: null };
-  if (!selectContext(conversation.systemPrompt, alone, getConfig(env).modelBudget(model))) {
-    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model}.`);
-  }
-}
-
-/** Hands the turn to the conversation's object and answers in the mode the client asked for. */
-async function submit(c: Context<AppEnv>, request: Omit<TurnRequest, "idempotency">, hashed: unknown[]): Promise<Response> {
-  checkFitsContext(c.env, request.conversation, request.plan);
+async function submit(
+  c: Context<AppEnv>,
+  request: Omit<TurnRequest, "idempotency">,
+  target: string[],
+  { stream, ...body }: { stream?: boolean },
+): Promise<Response> {
   const key = c.req.header("Idempotency-Key");
-  const idempotency = key ? { key, requestHash: await requestHash(hashed) } : null;
-  const outcome = await conversationObject(c.env, request.conversation.id).submitTurn({ ...request, idempotency }, wantsEventStream(c) ? "sse" : "json");
-  return turnResponse(c, outcome);
+  const idempotency = key ? { key, requestHash: await requestHash([...target, body]) } : null;
+  return turnResponse(c, await submitTurn(c.env, { ...request, idempotency }, wantsEventStream(c, stream) ? "sse" : "json"));
 }
 
 export const turnRoutes = createRouter()
@@ -220,7 +211,7 @@ export const turnRoutes = createRouter()
     const conversation = newConversationRow(c.env, userId, body, id);
     const content = checkMessageContent(c.env, body.content);
     await admitTurn(c, Promise.resolve(null), () => undefined);
-    return submit(c, { conversation, isNewConversation: true, plan: { kind: "send", content, replyTo: null } }, ["start", body]);
+    return submit(c, { conversation, isNewConversation: true, keyNamesConversation: id !== undefined, plan: { kind: "send", content, replyTo: null } }, ["start"], body);
   })
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
@@ -237,45 +228,36 @@ export const turnRoutes = createRouter()
       ([[found]]) => checkActive(found),
     );
     if (replyTo && replyTarget.length === 0) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    return submit(c, { conversation: conversation!, isNewConversation: false, plan: { kind: "send", content, replyTo } }, ["add", id, body]);
+    return submit(c, { conversation: conversation!, isNewConversation: false, plan: { kind: "send", content, replyTo } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
     const { id } = c.req.valid("param");
     // The body is optional: with no Content-Type it validates as {}.
     const body = c.req.valid("json");
     const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
-    const { message, conversation, parent } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), id), (found) => {
-      if (found.message.sender !== "ai") throw new ApiError("bad_request", "Only AI messages can be regenerated; use resend for a user message.");
-      checkActive(found.conversation);
-    });
-    if (parent?.sender !== "user") throw new ApiError("conflict", "This reply has no user message to answer.");
-    if (parent.isDeleted) throw new ApiError("conflict", "The message this reply answers is deleted.");
-    return submit(
-      c,
-      { conversation, isNewConversation: false, plan: { kind: "regenerate", userMessage: parent, model } },
-      ["regenerate", message.id, body],
-    );
+    const request = await admitRegenerate(c, id, model);
+    return submit(c, request, ["regenerate", id], body);
   })
   .openapi(resendMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    const content = checkMessageContent(c.env, body.content);
-    const { message, conversation } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), id), (found) => {
-      if (found.message.sender !== "user") throw new ApiError("bad_request", "Only user messages can be resent; use regenerate for an AI message.");
-      checkActive(found.conversation);
-    });
-    return submit(c, { conversation, isNewConversation: false, plan: { kind: "resend", original: message, content } }, ["resend", message.id, body]);
+    const request = await admitResend(c, id, checkMessageContent(c.env, body.content));
+    return submit(c, request, ["resend", id], body);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");
     await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
     const lastEventId = c.req.valid("header")["last-event-id"] ?? null;
     const stream = await conversationObject(c.env, id).attach(id, lastEventId);
-    if (!stream) {
-      if (lastEventId !== null) throw new ApiError("not_found", "No reply with that Last-Event-ID in this conversation.");
-      return c.body(null, 204);
-    }
+    if (stream === null && lastEventId !== null) throw new ApiError("not_found", "No reply with that Last-Event-ID in this conversation.");
+    // 204 also tells an EventSource to stop reconnecting.
+    if (stream === null || stream === "finished") return c.body(null, 204);
     return c.body(stream, 200, SSE_HEADERS);
+  })
+  .openapi(streamTicket, async (c) => {
+    const { id } = c.req.valid("param");
+    await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
+    return c.json({ ticket: await signStreamTicket(c.env, c.get("userId"), id), expires_in: STREAM_TICKET_TTL_SECONDS }, 201);
   })
   .openapi(cancelReply, async (c) => {
     const { id } = c.req.valid("param");
