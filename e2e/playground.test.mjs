@@ -2,6 +2,7 @@
 // Worker under `wrangler dev` (fresh local state, offline stand-in model). Run: npm run test:e2e
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -253,6 +254,87 @@ test("Fork copies the branch shown into a new conversation that continues on its
   await page.locator(`#conversation-list button[data-id="${source}"]`).click();
   await page.waitForFunction(() => document.querySelectorAll(".message.user").length === 1, null, POLL);
   assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Fork me", "w1 w2"]);
+  await page.close();
+});
+
+test("/docs shows the API reference with every non-local request blocked", async () => {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(20_000);
+  const blocked = [];
+  await page.route("**/*", (route) => {
+    if (new URL(route.request().url()).hostname === "127.0.0.1") return route.continue();
+    blocked.push(route.request().url());
+    return route.abort();
+  });
+  await page.goto(`${BASE}/docs`);
+  await page.getByText("Log in: exchange email and password for tokens").first().waitFor();
+  for (const group of ["conversations", "messages", "turns", "chat"]) assert.ok(await page.getByText(group, { exact: true }).first().isVisible());
+  assert.deepEqual(blocked, []);
+  await page.close();
+});
+
+/**
+ * A proxy in front of wrangler dev that cuts the first stream response it relays after
+ * `cutAfterBytes`, the way a flaky network would; everything else passes through.
+ */
+async function cuttingProxy(cutAfterBytes) {
+  let cut = false;
+  const proxy = http.createServer((req, res) => {
+    const upstream = http.request({ host: "127.0.0.1", port: PORT, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      const cutThis = !cut && req.url.includes("/stream/");
+      if (cutThis) cut = true;
+      let relayed = 0;
+      answer.on("data", (chunk) => {
+        res.write(chunk);
+        relayed += chunk.length;
+        if (cutThis && relayed >= cutAfterBytes) {
+          answer.destroy();
+          res.socket.destroy();
+        }
+      });
+      answer.on("end", () => res.end());
+    });
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${proxy.address().port}`, close: () => proxy.close() };
+}
+
+test("a browser EventSource follows a reply with a stream ticket and resumes after a dropped connection without repeating text", async () => {
+  const proxy = await cuttingProxy(1500);
+  const page = await browser.newPage();
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${proxy.url}/health`);
+  await page.evaluate(async ({ email, password }) => {
+    const tokens = await (await fetch("/auth/token/", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }) })).json();
+    const auth = { Authorization: `Bearer ${tokens.access}` };
+    // Start a slow reply and leave it: it runs on without us.
+    const started = await fetch("/start_conversation/", {
+      method: "POST",
+      headers: { ...auth, "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ content: "[stub: tokens=60 delay=30] slow story for EventSource" }),
+    });
+    const reader = started.body.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const conversationId = /"conversation":\{"id":"([^"]+)"/.exec(first)[1];
+    const { ticket } = await (await fetch(`/conversations/${conversationId}/stream_ticket/`, { method: "POST", headers: auth })).json();
+    window.__events = { text: "", opens: 0, done: null };
+    const source = new EventSource(`/conversations/${conversationId}/stream/?ticket=${encodeURIComponent(ticket)}`);
+    source.onopen = () => window.__events.opens++;
+    source.addEventListener("delta", (event) => (window.__events.text += JSON.parse(event.data).content));
+    source.addEventListener("done", (event) => {
+      window.__events.done = JSON.parse(event.data).ai_message.content;
+      source.close();
+    });
+  }, account);
+  await page.waitForFunction(() => window.__events.done !== null, null, { ...POLL, timeout: 20_000 });
+  const events = await page.evaluate(() => window.__events);
+  proxy.close();
+  assert.equal(events.opens, 2, "the proxy cut the first connection and the browser reconnected once");
+  assert.equal(events.text, words(60));
+  assert.equal(events.done, words(60));
   await page.close();
 });
 

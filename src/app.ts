@@ -112,7 +112,8 @@ export function createApp() {
       description: "Conversation API for LLM chat on Cloudflare Workers. Every path also accepts a trailing slash.",
     },
   });
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "genai-edge API" }));
+  // Everything the page loads comes from this Worker (scripts/copy-docs-assets.mjs): no CDN, no web fonts.
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "genai-edge API", cdn: "/scalar/standalone.js", withDefaultFonts: false }));
 
   app.notFound((c) => errorResponse(c, new ApiError("not_found", "No such route.")));
   app.onError((error, c) => {
