@@ -1,4 +1,4 @@
-import { abortAllDurableObjects } from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { call, callJson, createUser } from "./helpers";
@@ -88,4 +88,93 @@ it("recovers a regenerate cut off by a restart: the new sibling is interrupted, 
     `assistant: (${interrupted.length} chars)`,
     "user: [stub: echo=history] and then?",
   ]);
+});
+
+const conversationStub = (conversationId: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(conversationId));
+
+async function storedReply(aiMessageId: string) {
+  return env.DB.prepare(
+    "SELECT m.content, r.response_content, r.status, r.error_code FROM messages m JOIN ai_responses r ON r.ai_message_id = m.id WHERE m.id = ?",
+  )
+    .bind(aiMessageId)
+    .first<{ content: string; response_content: string; status: string; error_code: string | null }>();
+}
+
+/** Puts a turn back in the object's journal with `text`, as if the process died before closing it. */
+async function reopenInJournal(conversationId: string, aiMessageId: string, aiResponseId: string, text: string) {
+  await runInDurableObject(conversationStub(conversationId), (_instance, state) => {
+    state.storage.sql.exec("INSERT INTO unfinished_turns (ai_message_id, ai_response_id) VALUES (?, ?)", aiMessageId, aiResponseId);
+    state.storage.sql.exec("INSERT INTO reply_chunks (ai_message_id, content) VALUES (?, ?)", aiMessageId, text);
+  });
+}
+
+it("recovers within one alarm of a restart with no request: a reply cut off before its first token is interrupted, and the alarm was close", async () => {
+  const user = await createUser();
+  const response = await call("/start_conversation/", { token: user.access, headers: { Accept: "text/event-stream" }, body: { content: "[stub: first=4000 tokens=3] slow start" } });
+  const reader = readFrames(response.body!);
+  const { value: message } = await reader.next();
+  const conversationId: string = message!.data.conversation.id;
+  const aiMessageId: string = message!.data.ai_message.id;
+  const alarm = await runInDurableObject(conversationStub(conversationId), (_instance, state) => state.storage.getAlarm());
+  expect(alarm).not.toBeNull();
+  expect(alarm! - Date.now()).toBeLessThanOrEqual(30_000);
+
+  await abortAllDurableObjects();
+  // No request: the alarm alone starts the object again, and its recovery runs.
+  expect(await runDurableObjectAlarm(conversationStub(conversationId))).toBe(true);
+  expect(await storedReply(aiMessageId)).toMatchObject({ content: "", status: "Error", error_code: "interrupted" });
+  const cap = await env.DB.prepare("SELECT count(*) AS n FROM ai_responses WHERE user_id = ? AND status = 'Generating'").bind(user.id).first<{ n: number }>();
+  expect(cap!.n).toBe(0);
+});
+
+it("changes nothing of a turn already stored as finished when the process died before its journal entry closed", async () => {
+  const user = await createUser();
+  const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=50] finished" }, status: 201 });
+  const conversationId: string = turn.conversation.id;
+  await reopenInJournal(conversationId, turn.ai_message.id, turn.ai_response.id, turn.ai_message.content.slice(0, 30));
+  await abortAllDurableObjects();
+
+  const next = await callJson(`/conversations/${conversationId}/add_message/`, { token: user.access, body: { content: "[stub: echo=history] next" }, status: 201 });
+  expect(await storedReply(turn.ai_message.id)).toEqual({
+    content: turn.ai_message.content,
+    response_content: turn.ai_message.content,
+    status: "Completed",
+    error_code: null,
+  });
+  // Later turns send the model the whole stored reply.
+  expect(next.ai_message.content).toContain(`assistant: (${turn.ai_message.content.length} chars)`);
+});
+
+it("keeps the longest text any store has: a checkpoint in D1 longer than the journal wins", async () => {
+  const user = await createUser();
+  const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=50] checkpointed" }, status: 201 });
+  const conversationId: string = turn.conversation.id;
+  const full: string = turn.ai_message.content;
+  // As if mid-reply: D1 holds a checkpoint of 40 characters, the journal only 25.
+  await env.DB.batch([
+    env.DB.prepare("UPDATE messages SET content = ? WHERE id = ?").bind(full.slice(0, 40), turn.ai_message.id),
+    env.DB.prepare("UPDATE ai_responses SET response_content = ?, status = 'Generating', completed_at = NULL WHERE id = ?").bind(full.slice(0, 40), turn.ai_response.id),
+  ]);
+  await reopenInJournal(conversationId, turn.ai_message.id, turn.ai_response.id, full.slice(0, 25));
+  await abortAllDurableObjects();
+  await callJson(`/conversations/${conversationId}/add_message/`, { token: user.access, body: { content: "[stub: tokens=1] next" }, status: 201 });
+  expect(await storedReply(turn.ai_message.id)).toEqual({ content: full.slice(0, 40), response_content: full.slice(0, 40), status: "Error", error_code: "interrupted" });
+});
+
+it("answers a keyed retry of an interrupted turn with the stored turn (201, Error interrupted), not a 502", async () => {
+  const user = await createUser();
+  const headers = { "Idempotency-Key": "interrupted-1" };
+  const body = { content: "[stub: tokens=60 delay=20] will be cut" };
+  const response = await call("/start_conversation/", { token: user.access, headers: { ...headers, Accept: "text/event-stream" }, body });
+  const frames = [];
+  for await (const frame of readFrames(response.body!)) {
+    frames.push(frame);
+    if (frames.length === 15) break;
+  }
+  await abortAllDurableObjects();
+  const retried = await call("/start_conversation/", { token: user.access, headers, body });
+  const turn = await retried.json<any>();
+  expect(retried.status).toBe(201);
+  expect(turn.ai_message.id).toBe(frames[0]!.data.ai_message.id);
+  expect(turn.ai_response).toMatchObject({ status: "Error", error_code: "interrupted" });
 });

@@ -41,6 +41,7 @@ import {
 import { Watchdog } from "./watchdog";
 
 const CHECKPOINT_INTERVAL_MS = 2_000;
+const RECOVERY_CHECK_MS = 20_000;
 
 export interface TurnRequest {
   conversation: Conversation;
@@ -102,6 +103,8 @@ export class ConversationObject extends DurableObject<Env> {
   #initialized: Promise<void> | undefined;
   #alarmSet = false;
   #summarizing = false;
+  /** The recovery of turns a restart cut off, while it runs. */
+  #recovery: Promise<void> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -211,6 +214,7 @@ export class ConversationObject extends DurableObject<Env> {
     // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
     this.#alarmSet = false;
     if (this.#turns.size > 0) this.#ensureAlarm();
+    await this.#recovery;
   }
 
   /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
@@ -239,11 +243,15 @@ export class ConversationObject extends DurableObject<Env> {
     return frames;
   }
 
-  /** An alarm after the longest a turn can take, so a restart mid-turn is recovered even if no request comes. */
+  /**
+   * An alarm every RECOVERY_CHECK_MS while a turn is pending: after a restart it wakes the object
+   * (and `recover` runs) within that time even if no request comes, so an interrupted reply does
+   * not stay Generating, counting against its user's cap.
+   */
   #ensureAlarm(): void {
     if (this.#alarmSet) return;
     this.#alarmSet = true;
-    void this.ctx.storage.setAlarm(Date.now() + getConfig(this.env).model.timeoutMs + 60_000);
+    void this.ctx.storage.setAlarm(Date.now() + RECOVERY_CHECK_MS);
   }
 
   /** Starts the counter after the highest order in D1 and the leaf where D1 has it (a conversation this object creates has neither). */
@@ -456,7 +464,7 @@ export class ConversationObject extends DurableObject<Env> {
   #recover(): void {
     const unfinished = this.#journal.unfinished();
     if (unfinished.length === 0) return;
-    this.#queue
+    this.#recovery = this.#queue
       .enqueue(async () => {
         const db = getDb(this.env);
         const at = nowIso();

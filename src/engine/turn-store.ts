@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, isNull, lt, max, ne, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/sqlite-core";
+import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { titleFromMessage } from "../conversation-rules";
 import type { Database } from "../db/client";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages, type Summary, summaries } from "../db/schema";
@@ -165,13 +165,20 @@ export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens
   ]);
 }
 
-/** Marks a reply that was cut off by a restart; `text` is what had been streamed. */
+/**
+ * Marks a reply that was cut off by a restart; `text` is what the journal holds of it. Only a
+ * reply still Generating changes: if the final batch landed before the restart, what it stored
+ * stands. The journal and D1 (a checkpoint) each hold a prefix of the same reply: the longer stays.
+ */
 export async function markInterrupted(db: Database, aiMessageId: string, aiResponseId: string, text: string, at: string): Promise<void> {
+  const stillGenerating = sql`EXISTS (SELECT 1 FROM ai_responses r WHERE r.id = ${aiResponseId} AND r.status = 'Generating')`;
+  const longer = (stored: SQLiteColumn) => sql`CASE WHEN length(${stored}) > length(${text}) THEN ${stored} ELSE ${text} END`;
   await db.batch([
-    db.update(messages).set({ content: text }).where(eq(messages.id, aiMessageId)),
+    // First: its condition reads the response's status before the statement below changes it.
+    db.update(messages).set({ content: longer(messages.content) }).where(and(eq(messages.id, aiMessageId), stillGenerating)),
     db
       .update(aiResponses)
-      .set({ responseContent: text, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at })
+      .set({ responseContent: longer(aiResponses.responseContent), status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at })
       .where(and(eq(aiResponses.id, aiResponseId), eq(aiResponses.status, "Generating"))),
   ]);
 }

@@ -179,7 +179,8 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
   if (outcome.kind === "rejected") throw rejection(outcome);
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
   const { failure, ...turn }: TurnResult = outcome.result;
-  if (failure?.code !== undefined && failure.code !== "cancelled") {
+  // Only a model failure is a 502: a cancelled or interrupted reply is a stored turn like any other.
+  if (failure && failure.code !== "cancelled" && failure.code !== "interrupted") {
     const error = new ApiError("upstream_error", failure.message, { details: { code: failure.code } });
     return c.json({ ...error.body(c.get("requestId")), ...turn }, 502);
   }
