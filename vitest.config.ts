@@ -23,8 +23,9 @@ export default defineConfig(async () => {
             MAX_QUEUED_TURNS: "50",
             // A model with a small window, for the long-conversation tests.
             ALLOWED_MODELS: "gpt-4,gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,small-window",
-            MODEL_CONTEXT_TOKENS: "small-window:1200,gpt-4:8192,gpt-4o:128000,*:8192",
-            MODEL_MAX_OUTPUT_TOKENS: "small-window:100,*:1024",
+            MODEL_CONTEXT_TOKENS: "small-window:1200,gpt-4:8192,gpt-4o:128000,gpt-4.1:1047576,*:8192",
+            // gpt-4.1 may write long replies: the 5,000-token resume test.
+            MODEL_MAX_OUTPUT_TOKENS: "small-window:100,gpt-4.1:32768,*:1024",
           },
         },
       }),

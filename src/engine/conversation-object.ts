@@ -235,12 +235,7 @@ export class ConversationObject extends DurableObject<Env> {
 
   /** The frames of a stored reply after `from` (a character offset, or from its message frame). */
   #storedFrames(rows: TurnRows, from: number | "start"): Uint8Array[] {
-    const text = rows.aiMessage.content;
-    const offset = from === "start" ? 0 : from;
-    const frames = from === "start" ? [this.#messageFrame(rows)] : [];
-    if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
-    frames.push(this.#finalFrame(this.#result({ rows, failure: storedFailure(rows) })));
-    return frames;
+    return [...this.#catchUpFrames(rows, rows.aiMessage.content, from), this.#finalFrame(this.#result({ rows, failure: storedFailure(rows) }))];
   }
 
   /**
@@ -425,10 +420,20 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {
-    const initial =
-      after === "start" ? [this.#messageFrame(turn.rows), ...turn.frames.map((f) => f.bytes)] : turn.frames.filter((f) => f.end > after).map((f) => f.bytes);
     this.#heartbeat.ensureRunning();
-    return turn.listeners.add(initial);
+    return turn.listeners.add(this.#catchUpFrames(turn.rows, turn.text, after));
+  }
+
+  /**
+   * What a listener joining at `after` has missed of `text`: the message frame (from the start)
+   * and the rest of the text as one delta. One frame, not the deltas as they were sent: a long
+   * reply's backlog would otherwise fill a new listener's buffer before it read anything.
+   */
+  #catchUpFrames(rows: TurnRows, text: string, after: number | "start"): Uint8Array[] {
+    const offset = after === "start" ? 0 : after;
+    const frames = after === "start" ? [this.#messageFrame(rows)] : [];
+    if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
+    return frames;
   }
 
   #messageFrame(rows: TurnRows): Uint8Array {

@@ -19,8 +19,6 @@ export class LiveTurn {
   selection: ContextSelection | null = null;
   text = "";
   failure: TurnFailure | null = null;
-  /** Delta frames sent so far, with the reply length after each: replayed to late listeners. */
-  readonly frames: { end: number; bytes: Uint8Array }[] = [];
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
   readonly #accepted = Promise.withResolvers<boolean>();
@@ -72,7 +70,6 @@ export class LiveTurn {
   addDelta(content: string): void {
     this.text += content;
     const bytes = encodeFrame("delta", frameId(this.rows.aiMessage.id, this.text.length), { content });
-    this.frames.push({ end: this.text.length, bytes });
     this.listeners.send(bytes);
   }
 
