@@ -4,6 +4,8 @@ export interface AppConfig {
   defaultModel: string;
   maxMessageLength: number;
   allowedOrigins: readonly string[];
+  /** Where clients reach the API (PUBLIC_URL), for links in responses; null: the request's own URL. */
+  publicUrl: URL | null;
   maxQueuedTurns: number;
   maxConcurrentGenerations: number;
   /** The context window and the output allowance of a model, in tokens. */
@@ -57,6 +59,7 @@ export function getConfig(env: Env): AppConfig {
       defaultModel,
       maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),
       allowedOrigins: commaList(env.ALLOWED_ORIGINS ?? ""),
+      publicUrl: URL.canParse(env.PUBLIC_URL ?? "") ? new URL(env.PUBLIC_URL) : null,
       maxQueuedTurns: positiveInt(env.MAX_QUEUED_TURNS, 32),
       maxConcurrentGenerations: positiveInt(env.MAX_CONCURRENT_GENERATIONS, 50),
       modelBudget: budgetLookup(env),

@@ -3,6 +3,7 @@ import { getConfig } from "./config";
 import type { Conversation } from "./db/schema";
 import { invalid } from "./errors";
 import { newId, nowIso } from "./lib/ids";
+import { wellFormedText } from "./text-rules";
 
 /* Rules about conversations that routes and the conversation engine share. */
 
@@ -10,9 +11,9 @@ const TITLE_MAX_LENGTH = 200;
 const SYSTEM_PROMPT_MAX_LENGTH = 8_000;
 const TITLE_FROM_MESSAGE_LENGTH = 60;
 
-export const TitleSchema = z.string().trim().max(TITLE_MAX_LENGTH).nullable();
+export const TitleSchema = wellFormedText().trim().max(TITLE_MAX_LENGTH).nullable();
 export const ModelVersionSchema = z.string().trim().min(1).max(100).openapi({ example: "gpt-4" });
-export const SystemPromptSchema = z.string().max(SYSTEM_PROMPT_MAX_LENGTH).nullable();
+export const SystemPromptSchema = wellFormedText().max(SYSTEM_PROMPT_MAX_LENGTH).nullable();
 
 /** `model_version` must be one of ALLOWED_MODELS; absent means DEFAULT_MODEL. */
 export function resolveModel(env: Env, requested: string | undefined): string {

@@ -1,13 +1,10 @@
-import { z } from "@hono/zod-openapi";
 import { getConfig } from "./config";
 import { ApiError } from "./errors";
+import { wellFormedText } from "./text-rules";
 
 /** Message text: not blank, no NUL characters, no lone UTF-16 surrogates. */
-export const MessageContentSchema = z
-  .string()
+export const MessageContentSchema = wellFormedText()
   .refine((text) => text.trim().length > 0, "Content cannot be empty.")
-  .refine((text) => !text.includes("\0"), "Content cannot contain NUL characters.")
-  .refine((text) => text.isWellFormed(), "Content must be valid Unicode (no lone surrogates).")
   .openapi({ example: "What is the capital of France?" });
 
 /** The length cap is configuration (MAX_MESSAGE_LENGTH), so it is checked here, not in the schema. */

@@ -1,5 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, createUser } from "./helpers";
+import { createApp } from "../src/app";
+import { call, callJson, createUser, expectError } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
@@ -24,5 +26,72 @@ describe("listeners", () => {
     expect(late[1]!.data.content.split(" ").length).toBeGreaterThan(3_000);
     expect(late.at(-1)).toMatchObject({ event: "error", data: { code: "upstream_timeout" } });
     expect(deltaText(late)).toBe(words(5000));
+  });
+});
+
+describe("accounts", () => {
+  it("limits password changes per user: a stolen access token cannot guess the old password without bound", async () => {
+    const user = await createUser();
+    const guesses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => call("/users/me/password/", { token: user.access, body: { old_password: `guess ${i}`, new_password: "a new good passphrase" } })),
+    );
+    const statuses = guesses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(20);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(10);
+    await expectError(await call("/users/me/password/", { token: user.access, body: { old_password: user.password, new_password: "a new good passphrase" } }), 429, "rate_limited");
+  });
+
+  it("refuses weak passwords: blank, one or two characters repeated, and common ones in disguise", async () => {
+    for (const password of ["        ", "aaaaaaaa", "abababab", "password123", "Passw0rd!", "P@ssw0rd2024", "qwertyuiop", "iloveyou!!", "monkey12345"]) {
+      const error = await expectError(await call("/auth/register/", { body: { email: `weak-${crypto.randomUUID()}@example.com`, password } }), 400, "validation_failed");
+      expect(error.details[0].field, password).toBe("password");
+    }
+    await callJson("/auth/register/", { body: { email: `strong-${crypto.randomUUID()}@example.com`, password: "violet kettle on mars" }, status: 201 });
+  });
+
+  it("applies the content rules (valid Unicode, no NUL) to every string field, passwords included", async () => {
+    const email = () => `text-${crypto.randomUUID()}@example.com`;
+    for (const password of ["\ud800".repeat(8), "\udc00".repeat(8), "good password\0"]) {
+      await expectError(await call("/auth/register/", { body: { email: email(), password } }), 400, "validation_failed");
+    }
+    await expectError(await call("/auth/register/", { body: { email: email(), password: "violet kettle on mars", name: "Ada\0" } }), 400, "validation_failed");
+    await expectError(await call("/auth/token/", { body: { email: email(), password: "\ud800".repeat(8) } }), 400, "validation_failed");
+    const user = await createUser();
+    await expectError(await call("/conversations/", { token: user.access, body: { title: "\ud800".repeat(200) } }), 400, "validation_failed");
+    await expectError(await call("/conversations/", { token: user.access, body: { system_prompt: "be\0nice" } }), 400, "validation_failed");
+    const { id } = await callJson("/conversations/", { token: user.access, body: { title: "fine" }, status: 201 });
+    await expectError(await call(`/conversations/${id}/`, { token: user.access, method: "PATCH", body: { title: "bad\udfff" } }), 400, "validation_failed");
+    expect((await callJson(`/conversations/${id}/`, { token: user.access, status: 200 })).title).toBe("fine");
+  });
+});
+
+describe("rate-limit keys and links", () => {
+  it("keys IPv6 clients by their /64, however the address is written", async () => {
+    const block = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      // Every sign-up from another address of the same /64, in long, short and mixed-case forms.
+      const ip = [`${block}::${i + 1}`, `${block}:0:0:0:${(i + 1).toString(16)}`, `${block.toUpperCase()}:ffff::${i + 1}`][i % 3]!;
+      const response = await call("/auth/register/", { body: { email: `v6-${crypto.randomUUID()}@example.com`, password: "violet kettle on mars" }, headers: { "CF-Connecting-IP": ip } });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
+    expect(statuses[20]).toBe(429);
+    // Another /64 is another client.
+    const other = await call("/auth/register/", { body: { email: `v6-${crypto.randomUUID()}@example.com`, password: "violet kettle on mars" }, headers: { "CF-Connecting-IP": "2001:db8:ffff:1::1" } });
+    expect(other.status).toBe(201);
+  });
+
+  it("builds page links on PUBLIC_URL, never on a Host header the client made up", async () => {
+    const user = await createUser();
+    for (let i = 0; i < 11; i++) await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+    const app = createApp();
+    const response = await app.request(
+      "http://evil.example/conversations/?page_size=5",
+      { headers: { Authorization: `Bearer ${user.access}`, Host: "evil.example" } },
+      { ...env, PUBLIC_URL: "https://chat-api.example.com" },
+    );
+    const page = await response.json<any>();
+    expect(page.next).toBe("https://chat-api.example.com/conversations/?page_size=5&page=2");
   });
 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError } from "./helpers";
+import { call, callJson, createUser, expectError, randomIp } from "./helpers";
 import { readFrames } from "./sse";
 
 describe("rate limits", () => {
@@ -22,11 +22,15 @@ describe("rate limits", () => {
     expect(stored!.n).toBe(20);
   });
 
-  it("limits logins per email whatever the IP, so password guessing is bounded", async () => {
+  it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", async () => {
     const user = await createUser();
-    // createUser's sign-up and login were the first 2 of the 20 attempts allowed for this email.
-    for (let i = 0; i < 18; i++) await expectError(await call("/auth/token/", { body: { email: user.email, password: `guess ${i}` } }), 401);
-    await expectError(await call("/auth/token/", { body: { email: user.email, password: user.password } }), 429, "rate_limited");
+    const attacker = randomIp();
+    for (let i = 0; i < 20; i++) {
+      await expectError(await call("/auth/token/", { body: { email: user.email, password: `guess ${i}` }, headers: { "CF-Connecting-IP": randomIp() } }), 401);
+    }
+    await expectError(await call("/auth/token/", { body: { email: user.email, password: "guess 21" }, headers: { "CF-Connecting-IP": attacker } }), 429, "rate_limited");
+    // The owner, from anywhere, is not locked out.
+    await callJson("/auth/token/", { body: { email: user.email, password: user.password }, status: 200 });
   });
 
   it("limits AI turns per user to 100 a minute", async () => {

@@ -12,5 +12,17 @@ export async function enforceRateLimit(limiter: RateLimit, keys: string[], what:
   }
 }
 
-/** The client's address as Cloudflare reports it (the header cannot be set by the client there). */
-export const clientIp = (request: Request) => request.headers.get("CF-Connecting-IP") ?? "unknown";
+/**
+ * The client's address as Cloudflare reports it (the header cannot be set by the client there), as
+ * a rate-limit key: an IPv6 client is keyed by its /64, the block one subscriber gets, so rotating
+ * through its addresses does not give it fresh limits.
+ */
+export function clientKey(request: Request): string {
+  const ip = request.headers.get("CF-Connecting-IP") ?? "unknown";
+  if (!ip.includes(":")) return ip;
+  const [head = "", tail = ""] = ip.toLowerCase().split("::", 2);
+  const headGroups = head ? head.split(":") : [];
+  const tailGroups = ip.includes("::") && tail ? tail.split(":") : [];
+  const groups = ip.includes("::") ? [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups] : headGroups;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}

@@ -1,34 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
+import { EmailSchema, NameSchema, NewPasswordSchema, PasswordSchema } from "../account-rules";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { users } from "../db/schema";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
-import { clientIp, enforceRateLimit } from "../lib/rate-limit";
+import { clientKey, enforceRateLimit } from "../lib/rate-limit";
 import { getDecoyHash, hashPassword, verifyPassword } from "../lib/password";
 import { revokeSessions, rotateSession, startSession } from "../lib/sessions";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, TokenPairSchema, UserSchema } from "../schemas";
-
-const EmailSchema = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .max(254)
-  .pipe(z.email({ message: "Enter a valid email address." }))
-  .openapi({ example: "ada@example.com" });
-
-const COMMON_PASSWORDS = new Set(["password", "password1", "12345678", "123456789", "qwertyuiop", "iloveyou", "letmein1", "abcdefgh"]);
-
-export const NewPasswordSchema = z
-  .string()
-  .min(8, "Password must be at least 8 characters.")
-  .max(128, "Password must be at most 128 characters.")
-  .refine((p) => !/^\d+$/.test(p), "Password cannot be entirely numeric.")
-  .refine((p) => !COMMON_PASSWORDS.has(p.toLowerCase()), "Password is too common.")
-  .openapi({ example: "correct horse battery staple" });
-
 
 const register = createRoute({
   method: "post",
@@ -40,7 +22,7 @@ const register = createRoute({
       z.strictObject({
         email: EmailSchema,
         password: NewPasswordSchema,
-        name: z.string().trim().max(150).optional(),
+        name: NameSchema.optional(),
       }),
     ),
   },
@@ -52,7 +34,7 @@ const obtainToken = createRoute({
   path: "/auth/token",
   tags: ["auth"],
   summary: "Log in: exchange email and password for tokens",
-  request: { body: jsonBody(z.strictObject({ email: z.string().trim().toLowerCase().max(254), password: z.string().max(1024) })) },
+  request: { body: jsonBody(z.strictObject({ email: z.string().trim().toLowerCase().max(254), password: PasswordSchema })) },
   responses: { 200: jsonResponse(TokenPairSchema, "Access and refresh tokens"), ...errorResponses(400, 401, 429) },
 });
 
@@ -73,16 +55,16 @@ const logout = createRoute({
   responses: { 204: { description: "Logged out" }, ...errorResponses(401) },
 });
 
-/** Sign-ups and logins count against the client's address and against the email address. */
-const limitAuthAttempts = (env: Env, request: Request, email: string, what: string) =>
-  enforceRateLimit(env.AUTH_RATE_LIMITER, [`ip:${clientIp(request)}`, `email:${email}`], what);
+/** Sign-ups count against the client's address and against the email address. */
+const limitSignUps = (env: Env, request: Request, email: string) =>
+  enforceRateLimit(env.AUTH_RATE_LIMITER, [`ip:${clientKey(request)}`, `email:${email}`], "sign-up attempts");
 
 const INVALID_CREDENTIALS = "No active account found with the given credentials.";
 
 export const authRoutes = createRouter()
   .openapi(register, async (c) => {
     const { email, password, name } = c.req.valid("json");
-    await limitAuthAttempts(c.env, c.req.raw, email, "sign-up attempts");
+    await limitSignUps(c.env, c.req.raw, email);
     const db = getDb(c.env);
     const passwordHash = await hashPassword(password);
     const [user] = await db
@@ -95,11 +77,16 @@ export const authRoutes = createRouter()
   })
   .openapi(obtainToken, async (c) => {
     const { email, password } = c.req.valid("json");
-    await limitAuthAttempts(c.env, c.req.raw, email, "login attempts");
+    // Every attempt counts against the client's address; only failures count against the email,
+    // and a correct password always gets in: a stranger failing on purpose cannot lock the owner out.
+    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientKey(c.req.raw)}`], "login attempts");
     const [user] = await getDb(c.env).select().from(users).where(eq(users.email, email));
     // Unknown email still pays for one hash so response time does not reveal which emails exist.
     const valid = await verifyPassword(password, user?.passwordHash ?? (await getDecoyHash()));
-    if (!user || !valid || !user.isActive) throw new ApiError("unauthorized", INVALID_CREDENTIALS);
+    if (!user || !valid || !user.isActive) {
+      await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`login-failures:${email}`], "failed logins for this account");
+      throw new ApiError("unauthorized", INVALID_CREDENTIALS);
+    }
     return c.json(await startSession(c.env, user.id), 200);
   })
   .openapi(refreshToken, async (c) => c.json(await rotateSession(c.env, c.req.valid("json").refresh), 200))

@@ -199,7 +199,7 @@ export const conversationRoutes = createRouter()
         .limit(paging.page_size)
         .offset(pageOffset(paging)),
     ]);
-    return c.json(pageBody(c.req.url, paging, total?.n ?? 0, rows.map(renderConversation)), 200);
+    return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, rows.map(renderConversation)), 200);
   })
   .openapi(createConversation, async (c) => {
     const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
@@ -231,7 +231,7 @@ export const conversationRoutes = createRouter()
     const pageIds = listed.slice(pageOffset(paging), pageOffset(paging) + paging.page_size).map((node) => node.id);
     const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
     const results = rows.map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
-    return c.json(pageBody(c.req.url, paging, listed.length, results), 200);
+    return c.json(pageBody(c.env, c.req.url, paging, listed.length, results), 200);
   })
   .openapi(forkConversation, async (c) => {
     const { id } = c.req.valid("param");

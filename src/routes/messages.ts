@@ -59,7 +59,7 @@ export const messageRoutes = createRouter()
         .offset(pageOffset(paging)),
     ]);
     const results = rows.map((row) => renderMessage(row.message, row));
-    return c.json(pageBody(c.req.url, paging, total?.n ?? 0, results), 200);
+    return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, results), 200);
   })
   .openapi(markDeleted, async (c) => {
     const db = getDb(c.env);

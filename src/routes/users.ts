@@ -1,14 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
+import { NewPasswordSchema, PasswordSchema } from "../account-rules";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { users } from "../db/schema";
 import { invalid, notFound } from "../errors";
 import { hashPassword, verifyPassword } from "../lib/password";
+import { enforceRateLimit } from "../lib/rate-limit";
 import { revokeSessions } from "../lib/sessions";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
-import { NewPasswordSchema } from "./auth";
 
 const me = createRoute({
   method: "get",
@@ -23,8 +24,8 @@ const changePassword = createRoute({
   method: "post",
   path: "/users/me/password",
   summary: "Change your password; every session (refresh token) is revoked",
-  request: { body: jsonBody(z.strictObject({ old_password: z.string().max(1024), new_password: NewPasswordSchema })) },
-  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 415) },
+  request: { body: jsonBody(z.strictObject({ old_password: PasswordSchema, new_password: NewPasswordSchema })) },
+  responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 415, 429) },
 });
 
 async function currentUser(env: Env, userId: string) {
@@ -37,6 +38,8 @@ export const userRoutes = createRouter()
   .openapi(me, async (c) => c.json(renderUser(await currentUser(c.env, c.get("userId"))), 200))
   .openapi(changePassword, async (c) => {
     const { old_password, new_password } = c.req.valid("json");
+    // Guessing the old password with a stolen access token is bounded like guessing a login.
+    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`password-change:${c.get("userId")}`], "password change attempts");
     const user = await currentUser(c.env, c.get("userId"));
     if (!(await verifyPassword(old_password, user.passwordHash))) {
       throw invalid({ field: "old_password", message: "Incorrect password." });
