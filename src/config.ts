@@ -8,6 +8,10 @@ export interface AppConfig {
   publicUrl: URL | null;
   maxQueuedTurns: number;
   maxConcurrentGenerations: number;
+  maxListenersPerTurn: number;
+  maxListenersPerUser: number;
+  /** Tokens one user may spend per UTC day; 0: no limit. */
+  userDailyTokens: number;
   /** The context window and the output allowance of a model, in tokens. */
   modelBudget: (model: string) => ModelBudget;
   model: {
@@ -62,6 +66,9 @@ export function getConfig(env: Env): AppConfig {
       publicUrl: URL.canParse(env.PUBLIC_URL ?? "") ? new URL(env.PUBLIC_URL) : null,
       maxQueuedTurns: positiveInt(env.MAX_QUEUED_TURNS, 32),
       maxConcurrentGenerations: positiveInt(env.MAX_CONCURRENT_GENERATIONS, 50),
+      maxListenersPerTurn: positiveInt(env.MAX_LISTENERS_PER_TURN, 10),
+      maxListenersPerUser: positiveInt(env.MAX_LISTENERS_PER_USER, 50),
+      userDailyTokens: positiveInt(env.USER_DAILY_TOKENS, 2_000_000),
       modelBudget: budgetLookup(env),
       model: {
         apiKey: env.OPENAI_API_KEY?.trim() || undefined,

@@ -15,6 +15,7 @@ export const errorStatus = {
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   rate_limited: 429,
+  budget_exceeded: 429,
   internal_error: 500,
   upstream_error: 502,
 } as const satisfies Record<string, ContentfulStatusCode>;

@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 
 export { ConversationObject } from "./engine/conversation-object";
+export { UserObject } from "./user-object";
 
 export default createApp();

@@ -1,37 +1,41 @@
 import type { Context } from "hono";
-import { and, count, eq } from "drizzle-orm";
 import type { AppEnv } from "./app-env";
 import { getConfig } from "./config";
 import { getDb } from "./db/client";
 import { loadOwnedMessageInContext } from "./db/queries";
-import { aiResponses, type Conversation } from "./db/schema";
+import type { Conversation } from "./db/schema";
 import { selectContext } from "./engine/context-window";
 import type { SubmitOutcome, TurnRequest } from "./engine/conversation-object";
 import { conversationObject } from "./engine/stub";
 import type { TurnPlan } from "./engine/turn-store";
 import { ApiError, notFound } from "./errors";
+import { newId } from "./lib/ids";
 import { enforceRateLimit } from "./lib/rate-limit";
+import { usageToday } from "./usage";
+import { userObject } from "./user-object";
 
 /* The rules every route that starts a turn applies (the turn routes and the AI SDK chat route). */
 
 /**
- * The checks every new turn passes before anything is written: the per-user turn rate, what
- * `lookup` finds (the conversation, checked by `checkTarget`), and the cap on one user's turns
- * waiting or generating across conversations. The cap counts Generating responses, the source of
- * truth, so nothing can leak; concurrent sends may overshoot it slightly. All three are asked at
- * once: one wait instead of three.
+ * The checks every new turn passes before anything is written: the per-user turn rate, the
+ * user's daily token budget, and what `lookup` finds (the conversation, checked by
+ * `checkTarget`). All are asked at once: one wait instead of three. The cap on replies in flight
+ * is taken last, in `submitTurn`, so nothing refused here holds a slot.
  */
 export async function admitTurn<T>(c: Context<AppEnv>, lookup: Promise<T>, checkTarget: (found: T) => void): Promise<T> {
   const userId = c.get("userId");
-  const generatingQuery = getDb(c.env)
-    .select({ n: count() })
-    .from(aiResponses)
-    .where(and(eq(aiResponses.userId, userId), eq(aiResponses.status, "Generating")));
-  const [, [counted], found] = await Promise.all([enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"), generatingQuery, lookup]);
+  const [, usage, found] = await Promise.all([
+    enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
+    usageToday(c.env, userId),
+    lookup,
+  ]);
   checkTarget(found);
-  const cap = getConfig(c.env).maxConcurrentGenerations;
-  if ((counted?.n ?? 0) >= cap) {
-    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, { headers: { "Retry-After": "5" } });
+  const budget = getConfig(c.env).userDailyTokens;
+  if (budget > 0 && usage.tokens >= budget) {
+    throw new ApiError("budget_exceeded", `You have used your ${budget} tokens for today; the budget resets at ${usage.resetsAt}.`, {
+      details: { daily_limit: budget, tokens_used: usage.tokens, resets_at: usage.resetsAt },
+      headers: { "Retry-After": String(Math.ceil((Date.parse(usage.resetsAt) - Date.now()) / 1000)) },
+    });
   }
   return found;
 }
@@ -52,7 +56,8 @@ function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan):
 }
 
 
-type TurnAdmission = Omit<TurnRequest, "idempotency">;
+/** A turn that passed the checks, before its Idempotency-Key and generation slot are added. */
+export type TurnAdmission = Omit<TurnRequest, "idempotency" | "lease">;
 
 /**
  * A regenerate of the AI message `messageId`: a new reply to its user message. With
@@ -79,10 +84,27 @@ export async function admitResend(c: Context<AppEnv>, messageId: string, content
   return { conversation, isNewConversation: false, plan: { kind: "resend", original: message, content } };
 }
 
-/** Checks that the message can fit the model's window, then hands the turn to the conversation's object. */
-export async function submitTurn(env: Env, request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
+/**
+ * Checks that the message can fit the model's window, takes one of the user's slots for replies
+ * in flight (exact: see UserObject), and hands the turn to the conversation's object, which gives
+ * the slot back when the turn ends (or at once, if it starts none).
+ */
+export async function submitTurn(env: Env, request: TurnAdmission & Pick<TurnRequest, "idempotency">, mode: "json" | "sse"): Promise<SubmitOutcome> {
   checkFitsContext(env, request.conversation, request.plan);
-  return conversationObject(env, request.conversation.id).submitTurn(request, mode);
+  const { maxConcurrentGenerations: cap, maxQueuedTurns, model } = getConfig(env);
+  const lease = newId();
+  const slots = userObject(env, request.conversation.userId);
+  // A turn may wait behind a full queue before its reply runs: the lease outlasts that, and only
+  // matters if the conversation object never gives it back.
+  if (!(await slots.acquire("generation", lease, cap, (maxQueuedTurns + 1) * model.timeoutMs))) {
+    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, { headers: { "Retry-After": "5" } });
+  }
+  try {
+    return await conversationObject(env, request.conversation.id).submitTurn({ ...request, lease }, mode);
+  } catch (error) {
+    await slots.release([lease]);
+    throw error;
+  }
 }
 
 /** The error of a turn the object refused. */

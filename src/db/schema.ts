@@ -3,6 +3,7 @@ import {
   type AnySQLiteColumn,
   index,
   integer,
+  primaryKey,
   sqliteTable,
   text,
   uniqueIndex,
@@ -151,6 +152,19 @@ export const summaries = sqliteTable(
     createdAt: timestampColumn("created_at"),
   },
   (t) => [index("summaries_conversation_through").on(t.conversationId, t.throughMessageId)],
+);
+
+/** Tokens each user spent per UTC day (`YYYY-MM-DD`), as the provider counted them: the daily budget. */
+export const usageDaily = sqliteTable(
+  "usage_daily",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    day: text().notNull(),
+    tokens: integer().notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.day] })],
 );
 
 /**

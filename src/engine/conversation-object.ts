@@ -6,6 +6,7 @@ import type { ErrorCode } from "../errors";
 import { newId, nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
 import { renderAiResponse, renderContext, renderConversation, renderMessage } from "../schemas";
+import { userObject } from "../user-object";
 import { Checkpointer } from "./checkpointer";
 import { Heartbeat } from "./listeners";
 import { LiveTurn } from "./live-turn";
@@ -49,6 +50,8 @@ export interface TurnRequest {
   isNewConversation: boolean;
   /** The conversation's id derives from the Idempotency-Key (keyed start_conversation). */
   keyNamesConversation?: boolean;
+  /** The user's generation slot taken for this turn (UserObject): released when the turn ends, or at once if none starts. */
+  lease: string;
   plan: TurnPlan;
   /** The client's Idempotency-Key and a hash of what it sent with it. */
   idempotency: { key: string; requestHash: string } | null;
@@ -116,6 +119,7 @@ export class ConversationObject extends DurableObject<Env> {
   /** Accepts a turn, reserves its orders, makes its reply the current leaf, and queues the reply. */
   async submitTurn(request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
     const { conversation, isNewConversation, idempotency, plan } = request;
+    const noTurn = () => this.#releaseLeases(conversation.userId, [request.lease]);
     const usedBefore = this.#journal.hasCounter();
     await this.#ensureInitialized(isNewConversation ? null : conversation.id);
 
@@ -125,12 +129,19 @@ export class ConversationObject extends DurableObject<Env> {
     // one gets past this check.
     if (idempotency) {
       const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
-      if (previous) return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
+      if (previous) {
+        noTurn();
+        return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
+      }
       // This object is named after the key, so a used object means the key is older than 24 h.
-      if (request.keyNamesConversation && usedBefore) return KEY_REUSED;
+      if (request.keyNamesConversation && usedBefore) {
+        noTurn();
+        return KEY_REUSED;
+      }
     }
     const maxQueued = getConfig(this.env).maxQueuedTurns;
     if (this.#turns.size >= maxQueued) {
+      noTurn();
       return { kind: "rejected", code: "rate_limited", message: `This conversation already has ${maxQueued} replies waiting; wait for them to finish.`, headers: { "Retry-After": "5" } };
     }
     const firstOrder = this.#journal.reserveOrders(ordersNeeded(plan));
@@ -140,9 +151,9 @@ export class ConversationObject extends DurableObject<Env> {
     // With no earlier turn unfinished, the branch cannot change before this turn starts, so it
     // is read in the accept batch: one D1 round trip less before the first token.
     const readBranchNow = this.#turns.size === 0;
-    this.#journal.open(rows.aiMessage.id, rows.aiResponse.id);
+    this.#journal.open(rows.aiMessage.id, rows.aiResponse.id, { userId: conversation.userId, id: request.lease });
     if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
-    const turn = new LiveTurn(rows, conversation.systemPrompt);
+    const turn = new LiveTurn(rows, conversation.systemPrompt, request.lease);
     this.#turns.set(rows.aiMessage.id, turn);
     this.#queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
     this.#ensureAlarm();
@@ -155,6 +166,7 @@ export class ConversationObject extends DurableObject<Env> {
       // Turns accepted after this one chained onto it and fail the same way (their parent is missing).
       this.#journal.restoreLeaf(rows.aiMessage.id, previousLeaf);
       if (idempotency) this.#journal.forgetIdempotent(conversation.userId, idempotency.key);
+      noTurn();
       turn.rejected();
       log.error("accepting a turn failed", error, { conversation_id: conversation.id });
       return STORE_FAILED;
@@ -215,6 +227,16 @@ export class ConversationObject extends DurableObject<Env> {
     this.#alarmSet = false;
     if (this.#turns.size > 0) this.#ensureAlarm();
     await this.#recovery;
+  }
+
+  /** Gives slots back to the user's object, in the background: a failed release only means the lease runs out. */
+  #releaseLeases(userId: string, ids: string[]): void {
+    if (ids.length === 0) return;
+    this.ctx.waitUntil(
+      userObject(this.env, userId)
+        .release(ids)
+        .catch((error) => log.warn("releasing a user slot failed", { user_id: userId, error: String(error) })),
+    );
   }
 
   /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
@@ -378,8 +400,9 @@ export class ConversationObject extends DurableObject<Env> {
       conversation_id: rows.conversation.id,
     });
     this.#turns.delete(rows.aiMessage.id);
+    this.#releaseLeases(rows.conversation.userId, [turn.lease]);
     turn.finished(this.#finalFrame(this.#result(turn)));
-    if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, turn.branch!.summary, turn.selection.unsummarized, turn.model);
+    if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, rows.conversation.userId, turn.branch!.summary, turn.selection.unsummarized, turn.model);
   }
 
   /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
@@ -394,16 +417,16 @@ export class ConversationObject extends DurableObject<Env> {
    * background: the next turn never waits for it (until it lands, turns use the previous summary),
    * and a failure only means the next turn tries again. One at a time per conversation.
    */
-  #summarize(conversationId: string, previous: BranchSummary | null, dropped: BranchMessage[], model: string): void {
+  #summarize(conversationId: string, userId: string, previous: BranchSummary | null, dropped: BranchMessage[], model: string): void {
     if (this.#summarizing) return;
     const config = getConfig(this.env);
     const request = summaryRequest(previous, dropped, config.modelBudget(model));
     if (!request) return;
     this.#summarizing = true;
     const summarizing = completeChat(getModelClient(config), model, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs))
-      .then(async ({ content, completionTokens }) => {
+      .then(async ({ content, completionTokens, totalTokens }) => {
         if (!content.trim()) throw new Error("the model returned an empty summary");
-        await saveSummary(getDb(this.env), {
+        const summary = {
           id: newId(),
           conversationId,
           throughMessageId: request.through.id,
@@ -411,7 +434,8 @@ export class ConversationObject extends DurableObject<Env> {
           content,
           tokens: completionTokens ?? estimateTokens(content),
           createdAt: nowIso(),
-        });
+        };
+        await saveSummary(getDb(this.env), summary, userId, totalTokens);
         log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
       })
       .catch((error) => log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) }))
@@ -473,9 +497,10 @@ export class ConversationObject extends DurableObject<Env> {
       .enqueue(async () => {
         const db = getDb(this.env);
         const at = nowIso();
-        for (const { aiMessageId, aiResponseId, text } of unfinished) {
+        for (const { aiMessageId, aiResponseId, text, lease } of unfinished) {
           await markInterrupted(db, aiMessageId, aiResponseId, text, at);
           this.#journal.close(aiMessageId);
+          if (lease) this.#releaseLeases(lease.userId, [lease.id]);
         }
       })
       // What is left in the journal is tried again at the next start.

@@ -29,6 +29,8 @@ export class LiveTurn {
   constructor(
     readonly rows: TurnRows,
     readonly systemPrompt: string | null,
+    /** The user's generation slot this turn holds. */
+    readonly lease: string,
   ) {
     this.model = rows.aiResponse.model;
   }

@@ -93,9 +93,13 @@ export async function completeChat(
   messages: ChatMessage[],
   maxTokens: number,
   signal: AbortSignal,
-): Promise<{ content: string; completionTokens: number | null }> {
+): Promise<{ content: string; completionTokens: number | null; totalTokens: number }> {
   const completion = await client.chat.completions.create({ model, messages, max_tokens: maxTokens }, { signal });
-  return { content: completion.choices[0]?.message?.content ?? "", completionTokens: completion.usage?.completion_tokens ?? null };
+  return {
+    content: completion.choices[0]?.message?.content ?? "",
+    completionTokens: completion.usage?.completion_tokens ?? null,
+    totalTokens: completion.usage?.total_tokens ?? 0,
+  };
 }
 
 /** The provider's own "prompt too long" answer (OpenAI: HTTP 400, `error.code: context_length_exceeded`). */

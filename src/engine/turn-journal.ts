@@ -13,6 +13,8 @@ export interface IdempotentTurn {
 export interface UnfinishedTurn {
   aiMessageId: string;
   aiResponseId: string;
+  /** The user's generation slot the turn holds (see UserObject). */
+  lease: { userId: string; id: string } | null;
   /** The reply text written so far. */
   text: string;
 }
@@ -33,6 +35,7 @@ export class TurnJournal {
     sql.exec(`CREATE TABLE IF NOT EXISTS order_counter (id INTEGER PRIMARY KEY CHECK (id = 1), next_order INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS branch_state (id INTEGER PRIMARY KEY CHECK (id = 1), current_leaf TEXT, leaf_version INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS unfinished_turns (ai_message_id TEXT PRIMARY KEY, ai_response_id TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS turn_leases (ai_message_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, lease_id TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS reply_chunks (ai_message_id TEXT NOT NULL, content TEXT NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS reply_chunks_turn ON reply_chunks (ai_message_id)`);
     sql.exec(
@@ -110,8 +113,9 @@ export class TurnJournal {
     this.#sql.exec(`UPDATE branch_state SET current_leaf = ? WHERE id = 1 AND current_leaf = ?`, previous, failed);
   }
 
-  open(aiMessageId: string, aiResponseId: string): void {
+  open(aiMessageId: string, aiResponseId: string, lease: { userId: string; id: string }): void {
     this.#sql.exec(`INSERT INTO unfinished_turns (ai_message_id, ai_response_id) VALUES (?, ?)`, aiMessageId, aiResponseId);
+    this.#sql.exec(`INSERT INTO turn_leases (ai_message_id, user_id, lease_id) VALUES (?, ?, ?)`, aiMessageId, lease.userId, lease.id);
   }
 
   append(aiMessageId: string, text: string): void {
@@ -126,6 +130,7 @@ export class TurnJournal {
     this.#pending.delete(aiMessageId);
     this.#sql.exec(`DELETE FROM reply_chunks WHERE ai_message_id = ?`, aiMessageId);
     this.#sql.exec(`DELETE FROM unfinished_turns WHERE ai_message_id = ?`, aiMessageId);
+    this.#sql.exec(`DELETE FROM turn_leases WHERE ai_message_id = ?`, aiMessageId);
   }
 
   unfinished(): UnfinishedTurn[] {
@@ -135,6 +140,11 @@ export class TurnJournal {
       .map((row) => ({
         aiMessageId: row.ai_message_id,
         aiResponseId: row.ai_response_id,
+        lease:
+          this.#sql
+            .exec<{ user_id: string; lease_id: string }>(`SELECT user_id, lease_id FROM turn_leases WHERE ai_message_id = ?`, row.ai_message_id)
+            .toArray()
+            .map((l) => ({ userId: l.user_id, id: l.lease_id }))[0] ?? null,
         text: this.#sql
           .exec<{ content: string }>(`SELECT content FROM reply_chunks WHERE ai_message_id = ? ORDER BY rowid`, row.ai_message_id)
           .toArray()

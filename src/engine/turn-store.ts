@@ -4,6 +4,7 @@ import { titleFromMessage } from "../conversation-rules";
 import type { Database } from "../db/client";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages, type Summary, summaries } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
+import { addUsage } from "../usage";
 import type { Branch, BranchSummary } from "./context-window";
 
 /** What a turn adds to the conversation tree. */
@@ -161,6 +162,7 @@ export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens
         completedAt: aiResponse.completedAt,
       })
       .where(eq(aiResponses.id, aiResponse.id)),
+    ...(aiResponse.totalTokens ? [addUsage(db, aiResponse.userId, aiResponse.totalTokens, aiResponse.completedAt ?? nowIso())] : []),
     db.update(conversations).set({ updatedAt: rows.conversation.updatedAt }).where(eq(conversations.id, rows.conversation.id)),
   ]);
 }
@@ -234,9 +236,9 @@ export async function loadBranch(db: Database, conversationId: string, userMessa
   return toBranch(rows, summary);
 }
 
-/** Stores a rolling summary of the branch through `throughMessageId`. */
-export async function saveSummary(db: Database, summary: Summary): Promise<void> {
-  await db.insert(summaries).values(summary);
+/** Stores a rolling summary of the branch through `throughMessageId`, and what writing it cost its user. */
+export async function saveSummary(db: Database, summary: Summary, userId: string, tokensSpent: number): Promise<void> {
+  await db.batch([db.insert(summaries).values(summary), addUsage(db, userId, tokensSpent, summary.createdAt)]);
 }
 
 const userMessages = alias(messages, "user_message");

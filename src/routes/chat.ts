@@ -5,14 +5,14 @@ import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchem
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { ownedConversationQuery } from "../db/queries";
-import type { SubmitOutcome, TurnRequest } from "../engine/conversation-object";
+import type { SubmitOutcome } from "../engine/conversation-object";
 import { conversationObject } from "../engine/stub";
 import { invalid, notFound } from "../errors";
 import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody } from "../schemas";
-import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn } from "../turn-admission";
+import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../ui-message-stream";
 
 /*
@@ -108,7 +108,7 @@ export const chatRoutes = createRouter()
     const content = checkMessageContent(c.env, message.text);
     // The client's message id makes a retried send land on the turn it already made.
     const idempotency = { key: `chat:${message.id}`, requestHash: await requestHash(["chat", content]) };
-    let request: Omit<TurnRequest, "idempotency">;
+    let request: TurnAdmission;
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
       request = await admitResend(c, body.messageId, content, conversationId);

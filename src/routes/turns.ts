@@ -7,7 +7,7 @@ import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
 import { messages } from "../db/schema";
-import type { SubmitOutcome, TurnRequest, TurnResult } from "../engine/conversation-object";
+import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
 import { SSE_HEADERS } from "../engine/sse";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid } from "../errors";
@@ -15,7 +15,7 @@ import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../middleware";
-import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn } from "../turn-admission";
+import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -194,7 +194,7 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
  */
 async function submit(
   c: Context<AppEnv>,
-  request: Omit<TurnRequest, "idempotency">,
+  request: TurnAdmission,
   target: string[],
   { stream, ...body }: { stream?: boolean },
 ): Promise<Response> {

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { NewPasswordSchema, PasswordSchema } from "../account-rules";
+import { getConfig } from "../config";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { users } from "../db/schema";
@@ -10,6 +11,7 @@ import { enforceRateLimit } from "../lib/rate-limit";
 import { revokeSessions } from "../lib/sessions";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
+import { usageToday } from "../usage";
 
 const me = createRoute({
   method: "get",
@@ -28,6 +30,27 @@ const changePassword = createRoute({
   responses: { 204: { description: "Changed" }, ...errorResponses(400, 401, 415, 429) },
 });
 
+const usage = createRoute({
+  ...authenticated("users"),
+  method: "get",
+  path: "/users/me/usage",
+  summary: "Tokens spent today against the daily budget (USER_DAILY_TOKENS)",
+  responses: {
+    200: jsonResponse(
+      z
+        .object({
+          day: z.string().openapi({ description: "The UTC day counted, YYYY-MM-DD." }),
+          tokens_used: z.number().int(),
+          daily_limit: z.number().int().nullable().openapi({ description: "Null: no limit." }),
+          resets_at: z.string(),
+        })
+        .openapi("Usage"),
+      "Today's usage",
+    ),
+    ...errorResponses(401),
+  },
+});
+
 async function currentUser(env: Env, userId: string) {
   const [user] = await getDb(env).select().from(users).where(eq(users.id, userId));
   if (!user) throw notFound("User");
@@ -36,6 +59,11 @@ async function currentUser(env: Env, userId: string) {
 
 export const userRoutes = createRouter()
   .openapi(me, async (c) => c.json(renderUser(await currentUser(c.env, c.get("userId"))), 200))
+  .openapi(usage, async (c) => {
+    const today = await usageToday(c.env, c.get("userId"));
+    const limit = getConfig(c.env).userDailyTokens;
+    return c.json({ day: today.day, tokens_used: today.tokens, daily_limit: limit > 0 ? limit : null, resets_at: today.resetsAt }, 200);
+  })
   .openapi(changePassword, async (c) => {
     const { old_password, new_password } = c.req.valid("json");
     // Guessing the old password with a stolen access token is bounded like guessing a login.
