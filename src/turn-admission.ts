@@ -5,7 +5,7 @@ import { getDb } from "./db/client";
 import { loadOwnedMessageInContext } from "./db/queries";
 import type { Conversation } from "./db/schema";
 import { selectContext } from "./engine/context-window";
-import type { SubmitOutcome, TurnRequest } from "./engine/conversation-object";
+import type { Attachment, SubmitOutcome, TurnRequest } from "./engine/conversation-object";
 import { conversationObject } from "./engine/stub";
 import type { TurnPlan } from "./engine/turn-store";
 import { ApiError, notFound } from "./errors";
@@ -109,3 +109,29 @@ export async function submitTurn(env: Env, request: TurnAdmission & Pick<TurnReq
 
 /** The error of a turn the object refused. */
 export const rejection = (outcome: Extract<SubmitOutcome, { kind: "rejected" }>) => new ApiError(outcome.code, outcome.message, { headers: outcome.headers });
+
+/**
+ * Attaches a listener to a conversation's reply (GET …/stream/, the chat resume), within the
+ * user's listener slots (exact, UserObject) and the reply's own cap (its object counts). A live
+ * listener holds its slot until it ends; anything else gives it back at once.
+ */
+export async function attachListener(env: Env, userId: string, conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | "finished" | null> {
+  const { maxListenersPerUser, maxListenersPerTurn, maxQueuedTurns, model } = getConfig(env);
+  const lease = newId();
+  const slots = userObject(env, userId);
+  if (!(await slots.acquire("listener", lease, maxListenersPerUser, (maxQueuedTurns + 1) * model.timeoutMs))) {
+    throw new ApiError("rate_limited", `You already have ${maxListenersPerUser} streams open; close one first.`, { headers: { "Retry-After": "5" } });
+  }
+  let attachment: Attachment;
+  try {
+    attachment = await conversationObject(env, conversationId).attach(conversationId, lastEventId, { userId, id: lease });
+  } catch (error) {
+    await slots.release([lease]);
+    throw error;
+  }
+  if (attachment === null || typeof attachment === "string" || !attachment.holdsLease) await slots.release([lease]);
+  if (attachment === "busy") {
+    throw new ApiError("rate_limited", `This reply already has ${maxListenersPerTurn} listeners.`, { headers: { "Retry-After": "5" } });
+  }
+  return attachment === null || typeof attachment === "string" ? attachment : attachment.stream;
+}

@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { call, callJson, createUser, expectError } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
+
+afterEach(() => vi.restoreAllMocks());
 
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
 
@@ -93,5 +95,79 @@ describe("rate-limit keys and links", () => {
     );
     const page = await response.json<any>();
     expect(page.next).toBe("https://chat-api.example.com/conversations/?page_size=5&page=2");
+  });
+});
+
+describe("cost and concurrency caps", () => {
+  it("counts each user's tokens per day and refuses turns once the daily budget is spent", async () => {
+    const user = await createUser();
+    const first = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=5] spend" }, status: 201 });
+    const second = await callJson(`/conversations/${first.conversation.id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=5] more" }, status: 201 });
+    const spent = first.ai_response.usage.total_tokens + second.ai_response.usage.total_tokens;
+    const usage = await callJson("/users/me/usage/", { token: user.access, status: 200 });
+    expect(usage).toMatchObject({ day: new Date().toISOString().slice(0, 10), tokens_used: spent, daily_limit: 2_000_000 });
+    expect(Date.parse(usage.resets_at) - Date.now()).toBeLessThanOrEqual(24 * 3600 * 1000);
+
+    // The same Worker with a budget the user has already spent.
+    const app = createApp();
+    const tight = { ...env, USER_DAILY_TOKENS: String(spent) };
+    const refused = await app.request(
+      `/conversations/${first.conversation.id}/add_message/`,
+      { method: "POST", headers: { Authorization: `Bearer ${user.access}`, "Content-Type": "application/json" }, body: JSON.stringify({ content: "one more" }) },
+      tight,
+    );
+    const error = await expectError(refused, 429, "budget_exceeded");
+    expect(error.details).toEqual({ daily_limit: spent, tokens_used: spent, resets_at: usage.resets_at });
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(first.conversation.id).first<{ n: number }>();
+    expect(stored!.n).toBe(4);
+  });
+
+  it("caps a user's replies in flight exactly: 200 concurrent sends, exactly MAX_CONCURRENT_GENERATIONS accepted", { timeout: 60_000 }, async () => {
+    // The per-minute turn limit is another rule; here only the concurrency cap may refuse.
+    vi.spyOn(env.TURN_RATE_LIMITER, "limit").mockResolvedValue({ success: true });
+    const user = await createUser();
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => call("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=30 delay=100] slow ${i}` } })),
+    );
+    const statuses = responses.map((r) => r.status);
+    await Promise.all(responses.map((r) => r.body?.cancel()));
+    expect(statuses.filter((s) => s === 201)).toHaveLength(50);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(150);
+    const created = await env.DB.prepare("SELECT count(*) AS n FROM conversations WHERE user_id = ?").bind(user.id).first<{ n: number }>();
+    expect(created!.n).toBe(50);
+    // Every slot came back when its reply ended.
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] after" }, status: 201 });
+  });
+
+  it("caps SSE listeners per reply and per user with 429", { timeout: 30_000 }, async () => {
+    const user = await createUser();
+    const open: Response[] = [];
+    const startSlowReply = async () => {
+      const response = await call("/start_conversation/", { token: user.access, headers: { Accept: "text/event-stream" }, body: { content: "[stub: tokens=40 delay=100] slow" } });
+      open.push(response);
+      const { value } = await readFrames(response.body!).next();
+      return value!.data.conversation.id as string;
+    };
+    const attach = async (id: string) => {
+      const response = await call(`/conversations/${id}/stream/`, { token: user.access });
+      open.push(response);
+      return response.status;
+    };
+    // One reply: the sender's own stream and 9 more make 10.
+    const first = await startSlowReply();
+    const perTurn = [];
+    for (let i = 0; i < 10; i++) perTurn.push(await attach(first));
+    expect(perTurn).toEqual([...Array(9).fill(200), 429]);
+
+    // Across replies: 50 attached listeners per user (the 9 above count).
+    const statuses = [];
+    for (let r = 0; r < 5; r++) {
+      const id = await startSlowReply();
+      for (let i = 0; i < 9; i++) statuses.push(await attach(id));
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(41);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(4);
+    await Promise.all(open.map((r) => r.body?.cancel().catch(() => undefined)));
   });
 });

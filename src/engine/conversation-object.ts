@@ -65,6 +65,8 @@ export type TurnResult = {
   failure: { code: TurnFailure["code"]; message: string } | null;
 };
 
+export type Attachment = { stream: ReadableStream<Uint8Array>; holdsLease: boolean } | "finished" | "busy" | null;
+
 export type SubmitOutcome =
   | { kind: "rejected"; code: ErrorCode; message: string; headers?: Record<string, string> }
   | { kind: "stream"; stream: ReadableStream<Uint8Array> }
@@ -195,22 +197,29 @@ export class ConversationObject extends DurableObject<Env> {
    * Attaches to a reply. With `lastEventId` (`<ai message id>:<offset>`) it resumes that reply
    * after the offset, from memory while it is in flight or from D1 once it is stored; without,
    * it attaches to the reply in flight. `"finished"` when the client already has the whole reply
-   * (its last frame was the final one), null when there is nothing to attach to.
+   * (its last frame was the final one), `"busy"` when the reply has MAX_LISTENERS_PER_TURN
+   * listeners, null when there is nothing to attach to. A live listener keeps `lease` (the user's
+   * listener slot) until it ends; otherwise the caller gives it back.
    */
-  async attach(conversationId: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array> | "finished" | null> {
+  async attach(conversationId: string, lastEventId: string | null, lease: { userId: string; id: string }): Promise<Attachment> {
     if (lastEventId === null) {
       const next = this.#generating() ?? this.#storedTurns().sort((a, b) => a.rows.aiMessage.order - b.rows.aiMessage.order)[0];
-      return next ? this.#listen(next, "start") : null;
+      return next ? this.#listenWithLease(next, "start", lease) : null;
     }
     const position = parseFrameId(lastEventId);
     if (!position) return null;
     if (position.offset === "end") return "finished";
     const live = this.#turns.get(position.aiMessageId);
-    if (live?.isStored) return this.#listen(live, position.offset);
+    if (live?.isStored) return this.#listenWithLease(live, position.offset, lease);
 
     const stored = await loadTurn(getDb(this.env), conversationId, position.aiMessageId);
     if (!stored) return null;
-    return framesStream(this.#storedFrames(stored, position.offset));
+    return { stream: framesStream(this.#storedFrames(stored, position.offset)), holdsLease: false };
+  }
+
+  #listenWithLease(turn: LiveTurn, after: number | "start", lease: { userId: string; id: string }): Attachment {
+    if (turn.listeners.size >= getConfig(this.env).maxListenersPerTurn) return "busy";
+    return { stream: this.#listen(turn, after, () => this.#releaseLeases(lease.userId, [lease.id])), holdsLease: true };
   }
 
   /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
@@ -443,9 +452,9 @@ export class ConversationObject extends DurableObject<Env> {
     this.ctx.waitUntil(summarizing);
   }
 
-  #listen(turn: LiveTurn, after: number | "start"): ReadableStream<Uint8Array> {
+  #listen(turn: LiveTurn, after: number | "start", onEnd?: () => void): ReadableStream<Uint8Array> {
     this.#heartbeat.ensureRunning();
-    return turn.listeners.add(this.#catchUpFrames(turn.rows, turn.text, after));
+    return turn.listeners.add(this.#catchUpFrames(turn.rows, turn.text, after), onEnd);
   }
 
   /**

@@ -7,31 +7,33 @@ const MAX_BUFFERED_BYTES = 256 * 1024;
 
 /** The SSE listeners of one turn. Writes are never awaited: the model loop must not wait on a client. */
 export class ListenerSet {
-  #writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  /** Each listener's writer, with what to do when it ends (closed with the turn, or dropped). */
+  #writers = new Map<WritableStreamDefaultWriter<Uint8Array>, (() => void) | undefined>();
 
   get size(): number {
     return this.#writers.size;
   }
 
-  /** A new listener; `initial` frames are queued before anything sent later. */
-  add(initial: Uint8Array[]): ReadableStream<Uint8Array> {
+  /** A new listener; `initial` frames are queued before anything sent later; `onEnd` runs once it is gone. */
+  add(initial: Uint8Array[], onEnd?: () => void): ReadableStream<Uint8Array> {
     // workerd's native byte pipe: cheaper per write than a JavaScript TransformStream.
     const { readable, writable } = new IdentityTransformStream({ highWaterMark: MAX_BUFFERED_BYTES });
     const writer = writable.getWriter();
-    this.#writers.add(writer);
+    this.#writers.set(writer, onEnd);
     for (const frame of initial) this.#write(writer, frame);
     return readable;
   }
 
   send(frame: Uint8Array): void {
-    for (const writer of this.#writers) this.#write(writer, frame);
+    for (const writer of this.#writers.keys()) this.#write(writer, frame);
   }
 
   /** Sends the last frame and ends every stream. */
   close(frame: Uint8Array): void {
-    for (const writer of this.#writers) {
+    for (const [writer, onEnd] of this.#writers) {
       this.#write(writer, frame);
       writer.close().catch(() => undefined);
+      onEnd?.();
     }
     this.#writers.clear();
   }
@@ -45,8 +47,11 @@ export class ListenerSet {
   }
 
   #drop(writer: WritableStreamDefaultWriter<Uint8Array>): void {
-    if (!this.#writers.delete(writer)) return;
+    if (!this.#writers.has(writer)) return;
+    const onEnd = this.#writers.get(writer);
+    this.#writers.delete(writer);
     writer.abort("listener fell behind").catch(() => undefined);
+    onEnd?.();
   }
 }
 

@@ -6,13 +6,12 @@ import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { ownedConversationQuery } from "../db/queries";
 import type { SubmitOutcome } from "../engine/conversation-object";
-import { conversationObject } from "../engine/stub";
 import { invalid, notFound } from "../errors";
 import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody } from "../schemas";
-import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
+import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../ui-message-stream";
 
 /*
@@ -126,7 +125,7 @@ export const chatRoutes = createRouter()
     // A chat that has not started yet has nothing to resume: useChat({resume: true}) asks on every mount.
     const [conversation] = await ownedConversationQuery(getDb(c.env), userId, conversationId);
     if (!conversation) return c.body(null, 204);
-    const stream = await conversationObject(c.env, conversationId).attach(conversationId, null);
+    const stream = await attachListener(c.env, userId, conversationId, null);
     if (stream === null || stream === "finished") return c.body(null, 204);
     return c.body(toUiMessageStream(stream), 200, UI_MESSAGE_STREAM_HEADERS);
   });

@@ -15,7 +15,7 @@ import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../middleware";
-import { admitRegenerate, admitResend, admitTurn, checkActive, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
+import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -249,7 +249,7 @@ export const turnRoutes = createRouter()
     const { id } = c.req.valid("param");
     await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
     const lastEventId = c.req.valid("header")["last-event-id"] ?? null;
-    const stream = await conversationObject(c.env, id).attach(id, lastEventId);
+    const stream = await attachListener(c.env, c.get("userId"), id, lastEventId);
     if (stream === null && lastEventId !== null) throw new ApiError("not_found", "No reply with that Last-Event-ID in this conversation.");
     // 204 also tells an EventSource to stop reconnecting.
     if (stream === null || stream === "finished") return c.body(null, 204);
