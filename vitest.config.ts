@@ -35,6 +35,8 @@ export default defineConfig(async () => {
       setupFiles: ["./test/apply-migrations.ts"],
       silent: "passed-only" as const,
       testTimeout: 20_000,
+      // More files than cores at once: most of a test file's time is spent waiting on timers and workerd.
+      maxWorkers: 3,
     },
   };
 });
