@@ -35,16 +35,20 @@ function signingKey(env: Env): Promise<CryptoKey> {
   return key;
 }
 
-export async function signToken(env: Env, claims: TokenClaims): Promise<string> {
-  const ttl = claims.type === "access" ? ACCESS_TOKEN_TTL_SECONDS : REFRESH_TOKEN_TTL_SECONDS;
-  return new SignJWT({ typ: claims.type, fam: claims.familyId })
+/** A JWT of ours: HS256 under JWT_SECRET, our issuer, `sub` the user, expiring in `ttlSeconds`. */
+async function sign(env: Env, claims: Record<string, string>, userId: string, ttlSeconds: number): Promise<string> {
+  return new SignJWT(claims)
     .setProtectedHeader({ alg: ALGORITHM })
-    .setSubject(claims.userId)
-    .setJti(claims.tokenId)
+    .setSubject(userId)
     .setIssuer(ISSUER)
     .setIssuedAt()
-    .setExpirationTime(`${ttl}s`)
+    .setExpirationTime(`${ttlSeconds}s`)
     .sign(await signingKey(env));
+}
+
+export async function signToken(env: Env, claims: TokenClaims): Promise<string> {
+  const ttl = claims.type === "access" ? ACCESS_TOKEN_TTL_SECONDS : REFRESH_TOKEN_TTL_SECONDS;
+  return sign(env, { typ: claims.type, fam: claims.familyId, jti: claims.tokenId }, claims.userId, ttl);
 }
 
 /** Verifies signature, algorithm, expiry and token type; any failure is a 401. */
@@ -70,15 +74,8 @@ const STREAM_TICKET_TYPE = "stream_ticket";
  * A read-only ticket for one conversation's stream, for clients that cannot send an
  * Authorization header (a browser's EventSource). Its own `typ`, so no other route accepts it.
  */
-export async function signStreamTicket(env: Env, userId: string, conversationId: string): Promise<string> {
-  return new SignJWT({ typ: STREAM_TICKET_TYPE, cnv: conversationId })
-    .setProtectedHeader({ alg: ALGORITHM })
-    .setSubject(userId)
-    .setIssuer(ISSUER)
-    .setIssuedAt()
-    .setExpirationTime(`${STREAM_TICKET_TTL_SECONDS}s`)
-    .sign(await signingKey(env));
-}
+export const signStreamTicket = (env: Env, userId: string, conversationId: string) =>
+  sign(env, { typ: STREAM_TICKET_TYPE, cnv: conversationId }, userId, STREAM_TICKET_TTL_SECONDS);
 
 /** The user a stream ticket was issued to, if it is valid for `conversationId`; otherwise a 401. */
 export async function verifyStreamTicket(env: Env, ticket: string, conversationId: string): Promise<string> {
