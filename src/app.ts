@@ -17,6 +17,7 @@ import { chatRoutes } from "./routes/chat";
 import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
 import { modelRoutes } from "./routes/models";
+import { searchRoutes } from "./routes/search";
 import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
 
@@ -100,7 +101,8 @@ export function createApp() {
     .route("/", messageRoutes)
     .route("/", modelRoutes)
     .route("/", turnRoutes)
-    .route("/", chatRoutes);
+    .route("/", chatRoutes)
+    .route("/", searchRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.openAPIRegistry.registerComponent("securitySchemes", "StreamTicket", { type: "apiKey", in: "query", name: "ticket" });

@@ -89,7 +89,17 @@ export const ContextSchema = z
   })
   .openapi("Context", { description: "What the model was actually given for this reply." });
 
-export type ReplyContext = Pick<AiResponse, "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens">;
+export type ReplyContext = Pick<
+  AiResponse,
+  "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens" | "feedbackRating" | "feedbackComment"
+>;
+
+export const FeedbackSchema = z
+  .object({ rating: z.enum(["up", "down"]), comment: z.string().nullable() })
+  .openapi("Feedback", { description: "The owner's rating of a reply." });
+
+export const renderFeedback = (reply: Pick<AiResponse, "feedbackRating" | "feedbackComment">): z.infer<typeof FeedbackSchema> | null =>
+  reply.feedbackRating ? { rating: reply.feedbackRating, comment: reply.feedbackComment } : null;
 
 export const renderContext = (response: ReplyContext): z.infer<typeof ContextSchema> | null =>
   response.contextFirstOrder === null
@@ -135,6 +145,7 @@ export const MessageSchema = z
       .openapi({ description: "User messages only: the status of the newest AI response that answers it." }),
     finish_reason: z.string().nullable().optional().openapi({ description: "AI messages only: the provider's finish_reason of this reply." }),
     context: ContextSchema.nullable().optional().openapi({ description: "AI messages only: what the model was given for this reply." }),
+    feedback: FeedbackSchema.nullable().optional().openapi({ description: "AI messages only: your rating of this reply." }),
   })
   .openapi("Message");
 
@@ -159,7 +170,7 @@ export const renderMessage = (message: Message, { aiResponseStatus, reply, sibli
   parent: message.parentId,
   ...(siblings ? { siblings } : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
-  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply) } : {}),
+  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply) } : {}),
 });
 
 export const AiResponseSchema = z

@@ -38,6 +38,8 @@ export const messageWithStatus = (db: Database) =>
         contextMessages: replyResponses.contextMessages,
         contextSummaryThroughOrder: replyResponses.contextSummaryThroughOrder,
         promptTokens: replyResponses.promptTokens,
+        feedbackRating: replyResponses.feedbackRating,
+        feedbackComment: replyResponses.feedbackComment,
       },
       aiResponseStatus: sql<AiResponse["status"] | null>`(
         SELECT r.status FROM ai_responses r WHERE r.message_id = ${messages.id} ORDER BY r.id DESC LIMIT 1)`,

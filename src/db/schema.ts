@@ -124,6 +124,9 @@ export const aiResponses = sqliteTable(
     contextFirstOrder: integer("context_first_order"),
     contextMessages: integer("context_messages"),
     contextSummaryThroughOrder: integer("context_summary_through_order"),
+    /** The owner's rating of this reply: "up", "down", or null. */
+    feedbackRating: text("feedback_rating", { enum: ["up", "down"] }),
+    feedbackComment: text("feedback_comment"),
     createdAt: timestampColumn("created_at"),
     firstTokenAt: text("first_token_at"),
     completedAt: text("completed_at"),
@@ -152,6 +155,27 @@ export const summaries = sqliteTable(
     createdAt: timestampColumn("created_at"),
   },
   (t) => [index("summaries_conversation_through").on(t.conversationId, t.throughMessageId)],
+);
+
+/**
+ * Read-only links to a snapshot of a conversation's branch. Only a hash of the token is stored;
+ * the snapshot is the branch root → `leaf_message_id` as it was when shared.
+ */
+export const shares = sqliteTable(
+  "shares",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    conversationId: text("conversation_id")
+      .notNull()
+      .references(() => conversations.id),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    leafMessageId: text("leaf_message_id").references(() => messages.id),
+    createdAt: timestampColumn("created_at"),
+    revokedAt: text("revoked_at"),
+  },
+  (t) => [index("shares_conversation").on(t.conversationId)],
 );
 
 /** Tokens each user spent per UTC day (`YYYY-MM-DD`), as the provider counted them: the daily budget. */

@@ -69,6 +69,8 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       contextFirstOrder: null,
       contextMessages: null,
       contextSummaryThroughOrder: null,
+      feedbackRating: null,
+      feedbackComment: null,
       createdAt: now,
       firstTokenAt: null,
       completedAt: null,

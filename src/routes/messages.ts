@@ -3,11 +3,12 @@ import { and, asc, count, desc, eq } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
 import { loadOwnedMessage, messageWithStatus } from "../db/queries";
-import { messages } from "../db/schema";
+import { aiResponses, messages } from "../db/schema";
 import { ApiError } from "../errors";
 import { pageBody, pageOffset } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
+import { wellFormedText } from "../text-rules";
 import { BooleanQuerySchema, errorResponses, IdParamSchema, jsonBody, jsonResponse, MessagePageSchema, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
 
 const secured = authenticated("messages");
@@ -39,6 +40,25 @@ const editMessage = createRoute({
   responses: { 200: jsonResponse(MessageSchema, "The edited message"), ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
 });
 
+const FEEDBACK_COMMENT_MAX_LENGTH = 2_000;
+
+const putFeedback = createRoute({
+  ...secured,
+  method: "put",
+  path: "/messages/{id}/feedback",
+  summary: "Rate one of your AI replies: up, down, or null to clear",
+  request: {
+    params: IdParamSchema,
+    body: jsonBody(
+      z.strictObject({
+        rating: z.enum(["up", "down"]).nullable(),
+        comment: wellFormedText().max(FEEDBACK_COMMENT_MAX_LENGTH).nullable().optional(),
+      }),
+    ),
+  },
+  responses: { 200: jsonResponse(MessageSchema, "The message with its feedback"), ...errorResponses(400, 401, 404, 415) },
+});
+
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
     const { conversation, include_deleted, ...paging } = c.req.valid("query");
@@ -66,6 +86,15 @@ export const messageRoutes = createRouter()
     const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
     return c.json(renderMessage({ ...message, isDeleted: true }, extras), 200);
+  })
+  .openapi(putFeedback, async (c) => {
+    const { rating, comment } = c.req.valid("json");
+    const db = getDb(c.env);
+    const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
+    if (message.sender !== "ai") throw new ApiError("bad_request", "Only AI replies take feedback.");
+    const feedback = { feedbackRating: rating, feedbackComment: rating === null ? null : (comment ?? null) };
+    await db.update(aiResponses).set(feedback).where(eq(aiResponses.aiMessageId, message.id));
+    return c.json(renderMessage(message, { ...extras, reply: extras.reply && { ...extras.reply, ...feedback } }), 200);
   })
   .openapi(editMessage, async (c) => {
     const content = checkMessageContent(c.env, c.req.valid("json").content);

@@ -1,0 +1,118 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { asc, sql } from "drizzle-orm";
+import { createRouter } from "../create-router";
+import { getDb } from "../db/client";
+import { idIn, messageWithStatus } from "../db/queries";
+import { messages } from "../db/schema";
+import { invalid } from "../errors";
+import { pageBody, pageOffset } from "../lib/pagination";
+import { authenticated } from "../middleware";
+import { errorResponses, jsonResponse, MessageSchema, PageQuerySchema, pageSchema, renderMessage } from "../schemas";
+
+const QUERY_MAX_LENGTH = 200;
+// The trigram index matches runs of at least this many characters.
+const MIN_TERM_LENGTH = 3;
+const SNIPPET_TOKENS = 16;
+
+const SearchHitSchema = z
+  .object({
+    conversation: z.object({ id: z.string(), title: z.string().nullable() }),
+    message: MessageSchema,
+    snippet: z.string().openapi({ description: "HTML-safe text around the match, with each hit in <mark>…</mark>." }),
+    rank: z.number().openapi({ description: "bm25 relevance: lower is better; results are best first." }),
+  })
+  .openapi("SearchHit");
+
+const searchMessages = createRoute({
+  ...authenticated("search"),
+  method: "get",
+  path: "/search",
+  summary: "Full-text search of your messages (not soft-deleted ones, not in Deleted conversations), best match first",
+  request: {
+    query: PageQuerySchema.extend({
+      q: z.string().max(QUERY_MAX_LENGTH).openapi({ description: "Plain words, never query syntax: every word must appear." }),
+    }),
+  },
+  responses: { 200: jsonResponse(pageSchema(SearchHitSchema, "SearchPage"), "A page of hits"), ...errorResponses(400, 401, 404) },
+});
+
+/**
+ * The user's words as an FTS5 query that cannot be anything else: each word a quoted string
+ * (quotes doubled), all of them required. `*`, `NEAR`, `-`, `AND`, parentheses are just text.
+ */
+export function matchExpression(words: string[]): string {
+  return words.map((word) => `"${word.replaceAll('"', '""')}"`).join(" ");
+}
+
+const MARK_START = "\u0002";
+const MARK_END = "\u0003";
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** snippet()'s text, escaped for HTML, with its hit markers turned into <mark> elements. */
+const htmlSnippet = (text: string) => escapeHtml(text).replaceAll(MARK_START, "<mark>").replaceAll(MARK_END, "</mark>");
+
+/** The same for a message found without the index (words shorter than the trigram): the first hit, in context. */
+function plainSnippet(content: string, needle: string): string {
+  const at = content.toLowerCase().indexOf(needle.toLowerCase());
+  const from = Math.max(0, at - 40);
+  const before = (from > 0 ? "…" : "") + content.slice(from, at);
+  const after = content.slice(at + needle.length, at + needle.length + 60) + (at + needle.length + 60 < content.length ? "…" : "");
+  return `${escapeHtml(before)}<mark>${escapeHtml(content.slice(at, at + needle.length))}</mark>${escapeHtml(after)}`;
+}
+
+interface HitRow {
+  id: string;
+  conversation_id: string;
+  title: string | null;
+  snippet: string;
+  rank: number;
+}
+
+export const searchRoutes = createRouter().openapi(searchMessages, async (c) => {
+  const { q, ...paging } = c.req.valid("query");
+  // Whatever was typed is searched as text: NUL and lone surrogates cannot match anything stored.
+  const text = q.replaceAll("\0", " ").toWellFormed().trim();
+  if (!text) throw invalid({ field: "q", message: "Enter something to search for." });
+  const words = text.split(/\s+/);
+  const indexed = words.filter((word) => [...word].length >= MIN_TERM_LENGTH);
+  const db = getDb(c.env);
+  const userId = c.get("userId");
+  const visible = sql`m.user_id = ${userId} AND m.is_deleted = 0 AND c.status = 'Active'`;
+  const page = sql`LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`;
+  // FTS5's auxiliary functions (snippet, bm25) cannot run under a window function: the total is its own query.
+  const [hits, [counted]] = indexed.length
+    ? await Promise.all([
+        db.all<HitRow>(sql`
+          SELECT m.id, m.conversation_id, c.title,
+                 snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, bm25(messages_fts) AS rank
+          FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id
+          WHERE messages_fts MATCH ${matchExpression(indexed)} AND ${visible}
+          ORDER BY rank, m.id ${page}`),
+        db.all<{ total: number }>(sql`
+          SELECT count(*) AS total
+          FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id
+          WHERE messages_fts MATCH ${matchExpression(indexed)} AND ${visible}`),
+      ])
+    : // Only words too short for the trigram index (e.g. a two-character CJK word): a scan of this user's messages.
+      await Promise.all([
+        db.all<HitRow>(sql`
+          SELECT m.id, m.conversation_id, c.title, m.content AS snippet, 0 AS rank
+          FROM messages m JOIN conversations c ON c.id = m.conversation_id
+          WHERE ${visible} AND instr(lower(m.content), lower(${text})) > 0
+          ORDER BY m.timestamp DESC, m.id DESC ${page}`),
+        db.all<{ total: number }>(sql`
+          SELECT count(*) AS total FROM messages m JOIN conversations c ON c.id = m.conversation_id
+          WHERE ${visible} AND instr(lower(m.content), lower(${text})) > 0`),
+      ]);
+  const rows = hits.length ? await messageWithStatus(db).where(idIn(messages.id, hits.map((h) => h.id))).orderBy(asc(messages.order)) : [];
+  const byId = new Map(rows.map((row) => [row.message.id, row]));
+  const results = hits.map((hit) => {
+    const row = byId.get(hit.id)!;
+    return {
+      conversation: { id: hit.conversation_id, title: hit.title },
+      message: renderMessage(row.message, row),
+      snippet: indexed.length ? htmlSnippet(hit.snippet) : plainSnippet(hit.snippet, text),
+      rank: hit.rank,
+    };
+  });
+  return c.json(pageBody(c.env, c.req.url, paging, counted?.total ?? 0, results), 200);
+});

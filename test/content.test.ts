@@ -1,0 +1,111 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
+
+const search = (user: TestUser, q: string, extra = "") => callJson(`/search/?q=${encodeURIComponent(q)}${extra}`, { token: user.access, status: 200 });
+const ids = (page: any) => page.results.map((hit: any) => hit.message.id);
+
+describe("full-text search", () => {
+  it("finds words in your messages and replies, best match first, with highlighted snippets", async () => {
+    const user = await createUser();
+    const porto = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] Plan a weekend in Porto with pastéis de nata", title: "Porto" }, status: 201 });
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] Porto again? Porto, Porto, Porto!" }, status: 201 });
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] Something else entirely" }, status: 201 });
+
+    const page = await search(user, "porto");
+    expect(page.count).toBe(2);
+    // The message that says it four times ranks first.
+    expect(page.results[0].message.content).toContain("Porto again");
+    expect(page.results[0].rank).toBeLessThanOrEqual(page.results[1].rank);
+    expect(page.results[1]).toMatchObject({ conversation: { id: porto.conversation.id, title: "Porto" }, message: { id: porto.user_message.id } });
+    expect(page.results[1].snippet).toContain("<mark>Porto</mark>");
+
+    // Replies are indexed once they finish; accents and case fold.
+    expect((await search(user, "w1 w2")).count).toBe(3);
+    expect(ids(await search(user, "PASTEIS"))).toEqual([porto.user_message.id]);
+  });
+
+  it("finds CJK and accented text, also words shorter than three characters", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] 東京で美味しいラーメンを食べたい。Café crème à Paris." }, status: 201 });
+    for (const q of ["ラーメン", "東京", "cafe creme", "PARIS", "à"]) {
+      expect(ids(await search(user, q)), q).toEqual([turn.user_message.id]);
+    }
+  });
+
+  it("only ever shows the caller's own visible messages", async () => {
+    const owner = await createUser();
+    const other = await createUser();
+    const turn = await callJson("/start_conversation/", { token: owner.access, body: { content: "[stub: tokens=1] the zanzibar plan" }, status: 201 });
+    const second = await callJson("/start_conversation/", { token: owner.access, body: { content: "[stub: tokens=1] zanzibar in a deleted conversation" }, status: 201 });
+    expect((await search(owner, "zanzibar")).count).toBe(2);
+    expect((await search(other, "zanzibar")).count).toBe(0);
+
+    await callJson(`/messages/${turn.user_message.id}/mark_deleted/`, { token: owner.access, method: "PATCH", status: 200 });
+    await call(`/conversations/${second.conversation.id}/`, { token: owner.access, method: "DELETE" });
+    expect((await search(owner, "zanzibar")).count).toBe(0);
+    // Restoring the conversation brings its messages back.
+    await callJson(`/conversations/${second.conversation.id}/`, { token: owner.access, method: "PATCH", body: { status: "Active" }, status: 200 });
+    expect(ids(await search(owner, "zanzibar"))).toEqual([second.user_message.id]);
+  });
+
+  it("keeps the index right through edits, regenerates and forks", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: echo=history] original marmalade" }, status: 201 });
+    await callJson(`/messages/${turn.user_message.id}/edit_message/`, { token: user.access, method: "PATCH", body: { content: "[stub: echo=history] edited quince" }, status: 200 });
+    expect((await search(user, "marmalade")).results.map((h: any) => h.message.sender)).toEqual(["ai"]); // the reply still quotes it
+    expect(ids(await search(user, "quince"))).toEqual([turn.user_message.id]);
+
+    const regenerated = await callJson(`/messages/${turn.ai_message.id}/regenerate/`, { token: user.access, method: "POST", status: 201 });
+    expect(ids(await search(user, "quince"))).toEqual(expect.arrayContaining([turn.user_message.id, regenerated.ai_message.id]));
+    const fork = await callJson(`/conversations/${turn.conversation.id}/fork/`, { token: user.access, body: { message: turn.user_message.id }, status: 201 });
+    const forked = (await search(user, "quince")).results.filter((h: any) => h.conversation.id === fork.id);
+    expect(forked).toHaveLength(1);
+  });
+
+  it("takes any text as plain words: syntax, hostile and random queries all answer 200; empty or over-long is a 400", async () => {
+    const user = await createUser();
+    await callJson("/start_conversation/", { token: user.access, body: { content: '[stub: tokens=1] say "hello" AND (maybe) NEAR -not* OR' }, status: 201 });
+    const encoded = ['"hello"', "hello*", "NEAR(hello maybe)", "-not", "AND", "OR hello", "(maybe", 'say "hel', "^hello", "hello:", "a\0b", "{}[]"].map(encodeURIComponent);
+    // A lone surrogate's bytes, and bytes that are not UTF-8 at all.
+    encoded.push("%ED%A0%80x", "%FF%FEabc");
+    for (const q of encoded) {
+      const response = await call(`/search/?q=${q}`, { token: user.access });
+      expect(response.status, q).toBe(200);
+    }
+    expect((await search(user, "(maybe)")).count).toBe(1);
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 60, unit: fc.oneof(fc.constant("grapheme"), fc.constant("binary")) as any }), async (q) => {
+        if (!q.replaceAll("\0", " ").toWellFormed().trim()) return;
+        const response = await call(`/search/?q=${encodeURIComponent(q.toWellFormed())}`, { token: user.access });
+        expect(response.status, JSON.stringify(q)).toBe(200);
+        await response.arrayBuffer();
+      }),
+      { numRuns: 1_000 },
+    );
+    await expectError(await call("/search/?q=", { token: user.access }), 400, "validation_failed");
+    await expectError(await call("/search/?q=%20%20", { token: user.access }), 400, "validation_failed");
+    await expectError(await call(`/search/?q=${"x".repeat(201)}`, { token: user.access }), 400, "validation_failed");
+    await expectError(await call("/search/?q=hello"), 401, "unauthorized");
+  });
+});
+
+describe("feedback", () => {
+  it("rates your own AI replies, shows it in listings, and clears it with null", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] rate me" }, status: 201 });
+    const rated = await callJson(`/messages/${turn.ai_message.id}/feedback/`, { token: user.access, method: "PUT", body: { rating: "down", comment: "too short" }, status: 200 });
+    expect(rated.feedback).toEqual({ rating: "down", comment: "too short" });
+    const listed = await callJson(`/conversations/${turn.conversation.id}/messages/`, { token: user.access, status: 200 });
+    expect(listed.results[1].feedback).toEqual({ rating: "down", comment: "too short" });
+    expect((await callJson(`/messages/?conversation=${turn.conversation.id}`, { token: user.access, status: 200 })).results[1].feedback).toEqual({ rating: "down", comment: "too short" });
+
+    const cleared = await callJson(`/messages/${turn.ai_message.id}/feedback/`, { token: user.access, method: "PUT", body: { rating: null }, status: 200 });
+    expect(cleared.feedback).toBeNull();
+
+    await expectError(await call(`/messages/${turn.user_message.id}/feedback/`, { token: user.access, method: "PUT", body: { rating: "up" } }), 400, "bad_request");
+    const stranger = await createUser();
+    await expectError(await call(`/messages/${turn.ai_message.id}/feedback/`, { token: stranger.access, method: "PUT", body: { rating: "up" } }), 404, "not_found");
+    await expectError(await call(`/messages/${turn.ai_message.id}/feedback/`, { token: user.access, method: "PUT", body: { rating: "meh" } }), 400, "validation_failed");
+  });
+});
