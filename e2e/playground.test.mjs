@@ -274,21 +274,21 @@ test("/docs shows the API reference with every non-local request blocked", async
 });
 
 /**
- * A proxy in front of wrangler dev that cuts the first stream response it relays after
- * `cutAfterBytes`, the way a flaky network would; everything else passes through.
+ * A proxy in front of wrangler dev that cuts the first stream response it relays once it has
+ * passed on `cutAfterDeltas` delta frames, the way a flaky network would; everything else passes through.
  */
-async function cuttingProxy(cutAfterBytes) {
+async function cuttingProxy(cutAfterDeltas) {
   let cut = false;
   const proxy = http.createServer((req, res) => {
     const upstream = http.request({ host: "127.0.0.1", port: PORT, path: req.url, method: req.method, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode, answer.headers);
       const cutThis = !cut && req.url.includes("/stream/");
       if (cutThis) cut = true;
-      let relayed = 0;
+      let deltas = 0;
       answer.on("data", (chunk) => {
         res.write(chunk);
-        relayed += chunk.length;
-        if (cutThis && relayed >= cutAfterBytes) {
+        deltas += chunk.toString().split("event: delta").length - 1;
+        if (cutThis && deltas >= cutAfterDeltas) {
           answer.destroy();
           res.socket.destroy();
         }
@@ -302,18 +302,20 @@ async function cuttingProxy(cutAfterBytes) {
 }
 
 test("a browser EventSource follows a reply with a stream ticket and resumes after a dropped connection without repeating text", async () => {
-  const proxy = await cuttingProxy(1500);
+  const proxy = await cuttingProxy(5);
   const page = await browser.newPage();
   page.setDefaultTimeout(20_000);
   await page.goto(`${proxy.url}/health`);
   await page.evaluate(async ({ email, password }) => {
-    const tokens = await (await fetch("/auth/token/", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }) })).json();
+    const credentials = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }) };
+    await fetch("/auth/register/", credentials);
+    const tokens = await (await fetch("/auth/token/", credentials)).json();
     const auth = { Authorization: `Bearer ${tokens.access}` };
     // Start a slow reply and leave it: it runs on without us.
     const started = await fetch("/start_conversation/", {
       method: "POST",
       headers: { ...auth, "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ content: "[stub: tokens=60 delay=30] slow story for EventSource" }),
+      body: JSON.stringify({ content: "[stub: tokens=60 delay=60] slow story for EventSource" }),
     });
     const reader = started.body.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
@@ -328,7 +330,7 @@ test("a browser EventSource follows a reply with a stream ticket and resumes aft
       window.__events.done = JSON.parse(event.data).ai_message.content;
       source.close();
     });
-  }, account);
+  }, { email: `eventsource-${Date.now()}@example.com`, password: account.password });
   await page.waitForFunction(() => window.__events.done !== null, null, { ...POLL, timeout: 20_000 });
   const events = await page.evaluate(() => window.__events);
   proxy.close();
