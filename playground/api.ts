@@ -7,7 +7,7 @@ interface Tokens {
 
 import type { Page } from "../src/schemas";
 
-export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page } from "../src/schemas";
+export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page, SharedConversation } from "../src/schemas";
 export { PAGE_SIZE } from "../src/lib/page-size";
 
 export class ApiError extends Error {

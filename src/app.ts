@@ -16,8 +16,10 @@ import { authRoutes } from "./routes/auth";
 import { chatRoutes } from "./routes/chat";
 import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
+import { exportRoutes } from "./routes/exports";
 import { modelRoutes } from "./routes/models";
 import { searchRoutes } from "./routes/search";
+import { shareRoutes } from "./routes/shares";
 import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
 
@@ -102,7 +104,9 @@ export function createApp() {
     .route("/", modelRoutes)
     .route("/", turnRoutes)
     .route("/", chatRoutes)
-    .route("/", searchRoutes);
+    .route("/", searchRoutes)
+    .route("/", exportRoutes)
+    .route("/", shareRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.openAPIRegistry.registerComponent("securitySchemes", "StreamTicket", { type: "apiKey", in: "query", name: "ticket" });

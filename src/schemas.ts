@@ -277,3 +277,11 @@ export type ConversationJson = z.infer<typeof ConversationSchema>;
 export type MessageJson = z.infer<typeof MessageSchema>;
 export type AiResponseJson = z.infer<typeof AiResponseSchema>;
 export type Page<T> = Omit<z.infer<ReturnType<typeof pageSchema>>, "results"> & { results: T[] };
+export const SharedConversationSchema = z
+  .object({
+    title: z.string().nullable(),
+    messages: z.array(z.object({ sender: z.enum(senders), content: z.string(), timestamp: z.string() })),
+  })
+  .openapi("SharedConversation", { description: "Only the title and the messages: nothing else of the owner." });
+
+export type SharedConversation = z.infer<typeof SharedConversationSchema>;

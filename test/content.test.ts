@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
@@ -107,5 +108,115 @@ describe("feedback", () => {
     const stranger = await createUser();
     await expectError(await call(`/messages/${turn.ai_message.id}/feedback/`, { token: stranger.access, method: "PUT", body: { rating: "up" } }), 404, "not_found");
     await expectError(await call(`/messages/${turn.ai_message.id}/feedback/`, { token: user.access, method: "PUT", body: { rating: "meh" } }), 400, "validation_failed");
+  });
+});
+
+describe("export", () => {
+  it("downloads a conversation as JSON or Markdown, the current branch or every branch", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] first question", title: "Export me" }, status: 201 });
+    const regenerated = await callJson(`/messages/${turn.ai_message.id}/regenerate/`, { token: user.access, method: "POST", status: 201 });
+    const id = turn.conversation.id;
+
+    const json = await call(`/conversations/${id}/export/`, { token: user.access });
+    expect(json.headers.get("Content-Disposition")).toBe(`attachment; filename="conversation-${id}.json"`);
+    const current = await json.json<any>();
+    expect(current.conversation).toMatchObject({ id, title: "Export me" });
+    expect(current.messages.map((m: any) => m.id)).toEqual([turn.user_message.id, regenerated.ai_message.id]);
+    const all = await callJson(`/conversations/${id}/export/?branch=all`, { token: user.access, status: 200 });
+    expect(all.messages.map((m: any) => m.order)).toEqual([1, 2, 3]);
+
+    const markdown = await call(`/conversations/${id}/export/?format=markdown&branch=all`, { token: user.access });
+    expect(markdown.headers.get("Content-Type")).toMatch(/^text\/markdown/);
+    const text = await markdown.text();
+    expect(text).toContain("# Export me");
+    expect(text).toContain("### You · #1\n\n[stub: tokens=2] first question");
+    expect(text).toContain("### Assistant · #3 (after #1)");
+
+    const stranger = await createUser();
+    await expectError(await call(`/conversations/${id}/export/`, { token: stranger.access }), 404, "not_found");
+    await expectError(await call(`/conversations/${id}/export/?format=pdf`, { token: user.access }), 400, "validation_failed");
+  });
+
+  it("streams a large conversation and a whole account as NDJSON, page by page", { timeout: 60_000 }, async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] big one" }, status: 201 });
+    // 1,200 more messages, written straight to D1 as a long history would be.
+    const statements = [];
+    let parent = turn.ai_message.id;
+    for (let order = 3; order <= 1202; order++) {
+      const id = crypto.randomUUID();
+      statements.push(
+        env.DB.prepare(`INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id) VALUES (?, ?, ?, ?, ?, ?, ?)`).bind(
+          id,
+          turn.conversation.id,
+          user.id,
+          order % 2 ? "user" : "ai",
+          `message ${order}`,
+          order,
+          parent,
+        ),
+      );
+      parent = id;
+    }
+    statements.push(env.DB.prepare("UPDATE conversations SET current_leaf_id = ? WHERE id = ?").bind(parent, turn.conversation.id));
+    for (let i = 0; i < statements.length; i += 100) await env.DB.batch(statements.slice(i, i + 100));
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] small one" }, status: 201 });
+
+    const big = await callJson(`/conversations/${turn.conversation.id}/export/`, { token: user.access, status: 200 });
+    expect(big.messages).toHaveLength(1202);
+    expect(big.messages.at(-1).content).toBe("message 1202");
+
+    const response = await call("/users/me/export/", { token: user.access });
+    expect(response.headers.get("Content-Type")).toMatch(/^application\/x-ndjson/);
+    const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines.filter((l) => l.type === "conversation")).toHaveLength(2);
+    expect(lines.filter((l) => l.type === "message")).toHaveLength(1204);
+    expect(lines[0]).toMatchObject({ type: "conversation", id: turn.conversation.id });
+    expect(lines[1202]).toMatchObject({ type: "message", content: "message 1202" });
+    expect(lines.every((l) => l.type !== "message" || l.conversation)).toBe(true);
+  });
+});
+
+describe("share links", () => {
+  it("serve a read-only snapshot of the current branch without auth, until revoked", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] share this", title: "Shared plans", system_prompt: "secret prompt" }, status: 201 });
+    const id = turn.conversation.id;
+    const link = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
+    expect(link.token).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(link.url).toBe(`http://api.test/shared/${link.token}/`);
+
+    // Later messages are not part of the snapshot.
+    await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=1] after sharing" }, status: 201 });
+    const shared = await callJson(`/shared/${link.token}/`, { headers: { Accept: "application/json" }, status: 200 });
+    expect(shared).toEqual({
+      title: "Shared plans",
+      messages: [
+        { sender: "user", content: "[stub: tokens=2] share this", timestamp: turn.user_message.timestamp },
+        { sender: "ai", content: "w1 w2", timestamp: turn.ai_message.timestamp },
+      ],
+    });
+    expect(JSON.stringify(shared)).not.toMatch(new RegExp(`${user.id}|${user.email}|secret prompt|${id}`));
+
+    const page = await call(`/shared/${link.token}/`, { headers: { Accept: "text/html" } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(await page.text()).toContain("/shared.js");
+
+    const stranger = await createUser();
+    await expectError(await call(`/conversations/${id}/share/`, { token: stranger.access, method: "POST" }), 404, "not_found");
+    await expectError(await call(`/conversations/${id}/share/`, { token: stranger.access, method: "DELETE" }), 404, "not_found");
+
+    expect((await call(`/conversations/${id}/share/`, { token: user.access, method: "DELETE" })).status).toBe(204);
+    await expectError(await call(`/shared/${link.token}/`, { headers: { Accept: "application/json" } }), 404, "not_found");
+    await expectError(await call(`/shared/${link.token}/`, { headers: { Accept: "text/html" } }), 404, "not_found");
+    await expectError(await call("/shared/not-a-real-token/", { headers: { Accept: "application/json" } }), 404, "not_found");
+
+    // A new link replaces the old one.
+    const first = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
+    const second = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
+    await expectError(await call(`/shared/${first.token}/`, { headers: { Accept: "application/json" } }), 404, "not_found");
+    await callJson(`/shared/${second.token}/`, { headers: { Accept: "application/json" }, status: 200 });
   });
 });

@@ -1,0 +1,159 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, eq, gt, or } from "drizzle-orm";
+import { createRouter } from "../create-router";
+import { getDb } from "../db/client";
+import { idIn, messageWithStatus, ownedConversationQuery } from "../db/queries";
+import { type Conversation, conversations, messages } from "../db/schema";
+import { ConversationTree, treeQuery } from "../db/tree";
+import { notFound } from "../errors";
+import { authenticated } from "../middleware";
+import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderMessage } from "../schemas";
+
+// Rows read per query while exporting: memory stays bounded by this, whatever the size of the export.
+const CHUNK = 200;
+const CONVERSATIONS_PER_PAGE = 50;
+
+const secured = authenticated("export");
+
+const exportConversation = createRoute({
+  ...secured,
+  method: "get",
+  path: "/conversations/{id}/export",
+  summary: "Download a conversation as JSON or Markdown: the current branch, or with ?branch=all every message",
+  request: {
+    params: IdParamSchema,
+    query: z.object({
+      format: z.enum(["json", "markdown"]).default("json"),
+      branch: z.enum(["current", "all"]).default("current"),
+    }),
+  },
+  responses: {
+    200: {
+      description: "An attachment (Content-Disposition). JSON: {conversation, branch, messages}; soft-deleted messages are left out.",
+      content: { "application/json": { schema: z.unknown() }, "text/markdown": { schema: z.string() } },
+    },
+    ...errorResponses(400, 401, 404),
+  },
+});
+
+const exportAccount = createRoute({
+  ...secured,
+  method: "get",
+  path: "/users/me/export",
+  summary: "Everything you wrote and got back, as NDJSON: a conversation line, then a line per message of every branch",
+  responses: {
+    200: {
+      description:
+        'One JSON object per line: `{"type":"conversation",…}` followed by its `{"type":"message",…}` lines (soft-deleted ones too, ' +
+        "flagged), conversation after conversation. Streamed page by page, so any size of account exports in bounded memory.",
+      content: { "application/x-ndjson": { schema: z.string() } },
+    },
+    ...errorResponses(401),
+  },
+});
+
+const encoder = new TextEncoder();
+
+/** A streamed body from an async generator of text, pulled as the client reads. */
+function textStream(parts: AsyncGenerator<string>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    async pull(controller) {
+      const { value, done } = await parts.next();
+      if (done) controller.close();
+      else controller.enqueue(encoder.encode(value));
+    },
+    async cancel() {
+      await parts.return(undefined);
+    },
+  });
+}
+
+/** The messages with these ids, rendered, in order: a chunk at a time. */
+async function* messagesByIds(env: Env, ids: string[]): AsyncGenerator<MessageJson> {
+  for (let at = 0; at < ids.length; at += CHUNK) {
+    const rows = await messageWithStatus(getDb(env)).where(idIn(messages.id, ids.slice(at, at + CHUNK))).orderBy(asc(messages.order));
+    for (const row of rows) yield renderMessage(row.message, row);
+  }
+}
+
+async function* jsonExport(conversation: Conversation, branch: string, found: AsyncGenerator<MessageJson>): AsyncGenerator<string> {
+  yield `{"conversation":${JSON.stringify(renderConversation(conversation))},"branch":${JSON.stringify(branch)},"messages":[`;
+  let first = true;
+  for await (const message of found) {
+    yield `${first ? "" : ","}${JSON.stringify(message)}`;
+    first = false;
+  }
+  yield "]}\n";
+}
+
+async function* markdownExport(conversation: Conversation, branch: string, found: AsyncGenerator<MessageJson>): AsyncGenerator<string> {
+  yield `# ${conversation.title ?? "Untitled conversation"}\n\n`;
+  yield `_Model: ${conversation.modelVersion}. ${branch === "all" ? "Every branch, in the order written; each message names the one it follows." : "The current branch."}_\n\n`;
+  // With every branch, a message's place in the tree is the order of its parent.
+  const orders = new Map<string, number>();
+  for await (const message of found) {
+    const who = message.sender === "user" ? "You" : "Assistant";
+    const parentOrder = message.parent ? orders.get(message.parent) : undefined;
+    if (branch === "all") orders.set(message.id, message.order);
+    yield `### ${who} · #${message.order}${branch === "all" && parentOrder !== undefined ? ` (after #${parentOrder})` : ""}\n\n${message.content}\n\n`;
+  }
+}
+
+/** All of a user's conversations, oldest first, a page at a time (keyset paging: no offsets). */
+async function* accountExport(env: Env, userId: string): AsyncGenerator<string> {
+  const db = getDb(env);
+  let after: { createdAt: string; id: string } | null = null;
+  for (;;) {
+    const page: Conversation[] = await db
+      .select()
+      .from(conversations)
+      .where(
+        and(
+          eq(conversations.userId, userId),
+          after ? or(gt(conversations.createdAt, after.createdAt), and(eq(conversations.createdAt, after.createdAt), gt(conversations.id, after.id))) : undefined,
+        ),
+      )
+      .orderBy(asc(conversations.createdAt), asc(conversations.id))
+      .limit(CONVERSATIONS_PER_PAGE);
+    for (const conversation of page) {
+      yield `${JSON.stringify({ type: "conversation", ...renderConversation(conversation) })}\n`;
+      let lastOrder = 0;
+      for (;;) {
+        const rows = await messageWithStatus(db)
+          .where(and(eq(messages.conversationId, conversation.id), gt(messages.order, lastOrder)))
+          .orderBy(asc(messages.order))
+          .limit(CHUNK);
+        for (const row of rows) yield `${JSON.stringify({ type: "message", ...renderMessage(row.message, row) })}\n`;
+        if (rows.length < CHUNK) break;
+        lastOrder = rows.at(-1)!.message.order;
+      }
+    }
+    if (page.length < CONVERSATIONS_PER_PAGE) return;
+    after = page.at(-1)!;
+  }
+}
+
+const attachment = (name: string) => `attachment; filename="${name}"`;
+
+export const exportRoutes = createRouter()
+  .openapi(exportConversation, async (c) => {
+    const { id } = c.req.valid("param");
+    const { format, branch } = c.req.valid("query");
+    const db = getDb(c.env);
+    const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, c.get("userId"), id), treeQuery(db, id)]);
+    if (!conversation) throw notFound("Conversation");
+    const tree = new ConversationTree(nodes, false);
+    const ids = (branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId)).map((node) => node.id);
+    const found = messagesByIds(c.env, ids);
+    const [body, type, extension] =
+      format === "json"
+        ? [jsonExport(conversation, branch, found), "application/json; charset=utf-8", "json"]
+        : [markdownExport(conversation, branch, found), "text/markdown; charset=utf-8", "md"];
+    return c.body(textStream(body), 200, { "Content-Type": type, "Content-Disposition": attachment(`conversation-${id}.${extension}`) });
+  })
+  .openapi(exportAccount, async (c) => {
+    const body = textStream(accountExport(c.env, c.get("userId")));
+    const headers = { "Content-Type": "application/x-ndjson; charset=utf-8", "Content-Disposition": attachment("genai-edge-export.ndjson") };
+    // @hono/zod-openapi types no response body for a media type it does not know (NDJSON).
+    return c.body(body, 200, headers) as never;
+  });

@@ -1,0 +1,103 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq, isNull } from "drizzle-orm";
+import { createRouter } from "../create-router";
+import { getDb } from "../db/client";
+import { idIn, ownedConversationQuery } from "../db/queries";
+import { conversations, messages, shares } from "../db/schema";
+import { ConversationTree, treeQuery } from "../db/tree";
+import { notFound } from "../errors";
+import { nowIso } from "../lib/ids";
+import { publicRequestUrl } from "../lib/pagination";
+import { authenticated } from "../middleware";
+import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema } from "../schemas";
+
+const TOKEN_BYTES = 16;
+
+const secured = authenticated("share");
+
+const createShare = createRoute({
+  ...secured,
+  method: "post",
+  path: "/conversations/{id}/share",
+  summary: "A read-only link to the current branch as it is now; an earlier link of this conversation stops working",
+  request: { params: IdParamSchema },
+  responses: {
+    201: jsonResponse(z.object({ url: z.string(), token: z.string() }).openapi("ShareLink"), "The link"),
+    ...errorResponses(401, 404),
+  },
+});
+
+const revokeShare = createRoute({
+  ...secured,
+  method: "delete",
+  path: "/conversations/{id}/share",
+  summary: "Revoke the conversation's share link at once",
+  request: { params: IdParamSchema },
+  responses: { 204: { description: "Revoked (also when there was none)" }, ...errorResponses(401, 404) },
+});
+
+const readShare = createRoute({
+  method: "get",
+  path: "/shared/{token}",
+  tags: ["share"],
+  summary: "A shared conversation, without auth: JSON when asked for (Accept: application/json), else a page showing it",
+  request: { params: z.object({ token: z.string().min(1).max(64).openapi({ param: { name: "token", in: "path" } }) }) },
+  responses: {
+    200: {
+      description: "The snapshot",
+      content: { "application/json": { schema: SharedConversationSchema }, "text/html": { schema: z.string() } },
+    },
+    ...errorResponses(404),
+  },
+});
+
+const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const base64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+/** Only this is stored: a leaked table does not hand out working links. */
+const tokenHash = async (token: string) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+
+export const shareRoutes = createRouter()
+  .openapi(createShare, async (c) => {
+    const { id } = c.req.valid("param");
+    const userId = c.get("userId");
+    const db = getDb(c.env);
+    const [conversation] = await ownedConversationQuery(db, userId, id);
+    if (!conversation) throw notFound("Conversation");
+    const token = base64url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
+    await db.batch([
+      db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),
+      db.insert(shares).values({ tokenHash: await tokenHash(token), conversationId: id, userId, leafMessageId: conversation.currentLeafId, createdAt: nowIso() }),
+    ]);
+    return c.json({ url: publicRequestUrl(c.env, new URL(`/shared/${token}/`, c.req.url).toString()).toString(), token }, 201);
+  })
+  .openapi(revokeShare, async (c) => {
+    const { id } = c.req.valid("param");
+    const db = getDb(c.env);
+    const [conversation] = await ownedConversationQuery(db, c.get("userId"), id);
+    if (!conversation) throw notFound("Conversation");
+    await db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt)));
+    return c.body(null, 204);
+  })
+  .openapi(readShare, async (c) => {
+    const db = getDb(c.env);
+    const [share] = await db
+      .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
+      .from(shares)
+      .innerJoin(conversations, eq(conversations.id, shares.conversationId))
+      .where(and(eq(shares.tokenHash, await tokenHash(c.req.valid("param").token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
+    // Unknown, revoked, or its conversation deleted: the same 404.
+    if (!share) throw notFound("Shared conversation");
+    if (!(c.req.header("Accept") ?? "").includes("application/json")) {
+      return c.env.ASSETS.fetch(new URL("/shared.html", c.req.url)) as never;
+    }
+    const tree = new ConversationTree(await treeQuery(db, share.conversationId), false);
+    const ids = tree.pathTo(share.leafMessageId).map((node) => node.id);
+    const rows = ids.length
+      ? await db
+          .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order })
+          .from(messages)
+          .where(idIn(messages.id, ids))
+      : [];
+    rows.sort((a, b) => a.order - b.order);
+    return c.json({ title: share.title, messages: rows.map(({ sender, content, timestamp }) => ({ sender, content, timestamp })) }, 200);
+  });
