@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import http from "node:http";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -254,6 +254,47 @@ test("Fork copies the branch shown into a new conversation that continues on its
   await page.locator(`#conversation-list button[data-id="${source}"]`).click();
   await page.waitForFunction(() => document.querySelectorAll(".message.user").length === 1, null, POLL);
   assert.deepEqual(await branchTexts(page), ["[stub: tokens=2] Fork me", "w1 w2"]);
+  await page.close();
+});
+
+test("message search shows highlighted snippets and opens the conversation at the hit", async () => {
+  const page = await loggedInPage();
+  await newChatWithReply(page, "[stub: tokens=2] Where do flamingos sleep?");
+  await newChatWithReply(page, "[stub: tokens=2] Something unrelated");
+  await page.getByLabel("Search messages").fill("flamingo");
+  await page.keyboard.press("Enter");
+  const hit = page.locator(".search-hit").first();
+  await hit.waitFor();
+  assert.equal(await hit.locator("mark").first().textContent(), "flamingo");
+  await hit.click();
+  await page.locator(".message.found", { hasText: "Where do flamingos sleep?" }).waitFor();
+  assert.equal(await page.locator("#chat-title").textContent(), "[stub: tokens=2] Where do flamingos sleep?");
+  await page.close();
+});
+
+test("thumbs rate a reply and stay rated after a reload; Share gives a link that opens without logging in; Export downloads JSON", async () => {
+  const page = await loggedInPage();
+  await newChatWithReply(page, "[stub: tokens=3] Rate and share me");
+  await page.getByRole("button", { name: "Good reply" }).click();
+  await page.locator('.thumb[aria-label="Good reply"][aria-pressed="true"]').waitFor();
+  await page.reload();
+  await page.locator("#conversation-list button", { hasText: "Rate and share me" }).click();
+  await page.locator('.thumb[aria-label="Good reply"][aria-pressed="true"]').waitFor();
+
+  await page.getByRole("button", { name: "Share conversation" }).click();
+  await page.waitForFunction(() => document.getElementById("share-url").value !== "", null, POLL);
+  const url = await page.getByLabel("Share link").inputValue();
+  assert.match(url, /\/shared\/[A-Za-z0-9_-]{22}\/$/);
+  const visitor = await browser.newPage();
+  await visitor.goto(url);
+  await visitor.locator(".message.ai", { hasText: "w1 w2 w3" }).waitFor();
+  assert.equal(await visitor.locator("#chat-title").textContent(), "[stub: tokens=3] Rate and share me");
+  await visitor.close();
+
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export conversation" }).click()]);
+  assert.match(download.suggestedFilename(), /^conversation-.+\.json$/);
+  const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.deepEqual(exported.messages.map((m) => m.content), ["[stub: tokens=3] Rate and share me", "w1 w2 w3"]);
   await page.close();
 });
 

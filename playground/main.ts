@@ -35,6 +35,13 @@ const ui = {
   logout: $<HTMLButtonElement>("logout"),
   title: $("chat-title"),
   fork: $<HTMLButtonElement>("fork"),
+  share: $<HTMLButtonElement>("share"),
+  exportButton: $<HTMLButtonElement>("export"),
+  conversationMenu: $("conversation-menu"),
+  shareUrl: $<HTMLInputElement>("share-url"),
+  messageSearchForm: $<HTMLFormElement>("message-search-form"),
+  messageSearch: $<HTMLInputElement>("message-search"),
+  searchResults: $<HTMLUListElement>("search-results"),
   model: $<HTMLSelectElement>("model"),
   messages: $<HTMLOListElement>("messages"),
   composer: $<HTMLFormElement>("composer"),
@@ -88,6 +95,7 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
   if (message.is_edited) meta.append(Object.assign(document.createElement("span"), { textContent: "edited", className: "edited" }));
   if (message.siblings && message.siblings.count > 1) meta.append(siblingSwitcher(message.siblings));
   if (message.sender === "ai") {
+    meta.append(...feedbackButtons(item, message));
     const regenerate = Object.assign(document.createElement("button"), { type: "button", textContent: "Regenerate", className: "link" });
     regenerate.setAttribute("aria-label", "Regenerate reply");
     regenerate.addEventListener("click", () => {
@@ -104,6 +112,22 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
     remove.addEventListener("click", () => deleteMessage(item, message));
     meta.append(edit, remove);
   }
+}
+
+/** 👍 / 👎 on a reply; pressing the chosen one again clears it. */
+function feedbackButtons(item: HTMLLIElement, message: Message): HTMLButtonElement[] {
+  return (["up", "down"] as const).map((rating) => {
+    const pressed = message.feedback?.rating === rating;
+    const button = Object.assign(document.createElement("button"), { type: "button", textContent: rating === "up" ? "👍" : "👎", className: "link thumb" });
+    button.setAttribute("aria-label", rating === "up" ? "Good reply" : "Bad reply");
+    button.setAttribute("aria-pressed", String(pressed));
+    button.addEventListener("click", async () => {
+      const rated = await json<Message>(`/messages/${message.id}/feedback/`, { method: "PUT", json: { rating: pressed ? null : rating } });
+      Object.assign(message, rated);
+      renderMeta(item, message);
+    });
+    return button;
+  });
 }
 
 /** ‹ index / count ›: each arrow shows the neighbouring alternative's branch. */
@@ -182,7 +206,8 @@ async function openConversation(conversation: Conversation | null): Promise<void
   state.conversation = conversation;
   ui.title.textContent = conversation ? (conversation.title ?? "Untitled") : "New conversation";
   ui.model.disabled = conversation !== null;
-  ui.fork.hidden = conversation === null;
+  ui.conversationMenu.hidden = conversation === null;
+  ui.shareUrl.hidden = true;
   if (conversation) ui.model.value = conversation.model_version;
   for (const button of ui.list.querySelectorAll<HTMLButtonElement>("button[data-id]")) {
     if (button.dataset.id === conversation?.id) button.setAttribute("aria-current", "true");
@@ -226,7 +251,7 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
         state.conversation = conversation;
         ui.title.textContent = conversation.title ?? "Untitled";
         ui.model.disabled = true;
-        ui.fork.hidden = false;
+        ui.conversationMenu.hidden = false;
         ui.messages.replaceChildren();
         void renderConversations();
       }
@@ -295,6 +320,68 @@ async function switchBranch(leafId: string): Promise<void> {
   const conversation = state.conversation;
   if (!conversation) return;
   await openConversation(await json<Conversation>(`/conversations/${conversation.id}/`, { method: "PATCH", json: { current_leaf: leafId } }));
+}
+
+async function shareConversation(): Promise<void> {
+  if (!state.conversation) return;
+  const link = await json<{ url: string }>(`/conversations/${state.conversation.id}/share/`, { method: "POST" });
+  ui.shareUrl.value = link.url;
+  ui.shareUrl.hidden = false;
+  ui.shareUrl.select();
+  await navigator.clipboard?.writeText(link.url).catch(() => undefined);
+}
+
+async function exportConversation(): Promise<void> {
+  if (!state.conversation) return;
+  const response = await request(`/conversations/${state.conversation.id}/export/?format=json`);
+  const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") ?? "")?.[1] ?? "conversation.json";
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(await response.blob()), download: name });
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+interface SearchHit {
+  conversation: { id: string; title: string | null };
+  message: Message;
+  snippet: string;
+}
+
+/** Message search: hits with their highlighted snippets (HTML-safe from the API) in place of the conversation list. */
+async function searchMessages(query: string): Promise<void> {
+  if (!query.trim()) {
+    ui.searchResults.hidden = true;
+    ui.list.hidden = false;
+    return;
+  }
+  const page = await json<Page<SearchHit>>(`/search/?q=${encodeURIComponent(query)}&page_size=20`);
+  ui.list.hidden = true;
+  ui.searchResults.hidden = false;
+  ui.searchResults.replaceChildren(
+    ...page.results.map((hit) => {
+      const item = document.createElement("li");
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "search-hit" });
+      const title = Object.assign(document.createElement("strong"), { textContent: hit.conversation.title ?? "Untitled" });
+      const snippet = Object.assign(document.createElement("span"), { className: "snippet", innerHTML: hit.snippet });
+      button.append(title, snippet);
+      button.addEventListener("click", () => void openAtMessage(hit));
+      item.append(button);
+      return item;
+    }),
+  );
+  if (page.results.length === 0) ui.searchResults.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: "No messages match." }));
+}
+
+/** Opens the hit's conversation on the branch that holds it, scrolled to the message. */
+async function openAtMessage(hit: SearchHit): Promise<void> {
+  let conversation = await json<Conversation>(`/conversations/${hit.conversation.id}/`);
+  const branch = await allPages<Message>(`/conversations/${conversation.id}/messages/`);
+  if (!branch.some((m) => m.id === hit.message.id)) {
+    conversation = await json<Conversation>(`/conversations/${conversation.id}/`, { method: "PATCH", json: { current_leaf: hit.message.id } });
+  }
+  await openConversation(conversation);
+  const item = ui.messages.querySelector<HTMLLIElement>(`[data-id="${hit.message.id}"]`);
+  item?.scrollIntoView({ block: "center" });
+  item?.classList.add("found");
 }
 
 /** Forks at the last message shown: the copy opens as a new conversation. */
@@ -401,6 +488,12 @@ ui.logout.addEventListener("click", async () => {
 });
 ui.newChat.addEventListener("click", () => void openConversation(null));
 ui.fork.addEventListener("click", () => forkConversation().catch((error: Error) => alert(error.message)));
+ui.share.addEventListener("click", () => shareConversation().catch((error: Error) => alert(error.message)));
+ui.exportButton.addEventListener("click", () => exportConversation().catch((error: Error) => alert(error.message)));
+ui.messageSearchForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  searchMessages(ui.messageSearch.value).catch((error: Error) => alert(error.message));
+});
 let searchTimer: ReturnType<typeof setTimeout> | undefined;
 ui.search.addEventListener("input", () => {
   clearTimeout(searchTimer);
