@@ -243,6 +243,35 @@ function seedSql(userId, email) {
   return { sql: lines.join("\n"), conversationId };
 }
 
+// Words the search user's messages are made of; the searches ask for them.
+const SEARCH_WORDS = "harbour lantern orchard granite velvet meadow compass thunder saffron glacier marble cinnamon falcon quartz willow ember tundra canyon lagoon prism".split(" ");
+
+/**
+ * A user with 100 conversations of 1,000 messages (100,000), generated inside SQLite by a
+ * recursive CTE: each message is six words of SEARCH_WORDS plus filler. The FTS triggers index them.
+ */
+function searchSeedSql(userId, email) {
+  const salt = randomBytes(16);
+  const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256").toString("base64url");
+  const words = JSON.stringify([...SEARCH_WORDS, ..."and the of to in for with on at by from about".split(" ")]);
+  return [
+    `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${salt.toString("base64url")}$${hash}', 'Search');`,
+    `INSERT INTO conversations (id, user_id, title, title_search, model_version, current_leaf_id)
+       WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 99)
+       SELECT printf('00000000-0000-7000-c000-%012x', i), '${userId}', 'Search ' || i, 'search ' || i, 'gpt-4', printf('00000000-0000-7000-d%03x-%012x', i, 1000) FROM c;`,
+    `INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id)
+       WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
+            w(k, v) AS (SELECT CAST(key AS INTEGER), value FROM json_each('${words}'))
+       SELECT printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000 + 1),
+              printf('00000000-0000-7000-c000-%012x', i / 1000), '${userId}', CASE WHEN i % 2 = 0 THEN 'user' ELSE 'ai' END,
+              (SELECT group_concat(v, ' ') FROM w WHERE k IN (i % 33, (i * 7) % 33, (i * 13) % 33, (i * 29) % 33, (i * 31) % 33, (i * 37) % 33))
+                || ' message ' || i || ' with some more ordinary words to make it a realistic length for a chat',
+              i % 1000 + 1,
+              CASE WHEN i % 1000 = 0 THEN NULL ELSE printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000) END
+       FROM n;`,
+  ].join("\n");
+}
+
 async function loadList(token, makePath, seconds, connections = 50) {
   const latencies = [];
   let errors = 0;
@@ -279,7 +308,8 @@ async function main() {
   console.log("seeding a user with 1,000 conversations and 1,000 messages…");
   const listUserEmail = "list-bench@example.com";
   const seed = seedSql("00000000-0000-7000-8fff-000000000001", listUserEmail);
-  writeFileSync(path.join(STATE, "seed.sql"), seed.sql);
+  const searchUserEmail = "search-bench@example.com";
+  writeFileSync(path.join(STATE, "seed.sql"), `${seed.sql}\n${searchSeedSql("00000000-0000-7000-8fff-000000000002", searchUserEmail)}`);
   execFileSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", STATE], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
   execFileSync(path.join(BIN, "wrangler"), ["d1", "execute", "DB", "--local", "--persist-to", STATE, "--file", path.join(STATE, "seed.sql")], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
 
@@ -359,6 +389,14 @@ async function main() {
     conversations: await loadList(listToken, () => `/conversations/?page=${randomPage()}`, LIST_SECONDS),
     messages: await loadList(listToken, () => `/conversations/${seed.conversationId}/messages/?page=${randomPage()}`, LIST_SECONDS),
   };
+  console.log("search and export (a user with 100,000 messages)…");
+  const searchToken = (await apiJson("/auth/token/", { body: { email: searchUserEmail, password: PASSWORD }, clientIp: "10.0.1.2" })).access;
+  const randomWords = () => [0, 1].map(() => SEARCH_WORDS[Math.floor(Math.random() * SEARCH_WORDS.length)]).join("%20");
+  const searches = await loadList(searchToken, () => `/search/?q=${randomWords()}`, LIST_SECONDS, 10);
+  const exportStarted = performance.now();
+  const exported = await fetch(`${API}/users/me/export/`, { headers: { Authorization: `Bearer ${searchToken}` } });
+  const exportedLines = (await exported.text()).split("\n").filter((line) => line.includes('"type":"message"')).length;
+  const exportSeconds = (performance.now() - exportStarted) / 1000;
   const peakMiB = peakMemoryMiB(pids);
   const upstreamStats = await (await fetch(`${upstream}/stats`)).json();
 
@@ -409,6 +447,13 @@ async function main() {
     `| \`GET /health\` (floor: no auth, no D1) | ${fmt(lists.health.rps)} | ${fmt(lists.health.latency.p50)} | ${fmt(lists.health.latency.p99)} | ${fmt(lists.health.latency.max)} | ${lists.health.errors} |`,
     `| \`GET /conversations/?page=N\` | ${fmt(lists.conversations.rps)} | ${fmt(lists.conversations.latency.p50)} | ${fmt(lists.conversations.latency.p99)} | ${fmt(lists.conversations.latency.max)} | ${lists.conversations.errors} |`,
     `| \`GET /conversations/{id}/messages/?page=N\` | ${fmt(lists.messages.rps)} | ${fmt(lists.messages.latency.p50)} | ${fmt(lists.messages.latency.p99)} | ${fmt(lists.messages.latency.max)} | ${lists.messages.errors} |`,
+    "",
+    "## Search and export (one user with 100,000 messages in 100 conversations)",
+    "",
+    "| what | result |",
+    "| --- | --- |",
+    `| \`GET /search/?q=<two random words>\`, 10 connections, ${LIST_SECONDS} s | ${fmt(searches.rps)} requests/s, p50 ${fmt(searches.latency.p50)} ms, p99 ${fmt(searches.latency.p99)} ms, ${searches.errors} errors |`,
+    `| \`GET /users/me/export/\` (NDJSON, all 100,000 messages) | ${exportedLines} messages in ${fmt(exportSeconds)} s: ${fmt(exportedLines / exportSeconds)} messages/s |`,
     "",
     `## Prompt building (\`selectContext\` over a ${promptBuilding.messages}-message branch, Node ${process.version}; also \`node bench/prompt-building.mjs\`)`,
     "",
