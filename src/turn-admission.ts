@@ -55,7 +55,6 @@ function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan):
   }
 }
 
-
 /** A turn that passed the checks, before its Idempotency-Key and generation slot are added. */
 export type TurnAdmission = Omit<TurnRequest, "idempotency" | "lease">;
 
