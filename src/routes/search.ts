@@ -77,32 +77,30 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   const db = getDb(c.env);
   const userId = c.get("userId");
   const visible = sql`m.user_id = ${userId} AND m.is_deleted = 0 AND c.status = 'Active'`;
-  const page = sql`LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`;
-  // FTS5's auxiliary functions (snippet, bm25) cannot run under a window function: the total is its own query.
-  const [hits, [counted]] = indexed.length
-    ? await Promise.all([
-        db.all<HitRow>(sql`
-          SELECT m.id, m.conversation_id, c.title,
-                 snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, bm25(messages_fts) AS rank
-          FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id
-          WHERE messages_fts MATCH ${matchExpression(indexed)} AND ${visible}
-          ORDER BY rank, m.id ${page}`),
-        db.all<{ total: number }>(sql`
-          SELECT count(*) AS total
-          FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id
-          WHERE messages_fts MATCH ${matchExpression(indexed)} AND ${visible}`),
-      ])
-    : // Only words too short for the trigram index (e.g. a two-character CJK word): a scan of this user's messages.
-      await Promise.all([
-        db.all<HitRow>(sql`
-          SELECT m.id, m.conversation_id, c.title, m.content AS snippet, 0 AS rank
-          FROM messages m JOIN conversations c ON c.id = m.conversation_id
-          WHERE ${visible} AND instr(lower(m.content), lower(${text})) > 0
-          ORDER BY m.timestamp DESC, m.id DESC ${page}`),
-        db.all<{ total: number }>(sql`
-          SELECT count(*) AS total FROM messages m JOIN conversations c ON c.id = m.conversation_id
-          WHERE ${visible} AND instr(lower(m.content), lower(${text})) > 0`),
-      ]);
+  // Indexed words: the FTS5 match, ranked by bm25. Only words too short for the trigram index
+  // (e.g. a two-character CJK word): a scan of this user's own messages, newest first.
+  const [columns, from, where, orderBy] = indexed.length
+    ? [
+        sql`snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, bm25(messages_fts) AS rank`,
+        sql`messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id`,
+        sql`messages_fts MATCH ${matchExpression(indexed)} AND ${visible}`,
+        sql`rank, m.id`,
+      ]
+    : [
+        sql`m.content AS snippet, 0 AS rank`,
+        sql`messages m JOIN conversations c ON c.id = m.conversation_id`,
+        sql`${visible} AND instr(lower(m.content), lower(${text})) > 0`,
+        sql`m.timestamp DESC, m.id DESC`,
+      ];
+  const hits = await db.all<HitRow>(sql`
+    SELECT m.id, m.conversation_id, c.title, ${columns} FROM ${from} WHERE ${where}
+    ORDER BY ${orderBy} LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`);
+  // A page that is not full says how many there are: only a full (or empty) one needs the count,
+  // a second pass over every match.
+  const total =
+    hits.length > 0 && hits.length < paging.page_size
+      ? pageOffset(paging) + hits.length
+      : ((await db.all<{ total: number }>(sql`SELECT count(*) AS total FROM ${from} WHERE ${where}`))[0]?.total ?? 0);
   const rows = hits.length ? await messageWithStatus(db).where(idIn(messages.id, hits.map((h) => h.id))).orderBy(asc(messages.order)) : [];
   const byId = new Map(rows.map((row) => [row.message.id, row]));
   const results = hits.map((hit) => {
@@ -114,5 +112,5 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
       rank: hit.rank,
     };
   });
-  return c.json(pageBody(c.env, c.req.url, paging, counted?.total ?? 0, results), 200);
+  return c.json(pageBody(c.env, c.req.url, paging, total, results), 200);
 });
