@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { formatUuid, toHex } from "./ids";
+import { formatUuid, sha256Hex } from "./ids";
 import { hmacSha256 } from "./tokens";
 
 export const IdempotencyHeadersSchema = z.object({
@@ -13,9 +13,7 @@ export const IdempotencyHeadersSchema = z.object({
 });
 
 /** Identifies what was sent with a key, so the same key with another body can be refused. */
-export async function requestHash(request: unknown): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(request)))));
-}
+export const requestHash = (request: unknown): Promise<string> => sha256Hex(JSON.stringify(request));
 
 /**
  * A conversation id derived from the user and a client-chosen name, so every retry reaches the

@@ -32,6 +32,10 @@ export function newId(): string {
 
 export const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
+export const toBase64Url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+export const sha256Hex = async (text: string) => toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+
 /** 16 bytes as a UUID string of `version`, with the RFC 9562 variant; `high` is the 4 bits after the version. */
 export function formatUuid(bytes: Uint8Array, version: number, high = bytes[6]! & 0x0f): string {
   bytes[6] = (version << 4) | high;

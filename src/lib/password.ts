@@ -1,3 +1,5 @@
+import { toBase64Url } from "./ids";
+
 /**
  * PBKDF2-SHA256 password hashes, stored as `pbkdf2_sha256$<iterations>$<salt>$<hash>` (base64url)
  * so the parameters can be raised later and old hashes still verify.
@@ -8,7 +10,6 @@ export const PBKDF2_ITERATIONS = 100_000;
 const SALT_BYTES = 16;
 const HASH_BITS = 256;
 
-const toBase64Url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const fromBase64Url = (text: string) =>
   Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 

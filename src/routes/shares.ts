@@ -6,7 +6,7 @@ import { idIn, ownedConversationQuery } from "../db/queries";
 import { conversations, messages, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
 import { notFound } from "../errors";
-import { nowIso } from "../lib/ids";
+import { nowIso, sha256Hex, toBase64Url } from "../lib/ids";
 import { publicRequestUrl } from "../lib/pagination";
 import { authenticated } from "../middleware";
 import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema } from "../schemas";
@@ -51,10 +51,8 @@ const readShare = createRoute({
   },
 });
 
-const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-const base64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 /** Only this is stored: a leaked table does not hand out working links. */
-const tokenHash = async (token: string) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+const tokenHash = sha256Hex;
 
 export const shareRoutes = createRouter()
   .openapi(createShare, async (c) => {
@@ -63,7 +61,7 @@ export const shareRoutes = createRouter()
     const db = getDb(c.env);
     const [conversation] = await ownedConversationQuery(db, userId, id);
     if (!conversation) throw notFound("Conversation");
-    const token = base64url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
+    const token = toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
     await db.batch([
       db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),
       db.insert(shares).values({ tokenHash: await tokenHash(token), conversationId: id, userId, leafMessageId: conversation.currentLeafId, createdAt: nowIso() }),
