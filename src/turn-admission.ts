@@ -40,6 +40,9 @@ export async function admitTurn<T>(c: Context<AppEnv>, lookup: Promise<T>, check
   return found;
 }
 
+/** A cap on work in flight is full: worth retrying in a few seconds. */
+const tooBusy = (message: string) => new ApiError("rate_limited", message, { headers: { "Retry-After": "5" } });
+
 export function checkActive(conversation: Conversation | undefined): asserts conversation is Conversation {
   if (!conversation) throw notFound("Conversation");
   if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
@@ -96,7 +99,7 @@ export async function submitTurn(env: Env, request: TurnAdmission & Pick<TurnReq
   // A turn may wait behind a full queue before its reply runs: the lease outlasts that, and only
   // matters if the conversation object never gives it back.
   if (!(await slots.acquire("generation", lease, cap, (maxQueuedTurns + 1) * model.timeoutMs))) {
-    throw new ApiError("rate_limited", `You already have ${cap} replies waiting or generating; wait for one to finish.`, { headers: { "Retry-After": "5" } });
+    throw tooBusy(`You already have ${cap} replies waiting or generating; wait for one to finish.`);
   }
   try {
     return await conversationObject(env, request.conversation.id).submitTurn({ ...request, lease }, mode);
@@ -119,7 +122,7 @@ export async function attachListener(env: Env, userId: string, conversationId: s
   const lease = newId();
   const slots = userObject(env, userId);
   if (!(await slots.acquire("listener", lease, maxListenersPerUser, (maxQueuedTurns + 1) * model.timeoutMs))) {
-    throw new ApiError("rate_limited", `You already have ${maxListenersPerUser} streams open; close one first.`, { headers: { "Retry-After": "5" } });
+    throw tooBusy(`You already have ${maxListenersPerUser} streams open; close one first.`);
   }
   let attachment: Attachment;
   try {
@@ -130,7 +133,7 @@ export async function attachListener(env: Env, userId: string, conversationId: s
   }
   if (attachment === null || typeof attachment === "string" || !attachment.holdsLease) await slots.release([lease]);
   if (attachment === "busy") {
-    throw new ApiError("rate_limited", `This reply already has ${maxListenersPerTurn} listeners.`, { headers: { "Retry-After": "5" } });
+    throw tooBusy(`This reply already has ${maxListenersPerTurn} listeners.`);
   }
   return attachment === null || typeof attachment === "string" ? attachment : attachment.stream;
 }

@@ -31,11 +31,6 @@ export class UserObject extends DurableObject<Env> {
   release(ids: string[]): void {
     for (const id of ids) this.#sql.exec(`DELETE FROM leases WHERE id = ?`, id);
   }
-
-  /** How many slots of `kind` are held now. */
-  held(kind: LeaseKind): number {
-    return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases WHERE kind = ? AND expires_at > ?`, kind, Date.now()).one().n;
-  }
 }
 
 /** The object of `userId`. */

@@ -1,6 +1,8 @@
 import { asc, eq } from "drizzle-orm";
+import { notFound } from "../errors";
 import type { Siblings } from "../schemas";
 import type { Database } from "./client";
+import { ownedConversationQuery } from "./queries";
 import { messages } from "./schema";
 
 /** A conversation's messages without their content: enough to walk branches and count siblings. */
@@ -81,4 +83,11 @@ export class ConversationTree {
   #visible(node: TreeNode): boolean {
     return this.includeDeleted || !node.isDeleted;
   }
+}
+
+/** One of the user's conversations with its message tree, read in one round trip; another user's is a 404. */
+export async function loadOwnedTree(db: Database, userId: string, conversationId: string, includeDeleted: boolean) {
+  const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, userId, conversationId), treeQuery(db, conversationId)]);
+  if (!conversation) throw notFound("Conversation");
+  return { conversation, tree: new ConversationTree(nodes, includeDeleted) };
 }

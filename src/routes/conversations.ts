@@ -6,7 +6,7 @@ import { getDb } from "../db/client";
 import { forkStatements } from "../db/fork";
 import { idIn, loadOwnedConversation, messageWithStatus, ownedConversationQuery } from "../db/queries";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
-import { ConversationTree, treeQuery } from "../db/tree";
+import { loadOwnedTree } from "../db/tree";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
 import { nowIso } from "../lib/ids";
@@ -224,9 +224,7 @@ export const conversationRoutes = createRouter()
     const { id } = c.req.valid("param");
     const { include_deleted, branch, ...paging } = c.req.valid("query");
     const db = getDb(c.env);
-    const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, c.get("userId"), id), treeQuery(db, id)]);
-    if (!conversation) throw notFound("Conversation");
-    const tree = new ConversationTree(nodes, include_deleted);
+    const { conversation, tree } = await loadOwnedTree(db, c.get("userId"), id, include_deleted);
     const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
     const pageIds = listed.slice(pageOffset(paging), pageOffset(paging) + paging.page_size).map((node) => node.id);
     const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
@@ -238,9 +236,7 @@ export const conversationRoutes = createRouter()
     const { message: forkAt } = c.req.valid("json");
     const userId = c.get("userId");
     const db = getDb(c.env);
-    const [[source], nodes] = await db.batch([ownedConversationQuery(db, userId, id), treeQuery(db, id)]);
-    if (!source) throw notFound("Conversation");
-    const tree = new ConversationTree(nodes, true);
+    const { conversation: source, tree } = await loadOwnedTree(db, userId, id, true);
     if (!tree.get(forkAt)) throw invalid({ field: "message", message: "Not a message of this conversation." });
     const pathIds = tree.pathTo(forkAt).map((node) => node.id);
     const [path, responses] = await db.batch([

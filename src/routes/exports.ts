@@ -2,10 +2,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, gt, or } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { idIn, messageWithStatus, ownedConversationQuery } from "../db/queries";
+import { idIn, messageWithStatus } from "../db/queries";
 import { type Conversation, conversations, messages } from "../db/schema";
-import { ConversationTree, treeQuery } from "../db/tree";
-import { notFound } from "../errors";
+import { loadOwnedTree } from "../db/tree";
 import { authenticated } from "../middleware";
 import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderMessage } from "../schemas";
 
@@ -139,10 +138,7 @@ export const exportRoutes = createRouter()
   .openapi(exportConversation, async (c) => {
     const { id } = c.req.valid("param");
     const { format, branch } = c.req.valid("query");
-    const db = getDb(c.env);
-    const [[conversation], nodes] = await db.batch([ownedConversationQuery(db, c.get("userId"), id), treeQuery(db, id)]);
-    if (!conversation) throw notFound("Conversation");
-    const tree = new ConversationTree(nodes, false);
+    const { conversation, tree } = await loadOwnedTree(getDb(c.env), c.get("userId"), id, false);
     const ids = (branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId)).map((node) => node.id);
     const found = messagesByIds(c.env, ids);
     const [body, type, extension] =

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { getDb } from "../db/client";
-import { idIn, ownedConversationQuery } from "../db/queries";
+import { idIn, loadOwnedConversation } from "../db/queries";
 import { conversations, messages, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
 import { notFound } from "../errors";
@@ -59,8 +59,7 @@ export const shareRoutes = createRouter()
     const { id } = c.req.valid("param");
     const userId = c.get("userId");
     const db = getDb(c.env);
-    const [conversation] = await ownedConversationQuery(db, userId, id);
-    if (!conversation) throw notFound("Conversation");
+    const conversation = await loadOwnedConversation(db, userId, id);
     const token = toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
     await db.batch([
       db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),
@@ -71,8 +70,7 @@ export const shareRoutes = createRouter()
   .openapi(revokeShare, async (c) => {
     const { id } = c.req.valid("param");
     const db = getDb(c.env);
-    const [conversation] = await ownedConversationQuery(db, c.get("userId"), id);
-    if (!conversation) throw notFound("Conversation");
+    await loadOwnedConversation(db, c.get("userId"), id);
     await db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt)));
     return c.body(null, 204);
   })
