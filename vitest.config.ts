@@ -3,14 +3,15 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig(async () => {
-  const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  const migrationsOf = (kind: string) => readD1Migrations(path.join(import.meta.dirname, "migrations", kind));
   return {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
           bindings: {
-            TEST_MIGRATIONS: migrations,
+            TEST_DIRECTORY_MIGRATIONS: await migrationsOf("directory"),
+            TEST_SHARD_MIGRATIONS: await migrationsOf("shard"),
             JWT_SECRET: "test-secret-that-is-long-enough-for-hs256-signing",
             OPENAI_API_KEY: "",
             // Fast stand-in and short timeouts keep the suite quick; tests script slower cases.

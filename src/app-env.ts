@@ -1,4 +1,5 @@
 import type { RequestIdVariables } from "hono/request-id";
+import type { Connection } from "./db/client";
 
 export interface AppEnv {
   Bindings: Env;
@@ -7,5 +8,9 @@ export interface AppEnv {
     userId: string;
     /** The refresh-token family (session) the access token belongs to. */
     tokenFamily: string;
+    /** The request's session on the caller's shard, opened by its first query (`userDb`). */
+    shard?: Connection;
+    /** The newest D1 bookmark the response is to carry (`noteBookmark`). */
+    bookmark?: string;
   };
 }

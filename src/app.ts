@@ -9,6 +9,7 @@ import { routePath } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./app-env";
 import { createRouter } from "./create-router";
+import { BOOKMARK_HEADER, bookmarkHeader } from "./db/request-session";
 import { getConfig } from "./config";
 import { ApiError, type ErrorCode } from "./errors";
 import { log, setLogLevel } from "./lib/log";
@@ -67,12 +68,13 @@ export function createApp() {
     });
   });
   app.use(secureHeaders());
+  app.use(bookmarkHeader);
   app.use(
     cors({
       origin: (origin, c) => (getConfig(c.env).allowedOrigins.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
-      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-Id"],
-      exposeHeaders: ["X-Request-Id", "Retry-After"],
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-Id", BOOKMARK_HEADER],
+      exposeHeaders: ["X-Request-Id", "Retry-After", BOOKMARK_HEADER],
       maxAge: 600,
     }),
   );

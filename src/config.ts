@@ -1,5 +1,9 @@
+import { parseShardMap, type ShardMap } from "./db/shard-map";
+
 /** Settings read from wrangler vars and secrets, parsed once per `env` object. */
 export interface AppConfig {
+  /** Which shard binding holds which virtual shards (SHARD_MAP). */
+  shardMap: ShardMap;
   allowedModels: readonly string[];
   defaultModel: string;
   maxMessageLength: number;
@@ -59,6 +63,7 @@ export function getConfig(env: Env): AppConfig {
     const allowedModels = commaList(env.ALLOWED_MODELS ?? "gpt-4");
     const defaultModel = env.DEFAULT_MODEL?.trim() || "gpt-4";
     config = {
+      shardMap: parseShardMap(env.SHARD_MAP ?? ""),
       allowedModels: allowedModels.includes(defaultModel) ? allowedModels : [defaultModel, ...allowedModels],
       defaultModel,
       maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),

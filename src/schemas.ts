@@ -197,11 +197,12 @@ export const AiResponseSchema = z
   })
   .openapi("AiResponse");
 
-export const renderAiResponse = (response: AiResponse): z.infer<typeof AiResponseSchema> => ({
+/** `content`: the reply text, stored once, on the AI message. */
+export const renderAiResponse = (response: AiResponse, content: string): z.infer<typeof AiResponseSchema> => ({
   id: response.id,
   message: response.messageId,
   ai_message: response.aiMessageId,
-  response_content: response.responseContent,
+  response_content: content,
   status: response.status,
   error_code: response.errorCode,
   error_message: response.errorMessage,

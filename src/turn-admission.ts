@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env";
 import { getConfig } from "./config";
-import { getDb } from "./db/client";
+import { userDb } from "./db/request-session";
 import { loadOwnedMessageInContext } from "./db/queries";
 import type { Conversation } from "./db/schema";
 import { selectContext } from "./engine/context-window";
@@ -26,7 +26,7 @@ export async function admitTurn<T>(c: Context<AppEnv>, lookup: Promise<T>, check
   const userId = c.get("userId");
   const [, usage, found] = await Promise.all([
     enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
-    usageToday(c.env, userId),
+    usageToday(userDb(c), userId),
     lookup,
   ]);
   checkTarget(found);
@@ -66,7 +66,7 @@ export type TurnAdmission = Omit<TurnRequest, "idempotency" | "lease">;
  * `inConversation`, a message of any other conversation is reported as missing.
  */
 export async function admitRegenerate(c: Context<AppEnv>, messageId: string, model: string | null, inConversation?: string): Promise<TurnAdmission> {
-  const { conversation, parent } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), messageId), (found) => {
+  const { conversation, parent } = await admitTurn(c, loadOwnedMessageInContext(userDb(c), c.get("userId"), messageId), (found) => {
     if (inConversation !== undefined && found.message.conversationId !== inConversation) throw notFound("Message");
     if (found.message.sender !== "ai") throw new ApiError("bad_request", "Only AI messages can be regenerated; use resend for a user message.");
     checkActive(found.conversation);
@@ -78,7 +78,7 @@ export async function admitRegenerate(c: Context<AppEnv>, messageId: string, mod
 
 /** Edit-and-resend of the user message `messageId`: `content` as a new message beside it. */
 export async function admitResend(c: Context<AppEnv>, messageId: string, content: string, inConversation?: string): Promise<TurnAdmission> {
-  const { message, conversation } = await admitTurn(c, loadOwnedMessageInContext(getDb(c.env), c.get("userId"), messageId), (found) => {
+  const { message, conversation } = await admitTurn(c, loadOwnedMessageInContext(userDb(c), c.get("userId"), messageId), (found) => {
     if (inConversation !== undefined && found.message.conversationId !== inConversation) throw notFound("Message");
     if (found.message.sender !== "user") throw new ApiError("bad_request", "Only user messages can be resent; use regenerate for an AI message.");
     checkActive(found.conversation);

@@ -1,5 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
-import { getDb, type Database } from "./db/client";
+import type { Database } from "./db/client";
 import { usageDaily } from "./db/schema";
 
 /* The daily token budget (USER_DAILY_TOKENS): what each user spent today, as providers counted it. */
@@ -8,10 +8,10 @@ const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 
 const nextMidnight = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate() + 1)).toISOString();
 
-export async function usageToday(env: Env, userId: string): Promise<{ day: string; tokens: number; resetsAt: string }> {
+export async function usageToday(db: Database, userId: string): Promise<{ day: string; tokens: number; resetsAt: string }> {
   const now = new Date();
   const day = dayOf(now);
-  const [row] = await getDb(env)
+  const [row] = await db
     .select({ tokens: usageDaily.tokens })
     .from(usageDaily)
     .where(and(eq(usageDaily.userId, userId), eq(usageDaily.day, day)));

@@ -1,7 +1,7 @@
 import { DefaultChatTransport, readUIMessageStream, type UIMessage, type UIMessageChunk } from "ai";
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BASE, call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { BASE, call, callJson, countInShards, createUser, expectError, type TestUser } from "./helpers";
 
 // The real AI SDK client (`ai`'s DefaultChatTransport, what useChat uses) against the Worker,
 // with nothing but the base URL and a bearer token.
@@ -144,7 +144,7 @@ describe("AI SDK chat protocol", () => {
     const stranger = await createUser();
     const theirs = await finalMessage(await send(stranger, chatId, [userMessage("[stub: echo=history] theirs")]));
     expect(textOf(theirs)).toBe("user: [stub: echo=history] theirs");
-    const count = await env.DB.prepare("SELECT count(*) AS n FROM conversations WHERE user_id = ?").bind(stranger.id).first<{ n: number }>();
-    expect(count!.n).toBe(1);
+    const count = await countInShards("SELECT count(*) AS n FROM conversations WHERE user_id = ?", stranger.id);
+    expect(count).toBe(1);
   });
 });

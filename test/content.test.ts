@@ -1,7 +1,6 @@
-import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { call, callJson, createUser, expectError, shardOf, type TestUser } from "./helpers";
 
 const search = (user: TestUser, q: string, extra = "") => callJson(`/search/?q=${encodeURIComponent(q)}${extra}`, { token: user.access, status: 200 });
 const ids = (page: any) => page.results.map((hit: any) => hit.message.id);
@@ -142,12 +141,13 @@ describe("export", () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] big one" }, status: 201 });
     // 1,200 more messages, written straight to D1 as a long history would be.
+    const db = shardOf(user.id);
     const statements = [];
     let parent = turn.ai_message.id;
     for (let order = 3; order <= 1202; order++) {
       const id = crypto.randomUUID();
       statements.push(
-        env.DB.prepare(`INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id) VALUES (?, ?, ?, ?, ?, ?, ?)`).bind(
+        db.prepare(`INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id) VALUES (?, ?, ?, ?, ?, ?, ?)`).bind(
           id,
           turn.conversation.id,
           user.id,
@@ -159,8 +159,8 @@ describe("export", () => {
       );
       parent = id;
     }
-    statements.push(env.DB.prepare("UPDATE conversations SET current_leaf_id = ? WHERE id = ?").bind(parent, turn.conversation.id));
-    for (let i = 0; i < statements.length; i += 100) await env.DB.batch(statements.slice(i, i + 100));
+    statements.push(db.prepare("UPDATE conversations SET current_leaf_id = ? WHERE id = ?").bind(parent, turn.conversation.id));
+    for (let i = 0; i < statements.length; i += 100) await db.batch(statements.slice(i, i + 100));
     await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] small one" }, status: 201 });
 
     const big = await callJson(`/conversations/${turn.conversation.id}/export/`, { token: user.access, status: 200 });
@@ -184,7 +184,8 @@ describe("share links", () => {
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] share this", title: "Shared plans", system_prompt: "secret prompt" }, status: 201 });
     const id = turn.conversation.id;
     const link = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
-    expect(link.token).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Its owner's virtual shard (3 hex digits), then 128 random bits.
+    expect(link.token).toMatch(/^[0-9a-f]{3}[A-Za-z0-9_-]{22}$/);
     expect(link.url).toBe(`http://api.test/shared/${link.token}/`);
 
     // Later messages are not part of the snapshot.

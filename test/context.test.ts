@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, rowsInShards, shardOf, type TestUser } from "./helpers";
 import { collectFrames } from "./sse";
 
 // vitest.config.ts: `small-window` has a 1,200-token window and a 100-token output allowance;
@@ -46,7 +46,8 @@ describe("long conversations", () => {
     expect(last.first_order).toBeGreaterThan(300);
     expect(last.messages).toBeGreaterThanOrEqual(3);
 
-    const summaries = await env.DB.prepare(`SELECT through_order, content FROM summaries WHERE conversation_id = ? ORDER BY through_order`)
+    const summaries = await shardOf(user.id)
+      .prepare(`SELECT through_order, content FROM summaries WHERE conversation_id = ? ORDER BY through_order`)
       .bind(id)
       .all<{ through_order: number; content: string }>();
     expect(summaries.results.length).toBeGreaterThan(10);
@@ -84,8 +85,8 @@ describe("long conversations", () => {
     const last = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=3] last" }, status: 201 });
     expect(last.ai_response.context).toMatchObject({ summary_through_order: null });
     expect(last.ai_response.context.first_order).toBeGreaterThan(3);
-    const summaries = await env.DB.prepare("SELECT count(*) AS n FROM summaries WHERE conversation_id = ?").bind(id).first<{ n: number }>();
-    expect(summaries!.n).toBe(0);
+    const summaries = await countInShards("SELECT count(*) AS n FROM summaries WHERE conversation_id = ?", id);
+    expect(summaries).toBe(0);
   });
 
   it("answers 413 context_length_exceeded and stores nothing when the message alone cannot fit", async () => {
@@ -102,8 +103,8 @@ describe("long conversations", () => {
 
     const { id } = await callJson("/conversations/", { token: user.access, body: { model_version: "small-window", system_prompt }, status: 201 });
     await expectError(await call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: message } }), 413, "context_length_exceeded");
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(id).first<{ n: number }>();
-    expect(stored!.n).toBe(0);
+    const stored = await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", id);
+    expect(stored).toBe(0);
     // A short one still fits.
     await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=2] hi" }, status: 201 });
   });
@@ -151,7 +152,7 @@ describe("long conversations", () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=3] ${filler(50, 3)}` }, status: 201 });
     const counted = async (messageId: string) =>
-      (await env.DB.prepare("SELECT tokens FROM messages WHERE id = ?").bind(messageId).first<{ tokens: number | null }>())!.tokens;
+      ((await rowsInShards<{ tokens: number | null }>("SELECT tokens FROM messages WHERE id = ?", messageId))[0])!.tokens;
     // The stand-in's count of the prompt, less the message's overhead and the reply priming.
     expect(await counted(turn.user_message.id)).toBe(standInCount([turn.user_message.content]) - 4 - 3);
     expect(await counted(turn.ai_message.id)).toBe(3);

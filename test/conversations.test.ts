@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError } from "./helpers";
+import { call, callJson, createUser, expectError, rowsInShards } from "./helpers";
 
 describe("conversations", () => {
   it("creates, reads, updates and soft-deletes a conversation", async () => {
@@ -137,7 +136,7 @@ describe("isolation between users", () => {
       expect(stranger.message).toBe(missing.message);
     }
     expect((await callJson("/conversations/", { token: other.access, status: 200 })).count).toBe(0);
-    const stored = await env.DB.prepare("SELECT title, status FROM conversations WHERE id = ?").bind(id).first();
+    const stored = (await rowsInShards("SELECT title, status FROM conversations WHERE id = ?", id))[0];
     expect(stored).toEqual({ title: "private", status: "Active" });
   });
 

@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { call, callJson, createUser, expectError, rowsInShards, type TestUser } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
@@ -11,14 +10,12 @@ async function newConversation(user: TestUser, body: Record<string, unknown> = {
 }
 
 async function storedMessages(conversationId: string) {
-  const { results } = await env.DB.prepare(
+  return rowsInShards<{ id: string; sender: string; content: string; order: number; reply_to: string | null; status: string | null; error_code: string | null; error_message: string | null }>(
     `SELECT m.id, m.sender, m.content, m."order", m.reply_to, r.status, r.error_code, r.error_message
        FROM messages m LEFT JOIN ai_responses r ON r.ai_message_id = m.id
       WHERE m.conversation_id = ? ORDER BY m."order"`,
-  )
-    .bind(conversationId)
-    .all<{ id: string; sender: string; content: string; order: number; reply_to: string | null; status: string | null; error_code: string | null; error_message: string | null }>();
-  return results;
+    conversationId,
+  );
 }
 
 describe("start_conversation and add_message (JSON)", () => {

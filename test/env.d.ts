@@ -1,6 +1,7 @@
 declare namespace Cloudflare {
   interface Env {
-    /** Test-only binding set in vitest.config.ts. */
-    TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    /** Test-only bindings set in vitest.config.ts: the migrations of each database kind. */
+    TEST_DIRECTORY_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    TEST_SHARD_MIGRATIONS: import("cloudflare:test").D1Migration[];
   }
 }

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, expect, it } from "vitest";
-import { call, callJson, createUser, type TestUser } from "./helpers";
+import { call, callJson, createUser, rowsInShards, type TestUser } from "./helpers";
 
 // Throws generated bodies, query strings, headers and path ids at every route and checks the
 // three promises of the API: never a 5xx, always the one error shape, and a rejected request
@@ -23,9 +23,11 @@ beforeAll(async () => {
 });
 
 async function snapshot(): Promise<string> {
-  const tables = ["users", "conversations", "messages", "ai_responses", "refresh_tokens"];
-  const rows = await env.DB.batch(tables.map((table) => env.DB.prepare(`SELECT * FROM ${table} ORDER BY id`)));
-  return JSON.stringify(rows.map((r) => r.results));
+  const directory = await env.DIRECTORY.batch(["users", "refresh_tokens"].map((table) => env.DIRECTORY.prepare(`SELECT * FROM ${table} ORDER BY id`)));
+  const shards = await Promise.all(
+    ["conversations", "messages", "ai_responses"].map((table) => rowsInShards(`SELECT * FROM ${table} ORDER BY id`)),
+  );
+  return JSON.stringify([...directory.map((r) => r.results), ...shards]);
 }
 
 /** What an HTTP client can put in a header: Latin-1 without CR, LF or NUL. */

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 afterEach(() => vi.restoreAllMocks());
@@ -119,8 +119,8 @@ describe("cost and concurrency caps", () => {
     const error = await expectError(refused, 429, "budget_exceeded");
     expect(error.details).toEqual({ daily_limit: spent, tokens_used: spent, resets_at: usage.resets_at });
     expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(first.conversation.id).first<{ n: number }>();
-    expect(stored!.n).toBe(4);
+    const stored = await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", first.conversation.id);
+    expect(stored).toBe(4);
   });
 
   it("caps a user's replies in flight exactly: 200 concurrent sends, exactly MAX_CONCURRENT_GENERATIONS accepted", { timeout: 60_000 }, async () => {
@@ -134,8 +134,8 @@ describe("cost and concurrency caps", () => {
     await Promise.all(responses.map((r) => r.body?.cancel()));
     expect(statuses.filter((s) => s === 201)).toHaveLength(50);
     expect(statuses.filter((s) => s === 429)).toHaveLength(150);
-    const created = await env.DB.prepare("SELECT count(*) AS n FROM conversations WHERE user_id = ?").bind(user.id).first<{ n: number }>();
-    expect(created!.n).toBe(50);
+    const created = await countInShards("SELECT count(*) AS n FROM conversations WHERE user_id = ?", user.id);
+    expect(created).toBe(50);
     // Every slot came back when its reply ended.
     await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] after" }, status: 201 });
   });

@@ -1,4 +1,6 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import { getConfig } from "../src/config";
+import { shardDatabase } from "../src/db/client";
 import { expect } from "vitest";
 
 export const BASE = "http://api.test";
@@ -59,4 +61,21 @@ export async function expectError(response: Response, status: number, code?: str
   expect(body.error.request_id).toBe(response.headers.get("X-Request-Id"));
   if (code) expect(body.error.code).toBe(code);
   return body.error as { code: string; message: string; details?: any; request_id: string };
+}
+
+/** The shard databases, in SHARD_MAP's order. */
+export const shardDatabases = () => getConfig(env).shardMap.bindings.map((name) => (env as unknown as Record<string, D1Database>)[name]!);
+
+/** The database holding a user's rows. */
+export const shardOf = (userId: string) => shardDatabase(env, userId);
+
+/** A read run on every shard, the rows of all of them: what is stored, wherever it landed. */
+export async function rowsInShards<T = Record<string, unknown>>(query: string, ...params: unknown[]): Promise<T[]> {
+  const results = await Promise.all(shardDatabases().map((db) => db.prepare(query).bind(...params).all<T>()));
+  return results.flatMap((result) => result.results);
+}
+
+/** A `SELECT count(*) AS n …` summed over every shard. */
+export async function countInShards(query: string, ...params: unknown[]): Promise<number> {
+  return (await rowsInShards<{ n: number }>(query, ...params)).reduce((sum, row) => sum + row.n, 0);
 }

@@ -1,19 +1,16 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError } from "./helpers";
 import { collectFrames, deltaText } from "./sse";
 
 const SSE = { Accept: "text/event-stream" };
 
 async function countRows(conversationId: string) {
-  const messages = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(conversationId).first<{ n: number }>();
-  const responses = await env.DB.prepare(
-    "SELECT count(*) AS n FROM ai_responses r JOIN messages m ON m.id = r.message_id WHERE m.conversation_id = ?",
-  )
-    .bind(conversationId)
-    .first<{ n: number }>();
-  return { messages: messages!.n, responses: responses!.n };
+  return {
+    messages: await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", conversationId),
+    responses: await countInShards("SELECT count(*) AS n FROM ai_responses r JOIN messages m ON m.id = r.message_id WHERE m.conversation_id = ?", conversationId),
+  };
 }
 
 describe("Idempotency-Key", () => {

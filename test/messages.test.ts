@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError } from "./helpers";
+import { call, callJson, createUser, expectError, rowsInShards } from "./helpers";
 
 async function conversationWithTurns(token: string, n: number) {
   const start = await callJson("/start_conversation/", { token, body: { content: "[stub: tokens=2] m0" }, status: 201 });
@@ -78,7 +77,7 @@ describe("messages", () => {
     await expectError(await call(`/messages/${start.user_message.id}/edit_message/`, { token: user.access, method: "PATCH", body: { content: "  " } }), 400, "validation_failed");
     await callJson(`/messages/${start.user_message.id}/mark_deleted/`, { token: user.access, method: "PATCH", status: 200 });
     await expectError(await call(`/messages/${start.user_message.id}/edit_message/`, { token: user.access, method: "PATCH", body: { content: "late" } }), 409, "conflict");
-    const stored = await env.DB.prepare("SELECT content FROM messages WHERE id = ?").bind(start.user_message.id).first();
+    const stored = (await rowsInShards("SELECT content FROM messages WHERE id = ?", start.user_message.id))[0];
     expect(stored).toEqual({ content: "better words" });
   });
 
@@ -91,7 +90,7 @@ describe("messages", () => {
     await expectError(await call(`/messages/${messageId}/edit_message/`, { token: other.access, method: "PATCH", body: { content: "mine now" } }), 404, "not_found");
     expect((await callJson("/messages/", { token: other.access, status: 200 })).count).toBe(0);
     expect((await callJson(`/messages/?conversation=${start.conversation.id}`, { token: other.access, status: 200 })).count).toBe(0);
-    const stored = await env.DB.prepare("SELECT content, is_deleted FROM messages WHERE id = ?").bind(messageId).first();
+    const stored = (await rowsInShards("SELECT content, is_deleted FROM messages WHERE id = ?", messageId))[0];
     expect(stored).toEqual({ content: "[stub: tokens=2] m0", is_deleted: 0 });
   });
 });

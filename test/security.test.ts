@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError, randomIp } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, randomIp, rowsInShards } from "./helpers";
 import { readFrames } from "./sse";
 
 describe("rate limits", () => {
@@ -18,8 +18,8 @@ describe("rate limits", () => {
     }
     expect(statuses.slice(0, 20)).toEqual(Array(20).fill(201));
     expect(statuses[20]).toBe(429);
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE email LIKE 'flood-%'").first<{ n: number }>();
-    expect(stored!.n).toBe(20);
+    const stored = await env.DIRECTORY.prepare("SELECT count(*) AS n FROM users WHERE email LIKE 'flood-%'").first<{ n: number }>();
+    expect(stored?.n).toBe(20);
   });
 
   it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", async () => {
@@ -47,8 +47,8 @@ describe("rate limits", () => {
     const over = await call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "one too many" } });
     expect(over.headers.get("Retry-After")).toBe("60");
     await expectError(over, 429, "rate_limited");
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(id).first<{ n: number }>();
-    expect(stored!.n).toBe(200);
+    const stored = await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", id);
+    expect(stored).toBe(200);
   });
 });
 
@@ -63,7 +63,7 @@ describe("turn caps", () => {
     expect(statuses.filter((s) => s === 201)).toHaveLength(50); // MAX_QUEUED_TURNS in vitest.config.ts
     expect(statuses.filter((s) => s === 429)).toHaveLength(10);
     for (const response of responses.filter((r) => r.status === 429)) await expectError(response, 429, "rate_limited");
-    const { results } = await env.DB.prepare('SELECT "order" FROM messages WHERE conversation_id = ? ORDER BY "order"').bind(id).all<{ order: number }>();
+    const results = await rowsInShards<{ order: number }>('SELECT "order" FROM messages WHERE conversation_id = ? ORDER BY "order"', id);
     expect(results.map((r) => r.order)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
   });
 

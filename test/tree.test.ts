@@ -1,6 +1,5 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, rowsInShards, type TestUser } from "./helpers";
 import { collectFrames, deltaText } from "./sse";
 
 const SSE = { Accept: "text/event-stream" };
@@ -78,8 +77,8 @@ describe("regenerate", () => {
     const replay = await collectFrames(await call(`/messages/${target}/regenerate/`, { token: user.access, headers, body }));
     expect(replay.at(-1)!.data.ai_message.id).toBe(done.ai_message.id);
     await expectError(await call(`/messages/${target}/regenerate/`, { token: user.access, headers, body: { model_version: "gpt-4" } }), 422, "idempotency_key_reused");
-    const count = await env.DB.prepare("SELECT count(*) AS n FROM ai_responses WHERE message_id = ?").bind(turns[0].user_message.id).first<{ n: number }>();
-    expect(count!.n).toBe(2);
+    const count = await countInShards("SELECT count(*) AS n FROM ai_responses WHERE message_id = ?", turns[0].user_message.id);
+    expect(count).toBe(2);
   });
 
   it("10 concurrent regenerates give 10 siblings with contiguous orders, run in order, each from the same history", async () => {
@@ -195,8 +194,8 @@ describe("fork", () => {
     ]);
     expect(copied.map((m) => m.parent)).toEqual([null, copied[0]!.id, copied[1]!.id, copied[2]!.id]);
     expect(fork.current_leaf).toBe(copied[3]!.id);
-    const response = await env.DB.prepare("SELECT status, response_content, message_id FROM ai_responses WHERE ai_message_id = ?").bind(copied[3]!.id).first();
-    expect(response).toEqual({ status: "Completed", response_content: turns[1].ai_message.content, message_id: copied[2]!.id });
+    const [response] = await rowsInShards("SELECT r.status, m.content, r.message_id FROM ai_responses r JOIN messages m ON m.id = r.ai_message_id WHERE r.ai_message_id = ?", copied[3]!.id);
+    expect(response).toEqual({ status: "Completed", content: turns[1].ai_message.content, message_id: copied[2]!.id });
 
     const next = await callJson(`/conversations/${fork.id}/add_message/`, { token: user.access, body: { content: "[stub: echo=history] go on" }, status: 201 });
     expect(next.user_message).toMatchObject({ order: 5, parent: copied[3]!.id });
@@ -246,9 +245,9 @@ describe("tree errors", () => {
     await expectError(await call(`/messages/${aiMessage.id}/regenerate/`, { token: owner.access, method: "POST" }), 409, "conflict");
     await expectError(await call(`/messages/${userMessage.id}/resend/`, { token: owner.access, body: { content: "x" } }), 409, "conflict");
 
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE conversation_id = ?").bind(id).first<{ n: number }>();
-    expect(stored!.n).toBe(2);
-    const conversation = await env.DB.prepare("SELECT current_leaf_id FROM conversations WHERE id = ?").bind(id).first();
+    const stored = await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", id);
+    expect(stored).toBe(2);
+    const conversation = (await rowsInShards("SELECT current_leaf_id FROM conversations WHERE id = ?", id))[0];
     expect(conversation).toEqual({ current_leaf_id: aiMessage.id });
   });
 
@@ -257,24 +256,5 @@ describe("tree errors", () => {
     const { turns } = await conversationWithTurns(user, ["one"]);
     await callJson(`/messages/${turns[0].user_message.id}/mark_deleted/`, { token: user.access, method: "PATCH", status: 200 });
     await expectError(await call(`/messages/${turns[0].ai_message.id}/regenerate/`, { token: user.access, method: "POST" }), 409, "conflict");
-  });
-});
-
-describe("migration of straight-line conversations", () => {
-  it("links each message to the one before it and makes the last the current leaf", async () => {
-    const user = await createUser();
-    const { id, turns } = await conversationWithTurns(user, ["one", "two"]);
-    // As stored before the tree existed.
-    await env.DB.batch([
-      env.DB.prepare("UPDATE messages SET parent_id = NULL WHERE conversation_id = ?").bind(id),
-      env.DB.prepare("UPDATE conversations SET current_leaf_id = NULL WHERE id = ?").bind(id),
-    ]);
-    const backfill = env.TEST_MIGRATIONS.find((m) => m.name.includes("backfill_tree"))!;
-    await env.DB.batch(backfill.queries.map((query) => env.DB.prepare(query)));
-    const { results } = await env.DB.prepare(`SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY "order"`).bind(id).all();
-    const ids = [turns[0].user_message.id, turns[0].ai_message.id, turns[1].user_message.id, turns[1].ai_message.id];
-    expect(results).toEqual(ids.map((mid, i) => ({ id: mid, parent_id: i === 0 ? null : ids[i - 1] })));
-    const conversation = await env.DB.prepare("SELECT current_leaf_id FROM conversations WHERE id = ?").bind(id).first();
-    expect(conversation).toEqual({ current_leaf_id: ids[3] });
   });
 });

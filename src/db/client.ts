@@ -1,16 +1,53 @@
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
-import * as schema from "./schema";
+import { getConfig } from "../config";
+import { virtualShardOf } from "./shard-map";
 
-export type Database = DrizzleD1Database<typeof schema>;
+export type Database = DrizzleD1Database;
 
-// One Drizzle instance per D1 binding per isolate: building it per request is wasted work.
-const instances = new WeakMap<D1Database, Database>();
+/**
+ * A Drizzle handle over one D1 session. Drizzle's D1 driver only calls `prepare` and `batch`,
+ * which a session has too, so a session can stand in for the database.
+ */
+export class Connection {
+  readonly db: Database;
+  readonly #session: D1DatabaseSession;
 
-export function getDb(env: Env): Database {
-  let db = instances.get(env.DB);
+  constructor(session: D1DatabaseSession) {
+    this.#session = session;
+    this.db = drizzle(session as unknown as D1Database);
+  }
+
+  /** The newest point of the database this session has seen: send it back to read at least that. */
+  get bookmark(): string | null {
+    return this.#session.getBookmark();
+  }
+}
+
+const directories = new WeakMap<D1Database, Database>();
+
+/** The directory database (users, refresh tokens), always at its primary: login must see the latest password. */
+export function directoryDb(env: Env): Database {
+  let db = directories.get(env.DIRECTORY);
   if (!db) {
-    db = drizzle(env.DB, { schema });
-    instances.set(env.DB, db);
+    db = drizzle(env.DIRECTORY);
+    directories.set(env.DIRECTORY, db);
   }
   return db;
 }
+
+/** The shard database holding `userId`'s rows. */
+export const shardDatabase = (env: Env, userId: string) => virtualShardDatabase(env, virtualShardOf(userId));
+
+/** The shard database holding the rows of the users of `virtualShard`. */
+export function virtualShardDatabase(env: Env, virtualShard: number): D1Database {
+  const name = getConfig(env).shardMap.bindingOf(virtualShard);
+  const binding = (env as unknown as Record<string, Partial<D1Database> | undefined>)[name];
+  if (typeof binding?.withSession !== "function") throw new Error(`SHARD_MAP names ${name}, which is not a D1 binding`);
+  return binding as D1Database;
+}
+
+/**
+ * A session on `userId`'s shard. `constraint` is a bookmark (read at least that), "first-primary"
+ * (reads that decide something: order, admission) or "first-unconstrained" (any replica).
+ */
+export const shardSession = (env: Env, userId: string, constraint: string) => new Connection(shardDatabase(env, userId).withSession(constraint));

@@ -33,6 +33,7 @@ export const messageWithStatus = (db: Database) =>
       // Only columns whose names no other selected column has: D1 batches return rows keyed by
       // column name, so a second `id` would overwrite the message's.
       reply: {
+        status: replyResponses.status,
         finishReason: replyResponses.finishReason,
         contextFirstOrder: replyResponses.contextFirstOrder,
         contextMessages: replyResponses.contextMessages,

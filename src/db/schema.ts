@@ -30,9 +30,8 @@ export const conversations = sqliteTable(
   "conversations",
   {
     id: text().primaryKey(),
-    userId: text("user_id")
-      .notNull()
-      .references(() => users.id),
+    // The owner. Users live in the directory database, so this is no foreign key.
+    userId: text("user_id").notNull(),
     title: text(),
     // JavaScript-lowercased title: SQLite's lower() and LIKE fold ASCII only.
     titleSearch: text("title_search"),
@@ -64,9 +63,7 @@ export const messages = sqliteTable(
       .notNull()
       .references(() => conversations.id),
     // The conversation's owner, copied here so listing and ownership checks need no join.
-    userId: text("user_id")
-      .notNull()
-      .references(() => users.id),
+    userId: text("user_id").notNull(),
     sender: text({ enum: senders }).notNull(),
     content: text().notNull(),
     timestamp: timestampColumn("timestamp"),
@@ -97,9 +94,7 @@ export const aiResponses = sqliteTable(
   {
     id: text().primaryKey(),
     // The conversation's owner: counting a user's Generating responses needs no join.
-    userId: text("user_id")
-      .notNull()
-      .references(() => users.id),
+    userId: text("user_id").notNull(),
     // The user message this response answers; regenerated replies share it.
     messageId: text("message_id")
       .notNull()
@@ -109,7 +104,6 @@ export const aiResponses = sqliteTable(
       .notNull()
       .unique()
       .references(() => messages.id),
-    responseContent: text("response_content").notNull().default(""),
     status: text({ enum: aiResponseStatuses }).notNull().default("Generating"),
     /** Machine-readable reason of an Error: upstream_error, upstream_timeout, cancelled, interrupted, ... */
     errorCode: text("error_code"),
@@ -168,9 +162,7 @@ export const shares = sqliteTable(
     conversationId: text("conversation_id")
       .notNull()
       .references(() => conversations.id),
-    userId: text("user_id")
-      .notNull()
-      .references(() => users.id),
+    userId: text("user_id").notNull(),
     leafMessageId: text("leaf_message_id").references(() => messages.id),
     createdAt: timestampColumn("created_at"),
     revokedAt: text("revoked_at"),
@@ -182,9 +174,7 @@ export const shares = sqliteTable(
 export const usageDaily = sqliteTable(
   "usage_daily",
   {
-    userId: text("user_id")
-      .notNull()
-      .references(() => users.id),
+    userId: text("user_id").notNull(),
     day: text().notNull(),
     tokens: integer().notNull().default(0),
   },

@@ -1,13 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig, type ModelBudget } from "../config";
-import { getDb } from "../db/client";
+import { type Connection, shardSession } from "../db/client";
 import type { Conversation } from "../db/schema";
 import type { ErrorCode } from "../errors";
 import { newId, nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
 import { renderAiResponse, renderContext, renderConversation, renderMessage } from "../schemas";
 import { userObject } from "../user-object";
-import { Checkpointer } from "./checkpointer";
 import { Heartbeat } from "./listeners";
 import { LiveTurn } from "./live-turn";
 import {
@@ -26,7 +25,6 @@ import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
 import {
   acceptTurn,
-  checkpointTurn,
   finishTurn,
   leafWrite,
   loadBranchState,
@@ -41,7 +39,6 @@ import {
 } from "./turn-store";
 import { Watchdog } from "./watchdog";
 
-const CHECKPOINT_INTERVAL_MS = 2_000;
 const RECOVERY_CHECK_MS = 20_000;
 
 export interface TurnRequest {
@@ -70,7 +67,8 @@ export type Attachment = { stream: ReadableStream<Uint8Array>; holdsLease: boole
 export type SubmitOutcome =
   | { kind: "rejected"; code: ErrorCode; message: string; headers?: Record<string, string> }
   | { kind: "stream"; stream: ReadableStream<Uint8Array> }
-  | { kind: "result"; result: TurnResult };
+  /** `bookmark`: the D1 bookmark after the turn was stored, for the client to read it back with. */
+  | { kind: "result"; result: TurnResult; bookmark: string | null };
 
 const KEY_REUSED: SubmitOutcome = {
   kind: "rejected",
@@ -123,7 +121,7 @@ export class ConversationObject extends DurableObject<Env> {
     const { conversation, isNewConversation, idempotency, plan } = request;
     const noTurn = () => this.#releaseLeases(conversation.userId, [request.lease]);
     const usedBefore = this.#journal.hasCounter();
-    await this.#ensureInitialized(isNewConversation ? null : conversation.id);
+    await this.#ensureInitialized(conversation.userId, isNewConversation ? null : conversation.id);
 
     // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
     // so every turn gets distinct orders and the parent it was accepted after, the queue runs
@@ -133,7 +131,7 @@ export class ConversationObject extends DurableObject<Env> {
       const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
       if (previous) {
         noTurn();
-        return this.#replay(conversation.id, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
+        return this.#replay(conversation, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
       }
       // This object is named after the key, so a used object means the key is older than 24 h.
       if (request.keyNamesConversation && usedBefore) {
@@ -161,7 +159,7 @@ export class ConversationObject extends DurableObject<Env> {
     this.#ensureAlarm();
 
     try {
-      turn.accepted(await acceptTurn(getDb(this.env), rows, isNewConversation, readBranchNow));
+      turn.accepted(await acceptTurn(this.#shard(conversation.userId).db, rows, isNewConversation, readBranchNow));
     } catch (error) {
       this.#turns.delete(rows.aiMessage.id);
       this.#journal.close(rows.aiMessage.id);
@@ -183,14 +181,27 @@ export class ConversationObject extends DurableObject<Env> {
 
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
     await turn.whenFinished();
-    return { kind: "result", result: this.#result(turn) };
+    return { kind: "result", result: this.#result(turn), bookmark: turn.bookmark };
   }
 
   /** Makes `messageId` (a message of this conversation, checked by the caller) the current leaf. */
-  async setCurrentLeaf(conversationId: string, messageId: string): Promise<void> {
-    await this.#ensureInitialized(conversationId);
+  async setCurrentLeaf(userId: string, conversationId: string, messageId: string): Promise<void> {
+    await this.#ensureInitialized(userId, conversationId);
     const version = this.#journal.moveLeaf(messageId);
-    await leafWrite(getDb(this.env), conversationId, messageId, version);
+    await leafWrite(this.#shard(userId).db, conversationId, messageId, version);
+  }
+
+  /**
+   * The text so far of the replies in flight among `aiMessageIds`. A reply's text reaches D1 only
+   * when it ends (one write per turn), so listings take a Generating reply's text from here.
+   */
+  liveText(aiMessageIds: string[]): Record<string, string> {
+    const texts: Record<string, string> = {};
+    for (const id of aiMessageIds) {
+      const turn = this.#turns.get(id);
+      if (turn) texts[id] = turn.text;
+    }
+    return texts;
   }
 
   /**
@@ -212,7 +223,7 @@ export class ConversationObject extends DurableObject<Env> {
     const live = this.#turns.get(position.aiMessageId);
     if (live?.isStored) return this.#listenWithLease(live, position.offset, lease);
 
-    const stored = await loadTurn(getDb(this.env), conversationId, position.aiMessageId);
+    const stored = await loadTurn(this.#shard(lease.userId).db, conversationId, position.aiMessageId);
     if (!stored) return null;
     return { stream: framesStream(this.#storedFrames(stored, position.offset)), holdsLease: false };
   }
@@ -249,19 +260,20 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
-  async #replay(conversationId: string, aiMessageId: string, bodyDiffers: boolean, mode: "json" | "sse"): Promise<SubmitOutcome> {
+  async #replay(conversation: Conversation, aiMessageId: string, bodyDiffers: boolean, mode: "json" | "sse"): Promise<SubmitOutcome> {
     if (bodyDiffers) return KEY_REUSED;
     const live = this.#turns.get(aiMessageId);
     if (live) {
       if (!(await live.whenAccepted())) return STORE_FAILED;
       if (mode === "sse") return { kind: "stream", stream: this.#listen(live, "start") };
       await live.whenFinished();
-      return { kind: "result", result: this.#result(live) };
+      return { kind: "result", result: this.#result(live), bookmark: live.bookmark };
     }
-    const stored = await loadTurn(getDb(this.env), conversationId, aiMessageId);
+    const shard = this.#shard(conversation.userId);
+    const stored = await loadTurn(shard.db, conversation.id, aiMessageId);
     if (!stored) return STORE_FAILED;
     if (mode === "sse") return { kind: "stream", stream: framesStream(this.#storedFrames(stored, "start")) };
-    return { kind: "result", result: this.#result({ rows: stored, failure: storedFailure(stored) }) };
+    return { kind: "result", result: this.#result({ rows: stored, failure: storedFailure(stored) }), bookmark: shard.bookmark };
   }
 
   /** The frames of a stored reply after `from` (a character offset, or from its message frame). */
@@ -280,10 +292,19 @@ export class ConversationObject extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(Date.now() + RECOVERY_CHECK_MS);
   }
 
+  /**
+   * Every D1 access of this object, on its owner's shard. A fresh session at the primary each
+   * time: order and branch reads must see the latest write, whoever made it, and the session's
+   * bookmark after a write is what the client reads it back with.
+   */
+  #shard(userId: string): Connection {
+    return shardSession(this.env, userId, "first-primary");
+  }
+
   /** Starts the counter after the highest order in D1 and the leaf where D1 has it (a conversation this object creates has neither). */
-  #ensureInitialized(conversationId: string | null): Promise<void> {
+  #ensureInitialized(userId: string, conversationId: string | null): Promise<void> {
     this.#initialized ??= (async () => {
-      const state = conversationId ? await loadBranchState(getDb(this.env), conversationId) : { highestOrder: 0, currentLeafId: null, leafVersion: 0 };
+      const state = conversationId ? await loadBranchState(this.#shard(userId).db, conversationId) : { highestOrder: 0, currentLeafId: null, leafVersion: 0 };
       this.#journal.initialize(state.highestOrder + 1, state.currentLeafId, state.leafVersion);
     })().catch((error) => {
       this.#initialized = undefined;
@@ -311,22 +332,20 @@ export class ConversationObject extends DurableObject<Env> {
   /** Calls the model and fans its deltas out; any failure ends up in `turn.failure`. */
   async #streamReply(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
-    const db = getDb(this.env);
     const signal = turn.abort.signal;
     const { model } = turn;
     const budget = getConfig(this.env).modelBudget(model);
     const watchdog = new Watchdog(turn.abort, getConfig(this.env).model);
-    const checkpointer = new Checkpointer(CHECKPOINT_INTERVAL_MS, (text) => checkpointTurn(db, rows, text), { ai_message_id: rows.aiMessage.id });
     try {
       if (signal.aborted) throw signal.reason;
-      turn.branch ??= await loadBranch(db, rows.conversation.id, rows.userMessage.id);
+      turn.branch ??= await loadBranch(this.#shard(rows.conversation.userId).db, rows.conversation.id, rows.userMessage.id);
       try {
-        await this.#callModel(turn, turn.selection ?? this.#chooseContext(turn, 1), budget, watchdog, checkpointer);
+        await this.#callModel(turn, turn.selection ?? this.#chooseContext(turn, 1), budget, watchdog);
       } catch (error) {
         // The provider counted more than we did: once more, with room to spare.
         if (!isContextLengthError(error) || turn.text.length > 0) throw error;
         log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: rows.aiMessage.id, model });
-        await this.#callModel(turn, this.#chooseContext(turn, RETRY_TIGHTENING), budget, watchdog, checkpointer);
+        await this.#callModel(turn, this.#chooseContext(turn, RETRY_TIGHTENING), budget, watchdog);
       }
       if (signal.aborted) throw signal.reason;
       if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
@@ -338,7 +357,6 @@ export class ConversationObject extends DurableObject<Env> {
     } finally {
       watchdog.stop();
     }
-    await checkpointer.settled();
   }
 
   /** Chooses what of the turn's branch fits `tighten` of the model's window, and records it on the response. */
@@ -355,7 +373,7 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   /** One model call with the prompt of `selection`. */
-  async #callModel(turn: LiveTurn, selection: ContextSelection, budget: ModelBudget, watchdog: Watchdog, checkpointer: Checkpointer): Promise<void> {
+  async #callModel(turn: LiveTurn, selection: ContextSelection, budget: ModelBudget, watchdog: Watchdog): Promise<void> {
     const { rows } = turn;
     const config = getConfig(this.env);
     for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
@@ -373,7 +391,6 @@ export class ConversationObject extends DurableObject<Env> {
         rows.aiResponse.firstTokenAt ??= new Date(now).toISOString();
         turn.addDelta(event.content);
         this.#journal.append(rows.aiMessage.id, event.content);
-        checkpointer.offer(turn.text, now);
       }
     }
   }
@@ -386,14 +403,15 @@ export class ConversationObject extends DurableObject<Env> {
     rows.aiMessage.tokens = rows.aiResponse.completionTokens;
     rows.conversation.updatedAt = finishedAt;
     Object.assign(rows.aiResponse, {
-      responseContent: turn.text,
       status: failure ? "Error" : "Completed",
       errorCode: failure?.code ?? null,
       errorMessage: failure?.message ?? null,
       completedAt: finishedAt,
     });
     try {
-      await finishTurn(getDb(this.env), rows, this.#userMessageTokens(turn));
+      const shard = this.#shard(rows.conversation.userId);
+      await finishTurn(shard.db, rows, this.#userMessageTokens(turn));
+      turn.bookmark = shard.bookmark;
       this.#journal.close(rows.aiMessage.id);
     } catch (error) {
       // The turn stays in this object's storage; the next start marks it interrupted.
@@ -444,7 +462,7 @@ export class ConversationObject extends DurableObject<Env> {
           tokens: completionTokens ?? estimateTokens(content),
           createdAt: nowIso(),
         };
-        await saveSummary(getDb(this.env), summary, userId, totalTokens);
+        await saveSummary(this.#shard(userId).db, summary, userId, totalTokens);
         log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
       })
       .catch((error) => log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) }))
@@ -489,7 +507,7 @@ export class ConversationObject extends DurableObject<Env> {
       conversation: renderConversation(rows.conversation),
       user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
       ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
-      ai_response: renderAiResponse(rows.aiResponse),
+      ai_response: renderAiResponse(rows.aiResponse, rows.aiMessage.content),
       failure: failure ? { code: failure.code, message: failure.message } : null,
     };
   }
@@ -504,12 +522,11 @@ export class ConversationObject extends DurableObject<Env> {
     if (unfinished.length === 0) return;
     this.#recovery = this.#queue
       .enqueue(async () => {
-        const db = getDb(this.env);
         const at = nowIso();
         for (const { aiMessageId, aiResponseId, text, lease } of unfinished) {
-          await markInterrupted(db, aiMessageId, aiResponseId, text, at);
+          await markInterrupted(this.#shard(lease.userId).db, aiMessageId, aiResponseId, text, at);
           this.#journal.close(aiMessageId);
-          if (lease) this.#releaseLeases(lease.userId, [lease.id]);
+          this.#releaseLeases(lease.userId, [lease.id]);
         }
       })
       // What is left in the journal is tried again at the next start.

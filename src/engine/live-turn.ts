@@ -19,6 +19,8 @@ export class LiveTurn {
   selection: ContextSelection | null = null;
   text = "";
   failure: TurnFailure | null = null;
+  /** The D1 bookmark after the reply was stored. */
+  bookmark: string | null = null;
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
   readonly #accepted = Promise.withResolvers<boolean>();

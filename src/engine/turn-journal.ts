@@ -13,8 +13,8 @@ export interface IdempotentTurn {
 export interface UnfinishedTurn {
   aiMessageId: string;
   aiResponseId: string;
-  /** The user's generation slot the turn holds (see UserObject). */
-  lease: { userId: string; id: string } | null;
+  /** The user's generation slot the turn holds (see UserObject); its user is the conversation's owner. */
+  lease: { userId: string; id: string };
   /** The reply text written so far. */
   text: string;
 }
@@ -135,16 +135,14 @@ export class TurnJournal {
 
   unfinished(): UnfinishedTurn[] {
     return this.#sql
-      .exec<{ ai_message_id: string; ai_response_id: string }>(`SELECT ai_message_id, ai_response_id FROM unfinished_turns`)
+      .exec<{ ai_message_id: string; ai_response_id: string; user_id: string; lease_id: string }>(
+        `SELECT t.ai_message_id, t.ai_response_id, l.user_id, l.lease_id FROM unfinished_turns t JOIN turn_leases l USING (ai_message_id)`,
+      )
       .toArray()
       .map((row) => ({
         aiMessageId: row.ai_message_id,
         aiResponseId: row.ai_response_id,
-        lease:
-          this.#sql
-            .exec<{ user_id: string; lease_id: string }>(`SELECT user_id, lease_id FROM turn_leases WHERE ai_message_id = ?`, row.ai_message_id)
-            .toArray()
-            .map((l) => ({ userId: l.user_id, id: l.lease_id }))[0] ?? null,
+        lease: { userId: row.user_id, id: row.lease_id },
         text: this.#sql
           .exec<{ content: string }>(`SELECT content FROM reply_chunks WHERE ai_message_id = ? ORDER BY rowid`, row.ai_message_id)
           .toArray()

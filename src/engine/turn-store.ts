@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, isNull, lt, max, ne, sql } from "drizzle-orm";
-import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { alias } from "drizzle-orm/sqlite-core";
 import { titleFromMessage } from "../conversation-rules";
 import type { Database } from "../db/client";
 import { aiResponses, type AiResponse, type Conversation, conversations, type Message, messages, type Summary, summaries } from "../db/schema";
@@ -57,7 +57,6 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       userId: conversation.userId,
       messageId: userMessage.id,
       aiMessageId: aiMessage.id,
-      responseContent: "",
       status: "Generating",
       errorCode: null,
       errorMessage: null,
@@ -128,14 +127,6 @@ export async function acceptTurn(db: Database, rows: TurnRows, isNewConversation
   return toBranch(results.at(-2) as BranchRow[], results.at(-1) as BranchSummary[]);
 }
 
-/** Writes the reply text so far; the final write in `finishTurn` supersedes it. */
-export async function checkpointTurn(db: Database, rows: TurnRows, text: string): Promise<void> {
-  await db.batch([
-    db.update(messages).set({ content: text }).where(eq(messages.id, rows.aiMessage.id)),
-    db.update(aiResponses).set({ responseContent: text }).where(eq(aiResponses.id, rows.aiResponse.id)),
-  ]);
-}
-
 /** Stores the reply, its outcome and its token counts; `userMessageTokens` when its prompt share became known. */
 export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens: number | null): Promise<void> {
   const { aiResponse } = rows;
@@ -148,7 +139,6 @@ export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens
     db
       .update(aiResponses)
       .set({
-        responseContent: aiResponse.responseContent,
         status: aiResponse.status,
         errorCode: aiResponse.errorCode,
         errorMessage: aiResponse.errorMessage,
@@ -170,19 +160,18 @@ export async function finishTurn(db: Database, rows: TurnRows, userMessageTokens
 }
 
 /**
- * Marks a reply that was cut off by a restart; `text` is what the journal holds of it. Only a
- * reply still Generating changes: if the final batch landed before the restart, what it stored
- * stands. The journal and D1 (a checkpoint) each hold a prefix of the same reply: the longer stays.
+ * Marks a reply that was cut off by a restart, with `text`, what the journal holds of it (its
+ * text reaches D1 only with the final batch). Only a reply still Generating changes: if the final
+ * batch landed before the restart, what it stored stands.
  */
 export async function markInterrupted(db: Database, aiMessageId: string, aiResponseId: string, text: string, at: string): Promise<void> {
   const stillGenerating = sql`EXISTS (SELECT 1 FROM ai_responses r WHERE r.id = ${aiResponseId} AND r.status = 'Generating')`;
-  const longer = (stored: SQLiteColumn) => sql`CASE WHEN length(${stored}) > length(${text}) THEN ${stored} ELSE ${text} END`;
   await db.batch([
     // First: its condition reads the response's status before the statement below changes it.
-    db.update(messages).set({ content: longer(messages.content) }).where(and(eq(messages.id, aiMessageId), stillGenerating)),
+    db.update(messages).set({ content: text }).where(and(eq(messages.id, aiMessageId), stillGenerating)),
     db
       .update(aiResponses)
-      .set({ responseContent: longer(aiResponses.responseContent), status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at })
+      .set({ status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at })
       .where(and(eq(aiResponses.id, aiResponseId), eq(aiResponses.status, "Generating"))),
   ]);
 }

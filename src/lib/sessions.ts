@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { and, eq, isNull, sql } from "drizzle-orm";
-import { getDb } from "../db/client";
+import { directoryDb } from "../db/client";
 import { refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
 import type { TokenPairSchema } from "../schemas";
@@ -26,7 +26,7 @@ const expiresAt = () => new Date(Date.now() + REFRESH_TOKEN_TTL_SECONDS * 1000).
 export async function startSession(env: Env, userId: string): Promise<TokenPair> {
   const familyId = newId();
   const refreshId = newId();
-  await getDb(env).insert(refreshTokens).values({ id: refreshId, familyId, userId, createdAt: nowIso(), expiresAt: expiresAt() });
+  await directoryDb(env).insert(refreshTokens).values({ id: refreshId, familyId, userId, createdAt: nowIso(), expiresAt: expiresAt() });
   return signPair(env, userId, familyId, refreshId);
 }
 
@@ -37,7 +37,7 @@ export async function startSession(env: Env, userId: string): Promise<TokenPair>
  */
 export async function rotateSession(env: Env, refreshJwt: string): Promise<TokenPair> {
   const claims = await verifyToken(env, refreshJwt, "refresh");
-  const db = getDb(env);
+  const db = directoryDb(env);
   const now = nowIso();
   const nextId = newId();
   const [marked, , [user]] = await db.batch([
@@ -86,7 +86,7 @@ export async function rotateSession(env: Env, refreshJwt: string): Promise<Token
 
 /** Revokes the live refresh tokens of one family, or with `{ userId }` of every family of a user; a statement, so it can join a batch. */
 export const revokeSessions = (env: Env, which: { familyId: string } | { userId: string }) =>
-  getDb(env)
+  directoryDb(env)
     .update(refreshTokens)
     .set({ revokedAt: nowIso() })
     .where(

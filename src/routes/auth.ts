@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { EmailSchema, NameSchema, NewPasswordSchema, PasswordSchema } from "../account-rules";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { directoryDb } from "../db/client";
 import { users } from "../db/schema";
 import { ApiError } from "../errors";
 import { newId } from "../lib/ids";
@@ -65,7 +65,7 @@ export const authRoutes = createRouter()
   .openapi(register, async (c) => {
     const { email, password, name } = c.req.valid("json");
     await limitSignUps(c.env, c.req.raw, email);
-    const db = getDb(c.env);
+    const db = directoryDb(c.env);
     const passwordHash = await hashPassword(password);
     const [user] = await db
       .insert(users)
@@ -80,7 +80,7 @@ export const authRoutes = createRouter()
     // Every attempt counts against the client's address; only failures count against the email,
     // and a correct password always gets in: a stranger failing on purpose cannot lock the owner out.
     await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`ip:${clientKey(c.req.raw)}`], "login attempts");
-    const [user] = await getDb(c.env).select().from(users).where(eq(users.email, email));
+    const [user] = await directoryDb(c.env).select().from(users).where(eq(users.email, email));
     // Unknown email still pays for one hash so response time does not reveal which emails exist.
     const valid = await verifyPassword(password, user?.passwordHash ?? (await getDecoyHash()));
     if (!user || !valid || !user.isActive) {

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { userDb } from "../db/request-session";
 import { ownedConversationQuery } from "../db/queries";
 import type { SubmitOutcome } from "../engine/conversation-object";
 import { invalid, notFound } from "../errors";
@@ -92,7 +92,7 @@ export const chatRoutes = createRouter()
   .openapi(sendChat, async (c) => {
     const body = c.req.valid("json");
     const userId = c.get("userId");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const conversationId = await conversationIdForChat(c.env, userId, body.id);
 
     if (body.trigger === "regenerate-message") {
@@ -123,7 +123,7 @@ export const chatRoutes = createRouter()
     const userId = c.get("userId");
     const conversationId = await conversationIdForChat(c.env, userId, c.req.valid("param").chatId);
     // A chat that has not started yet has nothing to resume: useChat({resume: true}) asks on every mount.
-    const [conversation] = await ownedConversationQuery(getDb(c.env), userId, conversationId);
+    const [conversation] = await ownedConversationQuery(userDb(c), userId, conversationId);
     if (!conversation) return c.body(null, 204);
     const stream = await attachListener(c.env, userId, conversationId, null);
     if (stream === null || stream === "finished") return c.body(null, 204);

@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../app-env";
 import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
 import { newConversationRow, SystemPromptSchema, TitleSchema, titleColumns, ModelVersionSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { userDb } from "../db/request-session";
 import { forkStatements } from "../db/fork";
 import { idIn, loadOwnedConversation, messageWithStatus, ownedConversationQuery } from "../db/queries";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
@@ -11,6 +13,7 @@ import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
 import { nowIso } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
+import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import {
   BooleanQuerySchema,
@@ -149,21 +152,22 @@ type UpdatableFields = Partial<{
 }>;
 
 /** Switching branch goes through the conversation's object, which owns the current leaf. */
-async function switchBranch(env: Env, userId: string, id: string, leafId: string): Promise<void> {
-  const db = getDb(env);
+async function switchBranch(c: Context<AppEnv>, id: string, leafId: string): Promise<void> {
+  const db = userDb(c);
+  const userId = c.get("userId");
   const [[conversation], [leaf]] = await db.batch([
     ownedConversationQuery(db, userId, id),
     db.select({ id: messages.id }).from(messages).where(and(eq(messages.id, leafId), eq(messages.conversationId, id))),
   ]);
   if (!conversation) throw notFound("Conversation");
   if (!leaf) throw invalid({ field: "current_leaf", message: "Not a message of this conversation." });
-  await conversationObject(env, id).setCurrentLeaf(id, leaf.id);
+  await conversationObject(c.env, id).setCurrentLeaf(userId, id, leaf.id);
 }
 
-async function updateConversation(env: Env, userId: string, id: string, fields: UpdatableFields) {
-  if (fields.current_leaf !== undefined) await switchBranch(env, userId, id, fields.current_leaf);
-  const db = getDb(env);
-  const [updated] = await db
+async function updateConversation(c: Context<AppEnv>, id: string, fields: UpdatableFields) {
+  if (fields.current_leaf !== undefined) await switchBranch(c, id, fields.current_leaf);
+  const userId = c.get("userId");
+  const [updated] = await userDb(c)
     .update(conversations)
     .set({
       ...titleColumns(fields.title),
@@ -180,7 +184,7 @@ async function updateConversation(env: Env, userId: string, id: string, fields: 
 export const conversationRoutes = createRouter()
   .openapi(listConversations, async (c) => {
     const { search, status, ...paging } = c.req.valid("query");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const term = search?.trim().toLowerCase();
     // instr() instead of LIKE: % and _ stay literal with no escaping, and D1's 50-byte LIKE
     // pattern limit does not apply.
@@ -203,39 +207,39 @@ export const conversationRoutes = createRouter()
   })
   .openapi(createConversation, async (c) => {
     const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
-    await getDb(c.env).insert(conversations).values(conversation);
+    await userDb(c).insert(conversations).values(conversation);
     return c.json(renderConversation(conversation), 201);
   })
   .openapi(getConversation, async (c) => {
-    const conversation = await loadOwnedConversation(getDb(c.env), c.get("userId"), c.req.valid("param").id);
+    const conversation = await loadOwnedConversation(userDb(c), c.get("userId"), c.req.valid("param").id);
     return c.json(renderConversation(conversation), 200);
   })
   .openapi(replaceConversation, async (c) =>
-    c.json(await updateConversation(c.env, c.get("userId"), c.req.valid("param").id, c.req.valid("json")), 200),
+    c.json(await updateConversation(c, c.req.valid("param").id, c.req.valid("json")), 200),
   )
   .openapi(patchConversation, async (c) =>
-    c.json(await updateConversation(c.env, c.get("userId"), c.req.valid("param").id, c.req.valid("json")), 200),
+    c.json(await updateConversation(c, c.req.valid("param").id, c.req.valid("json")), 200),
   )
   .openapi(deleteConversation, async (c) => {
-    await updateConversation(c.env, c.get("userId"), c.req.valid("param").id, { status: "Deleted" });
+    await updateConversation(c, c.req.valid("param").id, { status: "Deleted" });
     return c.body(null, 204);
   })
   .openapi(listConversationMessages, async (c) => {
     const { id } = c.req.valid("param");
     const { include_deleted, branch, ...paging } = c.req.valid("query");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const { conversation, tree } = await loadOwnedTree(db, c.get("userId"), id, include_deleted);
     const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
     const pageIds = listed.slice(pageOffset(paging), pageOffset(paging) + paging.page_size).map((node) => node.id);
     const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
-    const results = rows.map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
+    const results = (await withLiveText(c.env, rows)).map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
     return c.json(pageBody(c.env, c.req.url, paging, listed.length, results), 200);
   })
   .openapi(forkConversation, async (c) => {
     const { id } = c.req.valid("param");
     const { message: forkAt } = c.req.valid("json");
     const userId = c.get("userId");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const { conversation: source, tree } = await loadOwnedTree(db, userId, id, true);
     if (!tree.get(forkAt)) throw invalid({ field: "message", message: "Not a message of this conversation." });
     const pathIds = tree.pathTo(forkAt).map((node) => node.id);

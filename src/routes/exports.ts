@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, gt, or } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import type { Database } from "../db/client";
+import { userDb } from "../db/request-session";
+import { withLiveText } from "../live-text";
 import { idIn, messageWithStatus } from "../db/queries";
 import { type Conversation, conversations, messages } from "../db/schema";
 import { loadOwnedTree } from "../db/tree";
@@ -68,10 +70,10 @@ function textStream(parts: AsyncGenerator<string>): ReadableStream<Uint8Array> {
 }
 
 /** The messages with these ids, rendered, in order: a chunk at a time. */
-async function* messagesByIds(env: Env, ids: string[]): AsyncGenerator<MessageJson> {
+async function* messagesByIds(env: Env, db: Database, ids: string[]): AsyncGenerator<MessageJson> {
   for (let at = 0; at < ids.length; at += CHUNK) {
-    const rows = await messageWithStatus(getDb(env)).where(idIn(messages.id, ids.slice(at, at + CHUNK))).orderBy(asc(messages.order));
-    for (const row of rows) yield renderMessage(row.message, row);
+    const rows = await messageWithStatus(db).where(idIn(messages.id, ids.slice(at, at + CHUNK))).orderBy(asc(messages.order));
+    for (const row of await withLiveText(env, rows)) yield renderMessage(row.message, row);
   }
 }
 
@@ -99,8 +101,7 @@ async function* markdownExport(conversation: Conversation, branch: string, found
 }
 
 /** All of a user's conversations, oldest first, a page at a time (keyset paging: no offsets). */
-async function* accountExport(env: Env, userId: string): AsyncGenerator<string> {
-  const db = getDb(env);
+async function* accountExport(env: Env, db: Database, userId: string): AsyncGenerator<string> {
   let after: { createdAt: string; id: string } | null = null;
   for (;;) {
     const page: Conversation[] = await db
@@ -122,7 +123,7 @@ async function* accountExport(env: Env, userId: string): AsyncGenerator<string> 
           .where(and(eq(messages.conversationId, conversation.id), gt(messages.order, lastOrder)))
           .orderBy(asc(messages.order))
           .limit(CHUNK);
-        for (const row of rows) yield `${JSON.stringify({ type: "message", ...renderMessage(row.message, row) })}\n`;
+        for (const row of await withLiveText(env, rows)) yield `${JSON.stringify({ type: "message", ...renderMessage(row.message, row) })}\n`;
         if (rows.length < CHUNK) break;
         lastOrder = rows.at(-1)!.message.order;
       }
@@ -138,9 +139,10 @@ export const exportRoutes = createRouter()
   .openapi(exportConversation, async (c) => {
     const { id } = c.req.valid("param");
     const { format, branch } = c.req.valid("query");
-    const { conversation, tree } = await loadOwnedTree(getDb(c.env), c.get("userId"), id, false);
+    const db = userDb(c);
+    const { conversation, tree } = await loadOwnedTree(db, c.get("userId"), id, false);
     const ids = (branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId)).map((node) => node.id);
-    const found = messagesByIds(c.env, ids);
+    const found = messagesByIds(c.env, db, ids);
     const [body, type, extension] =
       format === "json"
         ? [jsonExport(conversation, branch, found), "application/json; charset=utf-8", "json"]
@@ -148,7 +150,7 @@ export const exportRoutes = createRouter()
     return c.body(textStream(body), 200, { "Content-Type": type, "Content-Disposition": attachment(`conversation-${id}.${extension}`) });
   })
   .openapi(exportAccount, async (c) => {
-    const body = textStream(accountExport(c.env, c.get("userId")));
+    const body = textStream(accountExport(c.env, userDb(c), c.get("userId")));
     const headers = { "Content-Type": "application/x-ndjson; charset=utf-8", "Content-Disposition": attachment("genai-edge-export.ndjson") };
     // @hono/zod-openapi types no response body for a media type it does not know (NDJSON).
     return c.body(body, 200, headers) as never;

@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, count, desc, eq } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { userDb } from "../db/request-session";
 import { loadOwnedMessage, messageWithStatus } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
 import { ApiError } from "../errors";
 import { pageBody, pageOffset } from "../lib/pagination";
+import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { wellFormedText } from "../text-rules";
@@ -62,7 +63,7 @@ const putFeedback = createRoute({
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
     const { conversation, include_deleted, ...paging } = c.req.valid("query");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const userId = c.get("userId");
     const where = and(
       eq(messages.userId, userId),
@@ -78,18 +79,18 @@ export const messageRoutes = createRouter()
         .limit(paging.page_size)
         .offset(pageOffset(paging)),
     ]);
-    const results = rows.map((row) => renderMessage(row.message, row));
+    const results = (await withLiveText(c.env, rows)).map((row) => renderMessage(row.message, row));
     return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, results), 200);
   })
   .openapi(markDeleted, async (c) => {
-    const db = getDb(c.env);
+    const db = userDb(c);
     const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
     return c.json(renderMessage({ ...message, isDeleted: true }, extras), 200);
   })
   .openapi(putFeedback, async (c) => {
     const { rating, comment } = c.req.valid("json");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (message.sender !== "ai") throw new ApiError("bad_request", "Only AI replies take feedback.");
     const feedback = { feedbackRating: rating, feedbackComment: rating === null ? null : (comment ?? null) };
@@ -98,7 +99,7 @@ export const messageRoutes = createRouter()
   })
   .openapi(editMessage, async (c) => {
     const content = checkMessageContent(c.env, c.req.valid("json").content);
-    const db = getDb(c.env);
+    const db = userDb(c);
     const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
     if (message.sender !== "user") throw new ApiError("forbidden", "Only your own user messages can be edited.");
     // The condition repeats the check so a delete that lands between the read and this write wins.

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { asc, sql } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { userDb } from "../db/request-session";
 import { idIn, messageWithStatus } from "../db/queries";
 import { messages } from "../db/schema";
 import { invalid } from "../errors";
@@ -74,7 +74,7 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   if (!text) throw invalid({ field: "q", message: "Enter something to search for." });
   const words = text.split(/\s+/);
   const indexed = words.filter((word) => [...word].length >= MIN_TERM_LENGTH);
-  const db = getDb(c.env);
+  const db = userDb(c);
   const userId = c.get("userId");
   const visible = sql`m.user_id = ${userId} AND m.is_deleted = 0 AND c.status = 'Active'`;
   // Indexed words: the FTS5 match, ranked by bm25. Only words too short for the trigram index

@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { Connection, virtualShardDatabase } from "../db/client";
+import { userDb } from "../db/request-session";
+import { VIRTUAL_SHARDS, virtualShardOf } from "../db/shard-map";
 import { idIn, loadOwnedConversation } from "../db/queries";
 import { conversations, messages, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
@@ -12,6 +14,20 @@ import { authenticated } from "../middleware";
 import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema } from "../schemas";
 
 const TOKEN_BYTES = 16;
+
+/**
+ * A token is its owner's virtual shard (3 hex digits) and 128 random bits: a link is served
+ * without auth, so the token alone must say which database holds the conversation.
+ */
+const newShareToken = (userId: string) =>
+  virtualShardOf(userId).toString(16).padStart(3, "0") + toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
+
+/** The virtual shard a token names, or null for a string that is no token. */
+function tokenShard(token: string): number | null {
+  const match = token.match(/^([0-9a-f]{3})[A-Za-z0-9_-]{22}$/);
+  const shard = match ? Number.parseInt(match[1]!, 16) : NaN;
+  return shard < VIRTUAL_SHARDS ? shard : null;
+}
 
 const secured = authenticated("share");
 
@@ -58,9 +74,9 @@ export const shareRoutes = createRouter()
   .openapi(createShare, async (c) => {
     const { id } = c.req.valid("param");
     const userId = c.get("userId");
-    const db = getDb(c.env);
+    const db = userDb(c);
     const conversation = await loadOwnedConversation(db, userId, id);
-    const token = toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
+    const token = newShareToken(userId);
     await db.batch([
       db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),
       db.insert(shares).values({ tokenHash: await tokenHash(token), conversationId: id, userId, leafMessageId: conversation.currentLeafId, createdAt: nowIso() }),
@@ -69,18 +85,22 @@ export const shareRoutes = createRouter()
   })
   .openapi(revokeShare, async (c) => {
     const { id } = c.req.valid("param");
-    const db = getDb(c.env);
+    const db = userDb(c);
     await loadOwnedConversation(db, c.get("userId"), id);
     await db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt)));
     return c.body(null, 204);
   })
   .openapi(readShare, async (c) => {
-    const db = getDb(c.env);
+    const { token } = c.req.valid("param");
+    const shard = tokenShard(token);
+    if (shard === null) throw notFound("Shared conversation");
+    // At the primary: a revoked link stops working at once, not when a replica catches up.
+    const { db } = new Connection(virtualShardDatabase(c.env, shard).withSession("first-primary"));
     const [share] = await db
       .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
       .from(shares)
       .innerJoin(conversations, eq(conversations.id, shares.conversationId))
-      .where(and(eq(shares.tokenHash, await tokenHash(c.req.valid("param").token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
+      .where(and(eq(shares.tokenHash, await tokenHash(token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
     // Unknown, revoked, or its conversation deleted: the same 404.
     if (!share) throw notFound("Shared conversation");
     if (!(c.req.header("Accept") ?? "").includes("application/json")) {

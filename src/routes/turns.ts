@@ -4,7 +4,7 @@ import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env";
 import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { noteBookmark, userDb } from "../db/request-session";
 import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
 import { messages } from "../db/schema";
 import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
@@ -178,6 +178,7 @@ const wantsEventStream = (c: Context<AppEnv>, bodyFlag: boolean | undefined) =>
 function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
   if (outcome.kind === "rejected") throw rejection(outcome);
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
+  noteBookmark(c, outcome.bookmark);
   const { failure, ...turn }: TurnResult = outcome.result;
   // Only a model failure is a 502: a cancelled or interrupted reply is a stored turn like any other.
   if (failure && failure.code !== "cancelled" && failure.code !== "interrupted") {
@@ -219,7 +220,7 @@ export const turnRoutes = createRouter()
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
     const replyTo = body.reply_to ?? null;
-    const db = getDb(c.env);
+    const db = userDb(c);
     const [[conversation], replyTarget] = await admitTurn(
       c,
       db.batch([
@@ -247,7 +248,7 @@ export const turnRoutes = createRouter()
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
+    await loadOwnedConversation(userDb(c), c.get("userId"), id);
     const lastEventId = c.req.valid("header")["last-event-id"] ?? null;
     const stream = await attachListener(c.env, c.get("userId"), id, lastEventId);
     if (stream === null && lastEventId !== null) throw new ApiError("not_found", "No reply with that Last-Event-ID in this conversation.");
@@ -257,12 +258,12 @@ export const turnRoutes = createRouter()
   })
   .openapi(streamTicket, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
+    await loadOwnedConversation(userDb(c), c.get("userId"), id);
     return c.json({ ticket: await signStreamTicket(c.env, c.get("userId"), id), expires_in: STREAM_TICKET_TTL_SECONDS }, 201);
   })
   .openapi(cancelReply, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(getDb(c.env), c.get("userId"), id);
+    await loadOwnedConversation(userDb(c), c.get("userId"), id);
     const result = await conversationObject(c.env, id).cancel();
     if (!result) throw new ApiError("conflict", "No reply is being generated in this conversation.");
     return c.json({ ai_response: result.ai_response }, 200);

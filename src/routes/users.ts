@@ -3,7 +3,8 @@ import { eq } from "drizzle-orm";
 import { NewPasswordSchema, PasswordSchema } from "../account-rules";
 import { getConfig } from "../config";
 import { createRouter } from "../create-router";
-import { getDb } from "../db/client";
+import { directoryDb } from "../db/client";
+import { userDb } from "../db/request-session";
 import { users } from "../db/schema";
 import { invalid, notFound } from "../errors";
 import { hashPassword, verifyPassword } from "../lib/password";
@@ -52,7 +53,7 @@ const usage = createRoute({
 });
 
 async function currentUser(env: Env, userId: string) {
-  const [user] = await getDb(env).select().from(users).where(eq(users.id, userId));
+  const [user] = await directoryDb(env).select().from(users).where(eq(users.id, userId));
   if (!user) throw notFound("User");
   return user;
 }
@@ -60,7 +61,7 @@ async function currentUser(env: Env, userId: string) {
 export const userRoutes = createRouter()
   .openapi(me, async (c) => c.json(renderUser(await currentUser(c.env, c.get("userId"))), 200))
   .openapi(usage, async (c) => {
-    const today = await usageToday(c.env, c.get("userId"));
+    const today = await usageToday(userDb(c), c.get("userId"));
     const limit = getConfig(c.env).userDailyTokens;
     return c.json({ day: today.day, tokens_used: today.tokens, daily_limit: limit > 0 ? limit : null, resets_at: today.resetsAt }, 200);
   })
@@ -72,7 +73,7 @@ export const userRoutes = createRouter()
     if (!(await verifyPassword(old_password, user.passwordHash))) {
       throw invalid({ field: "old_password", message: "Incorrect password." });
     }
-    const db = getDb(c.env);
+    const db = directoryDb(c.env);
     await db.batch([
       db.update(users).set({ passwordHash: await hashPassword(new_password) }).where(eq(users.id, user.id)),
       revokeSessions(c.env, { userId: user.id }),

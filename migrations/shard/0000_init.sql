@@ -3,7 +3,6 @@ CREATE TABLE `ai_responses` (
 	`user_id` text NOT NULL,
 	`message_id` text NOT NULL,
 	`ai_message_id` text NOT NULL,
-	`response_content` text DEFAULT '' NOT NULL,
 	`status` text DEFAULT 'Generating' NOT NULL,
 	`error_code` text,
 	`error_message` text,
@@ -11,17 +10,22 @@ CREATE TABLE `ai_responses` (
 	`prompt_tokens` integer,
 	`completion_tokens` integer,
 	`total_tokens` integer,
+	`finish_reason` text,
+	`context_first_order` integer,
+	`context_messages` integer,
+	`context_summary_through_order` integer,
+	`feedback_rating` text,
+	`feedback_comment` text,
 	`created_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL,
 	`first_token_at` text,
 	`completed_at` text,
-	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE no action,
 	FOREIGN KEY (`message_id`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action,
 	FOREIGN KEY (`ai_message_id`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `ai_responses_message_id_unique` ON `ai_responses` (`message_id`);--> statement-breakpoint
 CREATE UNIQUE INDEX `ai_responses_ai_message_id_unique` ON `ai_responses` (`ai_message_id`);--> statement-breakpoint
 CREATE INDEX `ai_responses_user_status` ON `ai_responses` (`user_id`,`status`);--> statement-breakpoint
+CREATE INDEX `ai_responses_message` ON `ai_responses` (`message_id`,`id`);--> statement-breakpoint
 CREATE TABLE `conversations` (
 	`id` text PRIMARY KEY NOT NULL,
 	`user_id` text NOT NULL,
@@ -30,9 +34,12 @@ CREATE TABLE `conversations` (
 	`status` text DEFAULT 'Active' NOT NULL,
 	`model_version` text NOT NULL,
 	`system_prompt` text,
+	`current_leaf_id` text,
+	`leaf_version` integer DEFAULT 0 NOT NULL,
+	`forked_from_conversation_id` text,
+	`forked_from_message_id` text,
 	`created_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL,
-	`updated_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL,
-	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE no action
+	`updated_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL
 );
 --> statement-breakpoint
 CREATE INDEX `conversations_user_status_updated` ON `conversations` (`user_id`,`status`,`updated_at`,`id`);--> statement-breakpoint
@@ -47,34 +54,44 @@ CREATE TABLE `messages` (
 	`is_edited` integer DEFAULT false NOT NULL,
 	`is_deleted` integer DEFAULT false NOT NULL,
 	`reply_to` text,
+	`parent_id` text,
+	`tokens` integer,
 	FOREIGN KEY (`conversation_id`) REFERENCES `conversations`(`id`) ON UPDATE no action ON DELETE no action,
-	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE no action,
-	FOREIGN KEY (`reply_to`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action
+	FOREIGN KEY (`reply_to`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action,
+	FOREIGN KEY (`parent_id`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `messages_conversation_order` ON `messages` (`conversation_id`,`order`);--> statement-breakpoint
+CREATE INDEX `messages_conversation_tree` ON `messages` (`conversation_id`,`order`,`parent_id`,`is_deleted`,`id`);--> statement-breakpoint
 CREATE INDEX `messages_user_timestamp` ON `messages` (`user_id`,`timestamp`,`id`);--> statement-breakpoint
-CREATE TABLE `refresh_tokens` (
-	`id` text PRIMARY KEY NOT NULL,
-	`family_id` text NOT NULL,
+CREATE TABLE `shares` (
+	`token_hash` text PRIMARY KEY NOT NULL,
+	`conversation_id` text NOT NULL,
 	`user_id` text NOT NULL,
+	`leaf_message_id` text,
 	`created_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL,
-	`expires_at` text NOT NULL,
-	`used_at` text,
-	`replaced_by` text,
 	`revoked_at` text,
-	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE no action
+	FOREIGN KEY (`conversation_id`) REFERENCES `conversations`(`id`) ON UPDATE no action ON DELETE no action,
+	FOREIGN KEY (`leaf_message_id`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
-CREATE INDEX `refresh_tokens_family` ON `refresh_tokens` (`family_id`);--> statement-breakpoint
-CREATE INDEX `refresh_tokens_user` ON `refresh_tokens` (`user_id`);--> statement-breakpoint
-CREATE TABLE `users` (
+CREATE INDEX `shares_conversation` ON `shares` (`conversation_id`);--> statement-breakpoint
+CREATE TABLE `summaries` (
 	`id` text PRIMARY KEY NOT NULL,
-	`email` text NOT NULL,
-	`password_hash` text NOT NULL,
-	`name` text DEFAULT '' NOT NULL,
-	`is_active` integer DEFAULT true NOT NULL,
-	`date_joined` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL
+	`conversation_id` text NOT NULL,
+	`through_message_id` text NOT NULL,
+	`through_order` integer NOT NULL,
+	`content` text NOT NULL,
+	`tokens` integer NOT NULL,
+	`created_at` text DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) NOT NULL,
+	FOREIGN KEY (`conversation_id`) REFERENCES `conversations`(`id`) ON UPDATE no action ON DELETE no action,
+	FOREIGN KEY (`through_message_id`) REFERENCES `messages`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `users_email_unique` ON `users` (`email`);
+CREATE INDEX `summaries_conversation_through` ON `summaries` (`conversation_id`,`through_message_id`);--> statement-breakpoint
+CREATE TABLE `usage_daily` (
+	`user_id` text NOT NULL,
+	`day` text NOT NULL,
+	`tokens` integer DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`user_id`, `day`)
+);

@@ -2,10 +2,8 @@
 -- characters, so it works for languages written without spaces (CJK) as well as for words, and
 -- with remove_diacritics "cafe" finds "Café". The index holds its own copy of the text (rowid =
 -- the message's rowid), which snippet() needs. Triggers keep it in step with every write; a reply
--- is indexed once, when it finishes, not on every checkpoint while it streams.
+-- is indexed once, when it finishes (its text reaches D1 only then).
 CREATE VIRTUAL TABLE `messages_fts` USING fts5(`content`, tokenize = 'trigram remove_diacritics 1');
---> statement-breakpoint
-INSERT INTO `messages_fts` (rowid, `content`) SELECT rowid, `content` FROM `messages` WHERE `content` <> '';
 --> statement-breakpoint
 -- A new user message (an AI message starts empty).
 CREATE TRIGGER `messages_fts_insert` AFTER INSERT ON `messages` WHEN new.`content` <> '' BEGIN

@@ -1,0 +1,52 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env";
+import { type Database, shardSession } from "./client";
+
+export const BOOKMARK_HEADER = "X-D1-Bookmark";
+
+// D1 bookmarks are hex fields joined by dashes (lexicographically ordered); anything else would
+// make the session's first query fail, so it is ignored instead.
+const BOOKMARK_PATTERN = /^[0-9a-f]{1,64}(-[0-9a-f]{1,64}){1,7}$/i;
+
+/**
+ * Where the request's session on the caller's shard starts. A request that writes or admits a
+ * turn reads from the primary; a read follows the bookmark the client sent back (so it sees the
+ * client's own latest writes), or any replica without one.
+ */
+function sessionConstraint(c: Context<AppEnv>): string {
+  if (c.req.method !== "GET" && c.req.method !== "HEAD") return "first-primary";
+  const bookmark = c.req.header(BOOKMARK_HEADER);
+  return bookmark && BOOKMARK_PATTERN.test(bookmark) ? bookmark : "first-unconstrained";
+}
+
+/** The caller's shard, in the request's one session: every query of a request on user data goes through it. */
+export function userDb(c: Context<AppEnv>): Database {
+  let connection = c.get("shard");
+  if (!connection) {
+    connection = shardSession(c.env, c.get("userId"), sessionConstraint(c));
+    c.set("shard", connection);
+  }
+  return connection.db;
+}
+
+/** A bookmark from a write made elsewhere for this request (the conversation object's). */
+export function noteBookmark(c: Context<AppEnv>, bookmark: string | null | undefined): void {
+  const known = c.get("bookmark");
+  if (bookmark && (!known || bookmark > known)) c.set("bookmark", bookmark);
+}
+
+/** Every response of a request that touched the caller's shard carries the newest bookmark it saw. */
+export const bookmarkHeader = createMiddleware<AppEnv>(async (c, next) => {
+  await next();
+  noteBookmark(c, c.get("shard")?.bookmark);
+  const bookmark = c.get("bookmark");
+  if (!bookmark) return;
+  try {
+    c.res.headers.set(BOOKMARK_HEADER, bookmark);
+  } catch {
+    // A response with immutable headers (a fetched asset): copy it.
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set(BOOKMARK_HEADER, bookmark);
+  }
+});
