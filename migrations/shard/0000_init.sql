@@ -43,6 +43,7 @@ CREATE TABLE `conversations` (
 );
 --> statement-breakpoint
 CREATE INDEX `conversations_user_status_updated` ON `conversations` (`user_id`,`status`,`updated_at`,`id`);--> statement-breakpoint
+CREATE INDEX `conversations_user_created` ON `conversations` (`user_id`,`created_at`,`id`);--> statement-breakpoint
 CREATE TABLE `messages` (
 	`id` text PRIMARY KEY NOT NULL,
 	`conversation_id` text NOT NULL,
@@ -63,7 +64,7 @@ CREATE TABLE `messages` (
 --> statement-breakpoint
 CREATE UNIQUE INDEX `messages_conversation_order` ON `messages` (`conversation_id`,`order`);--> statement-breakpoint
 CREATE INDEX `messages_conversation_tree` ON `messages` (`conversation_id`,`order`,`parent_id`,`is_deleted`,`id`);--> statement-breakpoint
-CREATE INDEX `messages_user_timestamp` ON `messages` (`user_id`,`timestamp`,`id`);--> statement-breakpoint
+CREATE INDEX `messages_user_timestamp` ON `messages` (`user_id`,`timestamp`,`id`,`is_deleted`);--> statement-breakpoint
 CREATE TABLE `shares` (
 	`token_hash` text PRIMARY KEY NOT NULL,
 	`conversation_id` text NOT NULL,

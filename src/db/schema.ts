@@ -50,7 +50,11 @@ export const conversations = sqliteTable(
     createdAt: timestampColumn("created_at"),
     updatedAt: timestampColumn("updated_at"),
   },
-  (t) => [index("conversations_user_status_updated").on(t.userId, t.status, t.updatedAt, t.id)],
+  (t) => [
+    index("conversations_user_status_updated").on(t.userId, t.status, t.updatedAt, t.id),
+    // The account export pages through a user's conversations oldest first.
+    index("conversations_user_created").on(t.userId, t.createdAt, t.id),
+  ],
 );
 
 export const senders = ["user", "ai"] as const;
@@ -83,7 +87,8 @@ export const messages = sqliteTable(
     uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),
     // The tree skeleton of a conversation (id, parent, order, deleted) read from the index alone.
     index("messages_conversation_tree").on(t.conversationId, t.order, t.parentId, t.isDeleted, t.id),
-    index("messages_user_timestamp").on(t.userId, t.timestamp, t.id),
+    // The user's messages newest first; with is_deleted, counting the visible ones reads the index alone.
+    index("messages_user_timestamp").on(t.userId, t.timestamp, t.id, t.isDeleted),
   ],
 );
 
@@ -201,7 +206,13 @@ export const refreshTokens = sqliteTable(
     replacedBy: text("replaced_by"),
     revokedAt: text("revoked_at"),
   },
-  (t) => [index("refresh_tokens_family").on(t.familyId), index("refresh_tokens_user").on(t.userId)],
+  (t) => [
+    index("refresh_tokens_family").on(t.familyId),
+    index("refresh_tokens_user").on(t.userId),
+    // Housekeeping finds expired and revoked tokens without a scan.
+    index("refresh_tokens_expires").on(t.expiresAt),
+    index("refresh_tokens_revoked").on(t.revokedAt),
+  ],
 );
 
 export type User = typeof users.$inferSelect;

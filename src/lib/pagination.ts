@@ -1,5 +1,7 @@
+import { z } from "@hono/zod-openapi";
 import { getConfig } from "../config";
-import { ApiError } from "../errors";
+import { ApiError, invalid } from "../errors";
+import { toBase64Url } from "./ids";
 
 /** `?page=` (1-based) and `?page_size=` of a list request, validated by `PageQuerySchema`. */
 export interface Paging {
@@ -35,4 +37,45 @@ export function pageBody<T>(env: Env, requestUrl: string, paging: Paging, count:
     previous: page > 1 ? link(page - 1) : null,
     results,
   };
+}
+
+/** `?cursor=`: keyset paging, for lists long enough that deep page numbers would cost a scan. */
+export const CursorQuerySchema = z.object({
+  cursor: z
+    .string()
+    .max(400)
+    .optional()
+    .openapi({ description: "Keyset paging: empty for the first page, then follow `next`. Every page costs the same, however deep; `page` is ignored." }),
+});
+
+const fromBase64Url = (text: string) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+
+/**
+ * The position a `?cursor=` names: the sort key of the last row of the page before. `undefined`
+ * without a cursor (page numbers), null for the first keyset page.
+ */
+export function readCursor<K>(cursor: string | undefined, key: z.ZodType<K>): K | null | undefined {
+  if (cursor === undefined) return undefined;
+  if (cursor === "") return null;
+  try {
+    return key.parse(JSON.parse(new TextDecoder().decode(fromBase64Url(cursor))));
+  } catch {
+    throw invalid({ field: "cursor", message: "Not a cursor from a `next` link." });
+  }
+}
+
+/**
+ * A DRF-style page in keyset mode: `rows` is the page plus one more row if there is one, and
+ * `next` carries the sort key of the page's last row. Forward only: `previous` is null.
+ */
+export function keysetPageBody<R, T>(env: Env, requestUrl: string, pageSize: number, count: number, rows: R[], keyOf: (row: R) => unknown, render: (row: R) => T) {
+  const page = rows.slice(0, pageSize);
+  let next: string | null = null;
+  if (rows.length > pageSize) {
+    const url = publicRequestUrl(env, requestUrl);
+    url.searchParams.delete("page");
+    url.searchParams.set("cursor", toBase64Url(new TextEncoder().encode(JSON.stringify(keyOf(page.at(-1)!)))));
+    next = url.toString();
+  }
+  return { count, next, previous: null, results: page.map(render) };
 }

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, lt, or, sql } from "drizzle-orm";
 import { newConversationRow, SystemPromptSchema, TitleSchema, titleColumns, ModelVersionSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
 import { userDb } from "../db/request-session";
@@ -12,7 +12,7 @@ import { loadOwnedTree } from "../db/tree";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
 import { nowIso } from "../lib/ids";
-import { pageBody, pageOffset } from "../lib/pagination";
+import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, readCursor } from "../lib/pagination";
 import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import {
@@ -40,7 +40,7 @@ const listConversations = createRoute({
   path: "/conversations",
   summary: "The caller's conversations, newest activity first",
   request: {
-    query: PageQuerySchema.extend({
+    query: PageQuerySchema.extend(CursorQuerySchema.shape).extend({
       search: z.string().max(SEARCH_MAX_LENGTH).optional().openapi({ description: "Case-insensitive substring of the title; % and _ are literal." }),
       status: z.enum(conversationStatuses).default("Active"),
     }),
@@ -183,7 +183,8 @@ async function updateConversation(c: Context<AppEnv>, id: string, fields: Updata
 
 export const conversationRoutes = createRouter()
   .openapi(listConversations, async (c) => {
-    const { search, status, ...paging } = c.req.valid("query");
+    const { search, status, cursor, ...paging } = c.req.valid("query");
+    const after = readCursor(cursor, z.tuple([z.string(), z.string()]));
     const db = userDb(c);
     const term = search?.trim().toLowerCase();
     // instr() instead of LIKE: % and _ stay literal with no escaping, and D1's 50-byte LIKE
@@ -193,17 +194,20 @@ export const conversationRoutes = createRouter()
       eq(conversations.status, status),
       term ? gt(sql`instr(${conversations.titleSearch}, ${term})`, 0) : undefined,
     );
+    const afterCursor = after ? or(lt(conversations.updatedAt, after[0]), and(eq(conversations.updatedAt, after[0]), lt(conversations.id, after[1]))) : undefined;
     const [[total], rows] = await db.batch([
       db.select({ n: count() }).from(conversations).where(where),
       db
         .select()
         .from(conversations)
-        .where(where)
+        .where(and(where, afterCursor))
         .orderBy(desc(conversations.updatedAt), desc(conversations.id))
-        .limit(paging.page_size)
-        .offset(pageOffset(paging)),
+        .limit(after === undefined ? paging.page_size : paging.page_size + 1)
+        .offset(after === undefined ? pageOffset(paging) : 0),
     ]);
-    return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, rows.map(renderConversation)), 200);
+    const n = total?.n ?? 0;
+    if (after !== undefined) return c.json(keysetPageBody(c.env, c.req.url, paging.page_size, n, rows, (row) => [row.updatedAt, row.id], renderConversation), 200);
+    return c.json(pageBody(c.env, c.req.url, paging, n, rows.map(renderConversation)), 200);
   })
   .openapi(createConversation, async (c) => {
     const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));

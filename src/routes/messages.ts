@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, count, desc, eq } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, lt, or, sql } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { userDb } from "../db/request-session";
 import { loadOwnedMessage, messageWithStatus } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
-import { ApiError } from "../errors";
-import { pageBody, pageOffset } from "../lib/pagination";
+import { ApiError, invalid } from "../errors";
+import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, readCursor } from "../lib/pagination";
 import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
@@ -19,7 +19,9 @@ const listMessages = createRoute({
   method: "get",
   path: "/messages",
   summary: "All the caller's messages, newest first; in conversation order with ?conversation=",
-  request: { query: PageQuerySchema.extend({ conversation: z.string().min(1).max(64).optional(), include_deleted: BooleanQuerySchema }) },
+  request: {
+    query: PageQuerySchema.extend(CursorQuerySchema.shape).extend({ conversation: z.string().min(1).max(64).optional(), include_deleted: BooleanQuerySchema }),
+  },
   responses: { 200: jsonResponse(MessagePageSchema, "A page of messages"), ...errorResponses(400, 401, 404) },
 });
 
@@ -62,25 +64,40 @@ const putFeedback = createRoute({
 
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
-    const { conversation, include_deleted, ...paging } = c.req.valid("query");
+    const { conversation, include_deleted, cursor, ...paging } = c.req.valid("query");
     const db = userDb(c);
     const userId = c.get("userId");
     const where = and(
-      eq(messages.userId, userId),
-      conversation ? eq(messages.conversationId, conversation) : undefined,
+      // With a conversation, its index is the one to use: `+` keeps SQLite off the per-user index,
+      // which would read every message of the user to find one conversation's.
+      conversation ? and(eq(sql`+${messages.userId}`, userId), eq(messages.conversationId, conversation)) : eq(messages.userId, userId),
       include_deleted ? undefined : eq(messages.isDeleted, false),
     );
+    // In one conversation: by order, the key is [order]. Across them: newest first, [timestamp, id].
+    const after = readCursor(cursor, z.union([z.tuple([z.number().int()]), z.tuple([z.string(), z.string()])]));
+    const afterCursor = !after
+      ? undefined
+      : after.length === 1
+        ? gt(messages.order, after[0])
+        : or(lt(messages.timestamp, after[0]), and(eq(messages.timestamp, after[0]), lt(messages.id, after[1])));
+    if (after && (after.length === 1) !== (conversation !== undefined)) throw invalid({ field: "cursor", message: "This cursor is from another list." });
     const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
-    const [[total], rows] = await db.batch([
+    const [[total], found] = await db.batch([
       db.select({ n: count() }).from(messages).where(where),
       messageWithStatus(db)
-        .where(where)
+        .where(and(where, afterCursor))
         .orderBy(...orderBy)
-        .limit(paging.page_size)
-        .offset(pageOffset(paging)),
+        .limit(after === undefined ? paging.page_size : paging.page_size + 1)
+        .offset(after === undefined ? pageOffset(paging) : 0),
     ]);
-    const results = (await withLiveText(c.env, rows)).map((row) => renderMessage(row.message, row));
-    return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, results), 200);
+    const rows = await withLiveText(c.env, found);
+    const n = total?.n ?? 0;
+    const render = (row: (typeof rows)[number]) => renderMessage(row.message, row);
+    if (after !== undefined) {
+      const keyOf = ({ message }: (typeof rows)[number]) => (conversation ? [message.order] : [message.timestamp, message.id]);
+      return c.json(keysetPageBody(c.env, c.req.url, paging.page_size, n, rows, keyOf, render), 200);
+    }
+    return c.json(pageBody(c.env, c.req.url, paging, n, rows.map(render)), 200);
   })
   .openapi(markDeleted, async (c) => {
     const db = userDb(c);

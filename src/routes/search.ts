@@ -82,7 +82,9 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   const [columns, from, where, orderBy] = indexed.length
     ? [
         sql`snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, bm25(messages_fts) AS rank`,
-        sql`messages_fts JOIN messages m ON m.rowid = messages_fts.rowid JOIN conversations c ON c.id = m.conversation_id`,
+        // CROSS JOIN fixes the loop order: the index finds the matches, then each is checked for
+        // this user. Otherwise SQLite walks every message of the user and probes the index per message.
+        sql`messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid CROSS JOIN conversations c ON c.id = m.conversation_id`,
         sql`messages_fts MATCH ${matchExpression(indexed)} AND ${visible}`,
         sql`rank, m.id`,
       ]
