@@ -1,13 +1,16 @@
 // `npm run bench`: starts the fake upstream and the API under `wrangler dev`, measures streaming
 // turns against both, the list endpoints and the bundle, writes bench/RESULTS.md, and stops
-// everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick
+// everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick; --shards runs only
+// the D1 sharding simulation (bench/shard-simulation.mjs).
 import { execFileSync, spawn } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
+import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
+import { shardSimulation } from "./shard-simulation.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const STATE = path.join(ROOT, "bench", ".state");
@@ -216,7 +219,8 @@ function seedSql(userId, email) {
   const salt = randomBytes(16);
   const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256");
   const b64 = (b) => b.toString("base64url");
-  const lines = [`INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${b64(salt)}$${b64(hash)}', 'Bench');`];
+  const user = `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${b64(salt)}$${b64(hash)}', 'Bench');`;
+  const lines = [];
   const iso = (i) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
   const hex = (n) => n.toString(16).padStart(12, "0");
   for (let i = 0; i < 1000; i++) {
@@ -235,12 +239,12 @@ function seedSql(userId, email) {
     );
     if (sender === "ai") {
       lines.push(
-        `INSERT INTO ai_responses (id, user_id, message_id, ai_message_id, response_content, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '${userId}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'x', 'Completed', 'gpt-4');`,
+        `INSERT INTO ai_responses (id, user_id, message_id, ai_message_id, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '${userId}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'Completed', 'gpt-4');`,
       );
     }
   }
   lines.push(`UPDATE conversations SET current_leaf_id = '00000000-0000-7000-9000-${hex(1000)}' WHERE id = '${conversationId}';`);
-  return { sql: lines.join("\n"), conversationId };
+  return { user, sql: lines.join("\n"), conversationId };
 }
 
 // Words the search user's messages are made of; the searches ask for them.
@@ -255,12 +259,12 @@ function searchSeedSql(userId, email) {
   const salt = randomBytes(16);
   const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256").toString("base64url");
   const words = JSON.stringify([...SEARCH_WORDS, ..."and the of to in for with on at by from about".split(" ")]);
-  return [
-    `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${salt.toString("base64url")}$${hash}', 'Search');`,
-    `INSERT INTO conversations (id, user_id, title, title_search, model_version, current_leaf_id)
+  return {
+    user: `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${salt.toString("base64url")}$${hash}', 'Search');`,
+    sql: `INSERT INTO conversations (id, user_id, title, title_search, model_version, current_leaf_id)
        WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 99)
-       SELECT printf('00000000-0000-7000-c000-%012x', i), '${userId}', 'Search ' || i, 'search ' || i, 'gpt-4', printf('00000000-0000-7000-d%03x-%012x', i, 1000) FROM c;`,
-    `INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id)
+       SELECT printf('00000000-0000-7000-c000-%012x', i), '${userId}', 'Search ' || i, 'search ' || i, 'gpt-4', printf('00000000-0000-7000-d%03x-%012x', i, 1000) FROM c;
+     INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id)
        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
             w(k, v) AS (SELECT CAST(key AS INTEGER), value FROM json_each('${words}'))
        SELECT printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000 + 1),
@@ -270,7 +274,19 @@ function searchSeedSql(userId, email) {
               i % 1000 + 1,
               CASE WHEN i % 1000 = 0 THEN NULL ELSE printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000) END
        FROM n;`,
-  ].join("\n");
+  };
+}
+
+/** The shard binding that holds `userId`'s rows, by wrangler.toml's SHARD_MAP. */
+function shardBindingOf(userId) {
+  const shardMap = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").match(/^SHARD_MAP\s*=\s*"([^"]+)"/m)[1];
+  return parseShardMap(shardMap).bindingOf(virtualShardOf(userId));
+}
+
+/** Runs a SQL file against one local database of the bench's state. */
+function executeLocal(binding, name, sql, env) {
+  writeFileSync(path.join(STATE, name), sql);
+  execFileSync(path.join(BIN, "wrangler"), ["d1", "execute", binding, "--local", "--persist-to", STATE, "--file", path.join(STATE, name)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
 }
 
 async function loadList(token, makePath, seconds, connections = 50) {
@@ -295,6 +311,10 @@ const fmt = (n) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n.toFixed(1)
 const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
 
 async function main() {
+  if ("shards" in args) {
+    console.log(shardSimulation());
+    return;
+  }
   rmSync(STATE, { recursive: true, force: true });
   mkdirSync(STATE, { recursive: true });
   const env = { WRANGLER_SEND_METRICS: "false", CI: "1" };
@@ -308,11 +328,15 @@ async function main() {
 
   console.log("seeding a user with 1,000 conversations and 1,000 messages…");
   const listUserEmail = "list-bench@example.com";
-  const seed = seedSql("00000000-0000-7000-8fff-000000000001", listUserEmail);
+  const listUserId = "00000000-0000-7000-8fff-000000000001";
+  const seed = seedSql(listUserId, listUserEmail);
   const searchUserEmail = "search-bench@example.com";
-  writeFileSync(path.join(STATE, "seed.sql"), `${seed.sql}\n${searchSeedSql("00000000-0000-7000-8fff-000000000002", searchUserEmail)}`);
-  execFileSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", STATE], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
-  execFileSync(path.join(BIN, "wrangler"), ["d1", "execute", "DB", "--local", "--persist-to", STATE, "--file", path.join(STATE, "seed.sql")], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+  const searchUserId = "00000000-0000-7000-8fff-000000000002";
+  const searchSeed = searchSeedSql(searchUserId, searchUserEmail);
+  execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", STATE], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
+  executeLocal("DIRECTORY", "seed-users.sql", `${seed.user}\n${searchSeed.user}`, env);
+  executeLocal(shardBindingOf(listUserId), "seed-list.sql", seed.sql, env);
+  executeLocal(shardBindingOf(searchUserId), "seed-search.sql", searchSeed.sql, env);
 
   const vars = {
     OPENAI_API_KEY: "bench-key",

@@ -62,17 +62,28 @@ async function exchangeRefreshToken(): Promise<boolean> {
   return true;
 }
 
+// The newest D1 bookmark the API answered with: sent back, reads see this page's own writes even
+// when they are served by a read replica.
+let bookmark: string | null = null;
+
+/** Keeps `latest` (from a response header or a turn's final SSE frame) if it is newer. */
+export function rememberBookmark(latest: string | null | undefined): void {
+  if (latest && (!bookmark || latest > bookmark)) bookmark = latest;
+}
+
 /** Calls the API with the access token; on a 401 it refreshes once and retries. Returns the raw response. */
 export async function request(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
   const send = () => {
     const headers = new Headers(init.headers);
     const tokens = loadTokens();
     if (tokens) headers.set("Authorization", `Bearer ${tokens.access}`);
+    if (bookmark) headers.set("X-D1-Bookmark", bookmark);
     if (init.json !== undefined) headers.set("Content-Type", "application/json");
     return fetch(path, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
   };
   let response = await send();
   if (response.status === 401 && (await refreshTokens())) response = await send();
+  rememberBookmark(response.headers.get("X-D1-Bookmark"));
   if (!response.ok) throw await errorOf(response);
   return response;
 }

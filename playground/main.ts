@@ -9,6 +9,7 @@ import {
   type Message,
   PAGE_SIZE,
   type Page,
+  rememberBookmark,
   request,
   saveTokens,
   signUp,
@@ -266,6 +267,7 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
       inFlight.lastEventId = frame.id;
       aiItem.querySelector(".content")!.textContent = inFlight.text;
     } else if ((frame.event === "done" || frame.event === "error") && aiItem) {
+      rememberBookmark(frame.data.bookmark);
       aiItem.querySelector(".content")!.textContent = frame.data.ai_message.content;
       setFailure(aiItem, frame.data.ai_response);
       inFlight = null;

@@ -6,7 +6,7 @@ import { deleteDeadRefreshTokens } from "../src/housekeeping";
 import worker from "../src/index";
 import { type D1Call, recordingEnv } from "./d1-recorder";
 import { BASE, call, callJson, createUser, randomIp, shardDatabases, shardOf, type TestUser } from "./helpers";
-import { deltaText, readFrames } from "./sse";
+import { collectFrames, deltaText, readFrames } from "./sse";
 
 const bindingOf = (user: TestUser) => getConfig(env).shardMap.bindings.find((name) => (env as unknown as Record<string, D1Database>)[name] === shardOf(user.id))!;
 
@@ -159,6 +159,10 @@ describe("read replicas (D1 sessions)", () => {
     // A JSON turn carries the bookmark of its final write, which is newer.
     const turn = await call("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] hi" } });
     expect(turn.headers.get("X-D1-Bookmark")! > bookmark!).toBe(true);
+    // A streamed turn's final frame carries it: the headers went out before the reply was stored.
+    const frames = await collectFrames(await call("/start_conversation/", { token: user.access, headers: { Accept: "text/event-stream" }, body: { content: "[stub: tokens=2] hi" } }));
+    expect(frames.at(-1)!.event).toBe("done");
+    expect(frames.at(-1)!.data.bookmark > turn.headers.get("X-D1-Bookmark")!).toBe(true);
   });
 });
 

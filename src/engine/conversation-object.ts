@@ -428,7 +428,7 @@ export class ConversationObject extends DurableObject<Env> {
     });
     this.#turns.delete(rows.aiMessage.id);
     this.#releaseLeases(rows.conversation.userId, [turn.lease]);
-    turn.finished(this.#finalFrame(this.#result(turn)));
+    turn.finished(this.#finalFrame(this.#result(turn), turn.bookmark));
     if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, rows.conversation.userId, turn.branch!.summary, turn.selection.unsummarized, turn.model);
   }
 
@@ -497,9 +497,11 @@ export class ConversationObject extends DurableObject<Env> {
     });
   }
 
-  #finalFrame({ ai_message, ai_response, failure }: TurnResult): Uint8Array {
+  /** The last frame of a reply; `bookmark`, the D1 bookmark of its final write, lets a client read it back from a replica. */
+  #finalFrame({ ai_message, ai_response, failure }: TurnResult, bookmark: string | null = null): Uint8Array {
     const id = frameId(ai_message.id, "end");
-    return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response }) : encodeFrame("done", id, { ai_message, ai_response });
+    const stored = bookmark ? { bookmark } : {};
+    return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored }) : encodeFrame("done", id, { ai_message, ai_response, ...stored });
   }
 
   #result({ rows, failure }: Pick<LiveTurn, "rows" | "failure">): TurnResult {
