@@ -27,7 +27,7 @@ before(async () => {
   const envFile = path.join(state, "e2e.env");
   writeFileSync(envFile, "JWT_SECRET=e2e-secret-e2e-secret-e2e-secret\nOPENAI_API_KEY=\nOFFLINE_MODEL_TOKEN_DELAY_MS=25\nLOG_LEVEL=warn\n");
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false" };
-  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, env, stdio: "ignore" });
+  execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, env, stdio: "ignore" });
   server = spawn(
     WRANGLER,
     ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", envFile, "--show-interactive-dev-session=false"],
@@ -284,7 +284,7 @@ test("thumbs rate a reply and stay rated after a reload; Share gives a link that
   await page.getByRole("button", { name: "Share conversation" }).click();
   await page.waitForFunction(() => document.getElementById("share-url").value !== "", null, POLL);
   const url = await page.getByLabel("Share link").inputValue();
-  assert.match(url, /\/shared\/[A-Za-z0-9_-]{22}\/$/);
+  assert.match(url, /\/shared\/[0-9a-f]{3}[A-Za-z0-9_-]{22}\/$/);
   const visitor = await browser.newPage();
   await visitor.goto(url);
   await visitor.locator(".message.ai", { hasText: "w1 w2 w3" }).waitFor();

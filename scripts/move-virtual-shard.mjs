@@ -19,7 +19,7 @@ if (!Number.isInteger(virtualShard) || virtualShard < 0 || virtualShard >= VIRTU
 const work = mkdtempSync(path.join(tmpdir(), "move-shard-"));
 
 function execute(binding, args) {
-  return execFileSync("wrangler", ["d1", "execute", binding, where, ...wranglerArgs, ...args], { encoding: "utf8", maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "inherit"] });
+  return execFileSync(path.join(import.meta.dirname, "..", "node_modules", ".bin", "wrangler"), ["d1", "execute", binding, where, ...wranglerArgs, ...args], { encoding: "utf8", maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "inherit"] });
 }
 
 /** Rows of a query, as wrangler's --json prints them. */
