@@ -29,7 +29,7 @@ const server = createServer(async (req, res) => {
   let raw = "";
   for await (const chunk of req) raw += chunk;
   const body = JSON.parse(raw);
-  requests.push({ arrived_ms: Math.round(arrivedMs * 10) / 10, messages: body.messages });
+  requests.push({ arrived_ms: Math.round(arrivedMs * 10) / 10, arrived_at: Date.now(), messages: body.messages });
 
   if (Math.random() < knobs.failRate) {
     res.writeHead(500, { "Content-Type": "application/json" });
