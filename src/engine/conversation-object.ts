@@ -10,7 +10,6 @@ import { userObject } from "../user-object";
 import { Heartbeat } from "./listeners";
 import { LiveTurn } from "./live-turn";
 import {
-  type Branch,
   type BranchMessage,
   type BranchSummary,
   type ContextSelection,
@@ -19,8 +18,7 @@ import {
   RETRY_TIGHTENING,
   selectContext,
 } from "./context-window";
-import { BranchCache } from "./branch-cache";
-import { classifyModelError, completeChat, getModelClient, isContextLengthError, startChatStream, streamChat, TurnFailure } from "./model";
+import { classifyModelError, completeChat, getModelClient, isContextLengthError, streamChat, TurnFailure } from "./model";
 import { summaryRequest } from "./summary-request";
 import { encodeFrame, frameId, parseFrameId } from "./sse";
 import { TurnJournal } from "./turn-journal";
@@ -103,7 +101,6 @@ export class ConversationObject extends DurableObject<Env> {
   readonly #journal = new TurnJournal(this.ctx.storage.sql);
   readonly #queue = new TurnQueue();
   readonly #turns = new Map<string, LiveTurn>();
-  readonly #branches = new BranchCache();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
   /** Resolved once the order counter and the current leaf exist in this object's storage. */
   #initialized: Promise<void> | undefined;
@@ -151,25 +148,19 @@ export class ConversationObject extends DurableObject<Env> {
     const previousLeaf = this.#journal.currentLeaf();
     const rows = newTurnRows(conversation, plan, previousLeaf, firstOrder, 0);
     rows.conversation.leafVersion = this.#journal.moveLeaf(rows.aiMessage.id);
-    // With no earlier turn unfinished, the branch cannot change before this turn starts. Then it
-    // is known already (a first message, or the cached branch of the current leaf) and the model
-    // call starts now, beside the accept batch; or it is read in the accept batch. Either way one
-    // D1 round trip less before the first token.
-    const startsNow = this.#turns.size === 0;
+    // With no earlier turn unfinished, the branch cannot change before this turn starts, so it
+    // is read in the accept batch: one D1 round trip less before the first token.
+    const readBranchNow = this.#turns.size === 0;
     this.#journal.open(rows.aiMessage.id, rows.aiResponse.id, { userId: conversation.userId, id: request.lease });
     if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
     const turn = new LiveTurn(rows, conversation.systemPrompt, request.lease);
-    turn.branchEpoch = this.#branches.epoch;
-    if (startsNow) turn.branch = this.#knownBranch(rows, plan, previousLeaf);
     this.#turns.set(rows.aiMessage.id, turn);
     this.#queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
     this.#ensureAlarm();
-    if (turn.branch) this.#startModelEarly(turn);
 
     try {
-      turn.accepted(await acceptTurn(this.#shard(conversation.userId).db, rows, isNewConversation, startsNow && !turn.branch));
+      turn.accepted(await acceptTurn(this.#shard(conversation.userId).db, rows, isNewConversation, readBranchNow));
     } catch (error) {
-      turn.abort.abort(new TurnFailure("cancelled", "The turn could not be stored."));
       this.#turns.delete(rows.aiMessage.id);
       this.#journal.close(rows.aiMessage.id);
       // Turns accepted after this one chained onto it and fail the same way (their parent is missing).
@@ -182,7 +173,7 @@ export class ConversationObject extends DurableObject<Env> {
     }
     // With the branch at hand the window is chosen now, so the first frame can say what the model
     // gets. If nothing fits, the turn fails with that when it starts.
-    if (turn.branch && !turn.selection) {
+    if (turn.branch) {
       try {
         this.#chooseContext(turn, 1);
       } catch {}
@@ -198,11 +189,6 @@ export class ConversationObject extends DurableObject<Env> {
     await this.#ensureInitialized(userId, conversationId);
     const version = this.#journal.moveLeaf(messageId);
     await leafWrite(this.#shard(userId).db, conversationId, messageId, version);
-  }
-
-  /** A message of this conversation was edited or deleted in D1: the cached branch may be stale. */
-  forgetBranch(): void {
-    this.#branches.forget();
   }
 
   /**
@@ -327,29 +313,6 @@ export class ConversationObject extends DurableObject<Env> {
     return this.#initialized;
   }
 
-  /** The branch a send answers when it needs no D1 read: its own message after nothing, or after the cached branch. */
-  #knownBranch(rows: TurnRows, plan: TurnPlan, previousLeaf: string | null): Branch | null {
-    if (plan.kind !== "send") return null;
-    const own: BranchMessage = { id: rows.userMessage.id, order: rows.userMessage.order, role: "user", content: rows.userMessage.content, tokens: null };
-    return previousLeaf === null ? { messages: [own], summary: null } : this.#branches.branchAfter(previousLeaf, own);
-  }
-
-  /**
-   * Sends the model request before the accept batch has committed: the two round trips overlap.
-   * Its events wait in the stream until the turn runs, which is after the commit, so no client
-   * sees a token of a turn that is not stored; if the commit fails, the request is aborted.
-   */
-  #startModelEarly(turn: LiveTurn): void {
-    let selection: ContextSelection;
-    try {
-      selection = this.#chooseContext(turn, 1);
-    } catch {
-      return; // Nothing fits: the turn fails with that when it runs.
-    }
-    const budget = getConfig(this.env).modelBudget(turn.model);
-    turn.modelStream = startChatStream(getModelClient(getConfig(this.env)), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal);
-  }
-
   #generating(): LiveTurn | undefined {
     for (const turn of this.#turns.values()) if (turn.phase === "generating") return turn;
     return undefined;
@@ -412,9 +375,8 @@ export class ConversationObject extends DurableObject<Env> {
   /** One model call with the prompt of `selection`. */
   async #callModel(turn: LiveTurn, selection: ContextSelection, budget: ModelBudget, watchdog: Watchdog): Promise<void> {
     const { rows } = turn;
-    const events = turn.modelStream ?? streamChat(getModelClient(getConfig(this.env)), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal);
-    turn.modelStream = null;
-    for await (const event of events) {
+    const config = getConfig(this.env);
+    for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
       const now = watchdog.touch();
       if (event.type === "model") {
         // The upstream's own name for the model that answered, e.g. a dated snapshot.
@@ -448,11 +410,9 @@ export class ConversationObject extends DurableObject<Env> {
     });
     try {
       const shard = this.#shard(rows.conversation.userId);
-      const userMessageTokens = this.#userMessageTokens(turn);
-      await finishTurn(shard.db, rows, userMessageTokens);
+      await finishTurn(shard.db, rows, this.#userMessageTokens(turn));
       turn.bookmark = shard.bookmark;
       this.#journal.close(rows.aiMessage.id);
-      this.#rememberBranch(turn, userMessageTokens);
     } catch (error) {
       // The turn stays in this object's storage; the next start marks it interrupted.
       log.error("storing a reply failed", error, { ai_message_id: rows.aiMessage.id });
@@ -470,14 +430,6 @@ export class ConversationObject extends DurableObject<Env> {
     this.#releaseLeases(rows.conversation.userId, [turn.lease]);
     turn.finished(this.#finalFrame(this.#result(turn), turn.bookmark));
     if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, rows.conversation.userId, turn.branch!.summary, turn.selection.unsummarized, turn.model);
-  }
-
-  /** Caches the branch through the stored reply, with the counts the provider just gave, for the next send. */
-  #rememberBranch({ branch, rows, text, branchEpoch }: LiveTurn, userMessageTokens: number | null): void {
-    if (!branch) return;
-    const counted = branch.messages.map((m) => (m.id === rows.userMessage.id && userMessageTokens !== null ? { ...m, tokens: userMessageTokens } : m));
-    const reply: BranchMessage | null = text ? { id: rows.aiMessage.id, order: rows.aiMessage.order, role: "assistant", content: text, tokens: rows.aiMessage.tokens } : null;
-    this.#branches.remember(branchEpoch, rows.aiMessage.id, { messages: counted, summary: branch.summary }, reply);
   }
 
   /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
@@ -511,8 +463,6 @@ export class ConversationObject extends DurableObject<Env> {
           createdAt: nowIso(),
         };
         await saveSummary(this.#shard(userId).db, summary, userId, totalTokens);
-        // The cached branch carries the summary it was read with; the next turn reads the new one.
-        this.#branches.forget();
         log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
       })
       .catch((error) => log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) }))

@@ -1,5 +1,5 @@
 import { ListenerSet } from "./listeners";
-import type { ModelEvent, TurnFailure } from "./model";
+import type { TurnFailure } from "./model";
 import { encodeFrame, frameId } from "./sse";
 import type { Branch, ContextSelection } from "./context-window";
 import type { TurnRows } from "./turn-store";
@@ -21,10 +21,6 @@ export class LiveTurn {
   failure: TurnFailure | null = null;
   /** The D1 bookmark after the reply was stored. */
   bookmark: string | null = null;
-  /** The model call, when it started before the turn was stored (its events wait until then). */
-  modelStream: AsyncGenerator<ModelEvent> | null = null;
-  /** The branch cache's epoch when the turn was accepted (see BranchCache). */
-  branchEpoch = 0;
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
   readonly #accepted = Promise.withResolvers<boolean>();
@@ -60,7 +56,7 @@ export class LiveTurn {
   }
 
   accepted(branch: Branch | null): void {
-    if (branch) this.branch = branch;
+    this.branch = branch;
     this.#phase = "queued";
     this.#accepted.resolve(true);
   }

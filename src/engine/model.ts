@@ -52,22 +52,6 @@ export function getModelClient(config: AppConfig): OpenAI {
 }
 
 /**
- * `streamChat` with its request already sent: the events wait in the stream until read. A
- * failure before they are read is kept for the reader (nothing goes unhandled meanwhile).
- */
-export function startChatStream(...args: Parameters<typeof streamChat>): AsyncGenerator<ModelEvent> {
-  const events = streamChat(...args);
-  const first = events.next();
-  first.catch(() => {});
-  return (async function* () {
-    const result = await first;
-    if (result.done) return;
-    yield result.value;
-    yield* events;
-  })();
-}
-
-/**
  * Streams one chat completion as deltas, the model's name, the finish reason and the usage.
  * `max_tokens` (not `max_completion_tokens`) because every OpenAI-compatible server takes it.
  */

@@ -6,7 +6,6 @@ import { loadOwnedMessage, messageWithStatus } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
 import { ApiError, invalid } from "../errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, readCursor } from "../lib/pagination";
-import { conversationObject } from "../engine/stub";
 import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
@@ -103,11 +102,7 @@ export const messageRoutes = createRouter()
   .openapi(markDeleted, async (c) => {
     const db = userDb(c);
     const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
-    if (!message.isDeleted) {
-      await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
-      // After the write: the object's cached branch must not outlive what it copied.
-      await conversationObject(c.env, message.conversationId).forgetBranch();
-    }
+    if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
     return c.json(renderMessage({ ...message, isDeleted: true }, extras), 200);
   })
   .openapi(putFeedback, async (c) => {
@@ -132,6 +127,5 @@ export const messageRoutes = createRouter()
       .where(and(eq(messages.id, message.id), eq(messages.isDeleted, false)))
       .returning();
     if (!edited) throw new ApiError("conflict", "A deleted message cannot be edited.");
-    await conversationObject(c.env, message.conversationId).forgetBranch();
     return c.json(renderMessage(edited, extras), 200);
   });
