@@ -1,6 +1,5 @@
 import type { RequestIdVariables } from "hono/request-id";
 import type { Connection } from "./db/client";
-import type { GenerationLease } from "./turn-admission";
 
 export interface AppEnv {
   Bindings: Env;
@@ -11,8 +10,6 @@ export interface AppEnv {
     tokenFamily: string;
     /** The request's session on the caller's shard, opened by its first query (`userDb`). */
     shard?: Connection;
-    /** The user's generation slot a turn route is taking (`reserveGenerationSlot`). */
-    generationLease?: GenerationLease;
     /** The newest D1 bookmark the response is to carry (`noteBookmark`). */
     bookmark?: string;
   };

@@ -1,5 +1,4 @@
 import type { Context } from "hono";
-import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./app-env";
 import { getConfig } from "./config";
 import { userDb } from "./db/request-session";
@@ -87,53 +86,25 @@ export async function admitResend(c: Context<AppEnv>, messageId: string, content
   return { conversation, isNewConversation: false, plan: { kind: "resend", original: message, content } };
 }
 
-/** One of the user's slots for replies in flight (exact: see UserObject), while a turn route takes it. */
-export interface GenerationLease {
-  id: string;
-  taken: Promise<boolean>;
-  /** Set once a conversation object holds the slot: it gives it back when the turn ends. */
-  handedOff: boolean;
-}
-
 /**
- * Starts taking a generation slot as soon as the caller is known, so the round trip to the
- * user's object runs beside admission (its D1 reads, the rate limit) instead of after it. A
- * request that ends without handing the slot to a conversation object (refused, invalid, failed)
- * gives it back before it answers.
- */
-export const reserveGenerationSlot = createMiddleware<AppEnv>(async (c, next) => {
-  const { maxConcurrentGenerations: cap, maxQueuedTurns, model } = getConfig(c.env);
-  const id = newId();
-  const slots = userObject(c.env, c.get("userId"));
-  // A turn may wait behind a full queue before its reply runs: the lease outlasts that, and only
-  // matters if the conversation object never gives it back.
-  const lease: GenerationLease = { id, taken: slots.acquire("generation", id, cap, (maxQueuedTurns + 1) * model.timeoutMs), handedOff: false };
-  // Awaited by submitTurn, or below; this only keeps an early failure from going unhandled.
-  lease.taken.catch(() => {});
-  c.set("generationLease", lease);
-  try {
-    await next();
-  } finally {
-    if (!lease.handedOff && (await lease.taken.catch(() => false))) await slots.release([id]);
-  }
-});
-
-/**
- * Checks that the message can fit the model's window, waits for the generation slot
- * `reserveGenerationSlot` is taking, and hands the turn to the conversation's object, which gives
+ * Checks that the message can fit the model's window, takes one of the user's slots for replies
+ * in flight (exact: see UserObject), and hands the turn to the conversation's object, which gives
  * the slot back when the turn ends (or at once, if it starts none).
  */
-export async function submitTurn(c: Context<AppEnv>, request: TurnAdmission & Pick<TurnRequest, "idempotency">, mode: "json" | "sse"): Promise<SubmitOutcome> {
-  checkFitsContext(c.env, request.conversation, request.plan);
-  const lease = c.get("generationLease")!;
-  if (!(await lease.taken)) {
-    throw tooBusy(`You already have ${getConfig(c.env).maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`);
+export async function submitTurn(env: Env, request: TurnAdmission & Pick<TurnRequest, "idempotency">, mode: "json" | "sse"): Promise<SubmitOutcome> {
+  checkFitsContext(env, request.conversation, request.plan);
+  const { maxConcurrentGenerations: cap, maxQueuedTurns, model } = getConfig(env);
+  const lease = newId();
+  const slots = userObject(env, request.conversation.userId);
+  // A turn may wait behind a full queue before its reply runs: the lease outlasts that, and only
+  // matters if the conversation object never gives it back.
+  if (!(await slots.acquire("generation", lease, cap, (maxQueuedTurns + 1) * model.timeoutMs))) {
+    throw tooBusy(`You already have ${cap} replies waiting or generating; wait for one to finish.`);
   }
-  lease.handedOff = true;
   try {
-    return await conversationObject(c.env, request.conversation.id).submitTurn({ ...request, lease: lease.id }, mode);
+    return await conversationObject(env, request.conversation.id).submitTurn({ ...request, lease }, mode);
   } catch (error) {
-    lease.handedOff = false;
+    await slots.release([lease]);
     throw error;
   }
 }

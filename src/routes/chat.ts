@@ -9,9 +9,9 @@ import type { SubmitOutcome } from "../engine/conversation-object";
 import { invalid, notFound } from "../errors";
 import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
-import { authenticated, requireAuth } from "../middleware";
+import { authenticated } from "../middleware";
 import { errorResponses, jsonBody } from "../schemas";
-import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, reserveGenerationSlot, submitTurn, type TurnAdmission } from "../turn-admission";
+import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../ui-message-stream";
 
 /*
@@ -49,7 +49,6 @@ const secured = authenticated("chat");
 
 const sendChat = createRoute({
   ...secured,
-  middleware: [requireAuth, reserveGenerationSlot],
   method: "post",
   path: "/chat",
   summary: "AI SDK chat: send the last user message, or regenerate a reply, and stream the reply",
@@ -101,7 +100,7 @@ export const chatRoutes = createRouter()
       const target = body.messageId ?? conversation?.currentLeafId;
       if (!conversation || !target) throw notFound("Chat");
       const request = await admitRegenerate(c, target, body.model_version === undefined ? null : resolveModel(c.env, body.model_version), conversationId);
-      return uiStreamResponse(c, await submitTurn(c, { ...request, idempotency: null }, "sse"));
+      return uiStreamResponse(c, await submitTurn(c.env, { ...request, idempotency: null }, "sse"));
     }
 
     const message = lastUserText(body.messages);
@@ -118,7 +117,7 @@ export const chatRoutes = createRouter()
         ? { conversation: existing, isNewConversation: false, plan: { kind: "send", content, replyTo: null } }
         : { conversation: newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId), isNewConversation: true, plan: { kind: "send", content, replyTo: null } };
     }
-    return uiStreamResponse(c, await submitTurn(c, { ...request, idempotency }, "sse"));
+    return uiStreamResponse(c, await submitTurn(c.env, { ...request, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {
     const userId = c.get("userId");

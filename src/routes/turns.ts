@@ -14,8 +14,8 @@ import { ApiError, invalid } from "../errors";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
-import { authenticated, requireAuth, requireAuthOrStreamTicket } from "../middleware";
-import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, reserveGenerationSlot, submitTurn, type TurnAdmission } from "../turn-admission";
+import { authenticated, requireAuthOrStreamTicket } from "../middleware";
+import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -57,11 +57,9 @@ const turnResponses = {
 };
 
 const secured = authenticated("turns");
-/** The routes that start a turn also take a generation slot, from the moment the caller is known. */
-const startsTurn = { ...secured, middleware: [requireAuth, reserveGenerationSlot] };
 
 const startConversation = createRoute({
-  ...startsTurn,
+  ...secured,
   method: "post",
   path: "/start_conversation",
   summary: "Create a conversation with its first message and generate the reply",
@@ -82,7 +80,7 @@ const startConversation = createRoute({
 });
 
 const addMessage = createRoute({
-  ...startsTurn,
+  ...secured,
   method: "post",
   path: "/conversations/{id}/add_message",
   summary: "Add a user message to an Active conversation and generate the reply",
@@ -147,7 +145,7 @@ const cancelReply = createRoute({
 });
 
 const regenerateReply = createRoute({
-  ...startsTurn,
+  ...secured,
   method: "post",
   path: "/messages/{id}/regenerate",
   summary: "Generate a new reply beside an AI message (a new branch); it becomes the current leaf",
@@ -161,7 +159,7 @@ const regenerateReply = createRoute({
 });
 
 const resendMessage = createRoute({
-  ...startsTurn,
+  ...secured,
   method: "post",
   path: "/messages/{id}/resend",
   summary: "Edit-and-resend: a new user message beside this one (a new branch) and its reply",
@@ -203,7 +201,7 @@ async function submit(
 ): Promise<Response> {
   const key = c.req.header("Idempotency-Key");
   const idempotency = key ? { key, requestHash: await requestHash([...target, body]) } : null;
-  return turnResponse(c, await submitTurn(c, { ...request, idempotency }, wantsEventStream(c, stream) ? "sse" : "json"));
+  return turnResponse(c, await submitTurn(c.env, { ...request, idempotency }, wantsEventStream(c, stream) ? "sse" : "json"));
 }
 
 export const turnRoutes = createRouter()
