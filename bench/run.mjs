@@ -1,7 +1,8 @@
 // `npm run bench`: starts the fake upstream and the API under `wrangler dev`, measures streaming
 // turns against both, the list endpoints and the bundle, writes bench/RESULTS.md, and stops
 // everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick; --shards runs only
-// the D1 sharding simulation (bench/shard-simulation.mjs).
+// the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
+// time-to-first-token breakdown (bench/ttft-breakdown.mjs).
 import { execFileSync, spawn } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { gzipSync } from "node:zlib";
 import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
+import { ttftBreakdown } from "./ttft-breakdown.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const STATE = path.join(ROOT, "bench", ".state");
@@ -313,6 +315,10 @@ const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules",
 async function main() {
   if ("shards" in args) {
     console.log(shardSimulation());
+    return;
+  }
+  if (args.client === "http") {
+    console.log(await ttftBreakdown(Number(args.conversations ?? 30)));
     return;
   }
   rmSync(STATE, { recursive: true, force: true });

@@ -1,0 +1,145 @@
+// `npm run bench -- --client=http [--conversations=30]`: time to first token as a plain client
+// sees it, split at the upstream. Node's own `http` with a keep-alive agent (not fetch), a fresh
+// user per conversation (so its user object and conversation object start cold, as real traffic's
+// do), one `start_conversation` and then one `add_message`, each over SSE, reported separately.
+// The fake upstream stamps each request's arrival, so the time before the model call (ours) and
+// after it (the upstream's 50 ms plus streaming back) are measured apart; "direct" is the same
+// request straight to the upstream in the same run.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const PORT = 8811;
+const API = `http://127.0.0.1:${PORT}`;
+
+function startProcess(command, args, env, ready) {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 60_000);
+    const onData = (data) => {
+      output += data;
+      const match = output.match(ready);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true });
+let clients = 0;
+
+/** One request over keep-alive http; for SSE, the time of the first delta frame since sending. */
+function request(base, method, pathname, { token, body, sse } = {}) {
+  const clientIp = `10.8.${(clients >> 8) & 255}.${clients++ & 255}`;
+  return new Promise((resolve, reject) => {
+    const sentAt = Date.now();
+    const t0 = performance.now();
+    const req = http.request(
+      `${base}${pathname}`,
+      {
+        method,
+        agent,
+        headers: {
+          "Content-Type": "application/json",
+          "CF-Connecting-IP": clientIp,
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+          ...(sse ? { Accept: "text/event-stream" } : {}),
+        },
+      },
+      (res) => {
+        let text = "";
+        let firstDelta;
+        res.on("data", (chunk) => {
+          const piece = chunk.toString();
+          if (firstDelta === undefined && (piece.includes("event: delta") || piece.includes('"content":"tok'))) firstDelta = performance.now() - t0;
+          text += piece;
+        });
+        res.on("end", () => resolve({ status: res.statusCode, text, firstDelta, sentAt }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+};
+const fmt = (n) => n.toFixed(1);
+
+export async function ttftBreakdown(conversations = 30) {
+  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-ttft-"));
+  const started = [];
+  try {
+    const upstreamProcess = await startProcess(process.execPath, ["bench/fake-openai.mjs"], {}, /listening (\d+)/);
+    started.push(upstreamProcess.child);
+    const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
+    writeFileSync(path.join(state, "env"), `OPENAI_API_KEY=bench\nOPENAI_BASE_URL=${upstream}/v1\nJWT_SECRET=${"b".repeat(43)}\nLOG_LEVEL=warn\nMODEL_MAX_RETRIES=0\n`);
+    execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
+    const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
+    const api = await startProcess(
+      wrangler,
+      ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"],
+      { WRANGLER_SEND_METRICS: "false" },
+      /Ready on/,
+    );
+    started.push(api.child);
+
+    let seen = 0;
+    const arrivals = async () => {
+      const { requests } = await (await fetch(`${upstream}/stats`)).json();
+      const fresh = requests.slice(seen);
+      seen = requests.length;
+      return fresh;
+    };
+    const rows = { start: [], add: [], direct: [] };
+    // Two warm-up conversations compile the Worker; they are not counted.
+    for (let i = 0; i < conversations + 2; i++) {
+      const email = `ttft-${i}-${Date.now()}@example.com`;
+      await request(API, "POST", "/auth/register/", { body: { email, password: "bench password 1" } });
+      const { access } = JSON.parse((await request(API, "POST", "/auth/token/", { body: { email, password: "bench password 1" } })).text);
+      await arrivals();
+      const start = await request(API, "POST", "/start_conversation/", { token: access, body: { content: "Hello there" }, sse: true });
+      const [startArrival] = await arrivals();
+      const conversationId = JSON.parse(start.text.split("\n").find((line) => line.startsWith("data: ")).slice(6)).conversation.id;
+      const add = await request(API, "POST", `/conversations/${conversationId}/add_message/`, { token: access, body: { content: "And again" }, sse: true });
+      const [addArrival] = await arrivals();
+      const direct = await request(upstream, "POST", "/v1/chat/completions", { body: { model: "gpt-4", stream: true, messages: [{ role: "user", content: "Hello there" }] } });
+      await arrivals();
+      if (i < 2) continue;
+      rows.start.push({ before: startArrival.arrived_at - start.sentAt, ttft: start.firstDelta });
+      rows.add.push({ before: addArrival.arrived_at - add.sentAt, ttft: add.firstDelta });
+      rows.direct.push({ before: 0, ttft: direct.firstDelta });
+    }
+    const directP50 = percentile(rows.direct.map((r) => r.ttft), 50);
+    const line = (name, list) =>
+      `| ${name} | ${fmt(percentile(list.map((r) => r.ttft), 50))} / ${fmt(percentile(list.map((r) => r.ttft), 95))} | ${fmt(percentile(list.map((r) => r.ttft), 50) - directP50)} | ${fmt(percentile(list.map((r) => r.before), 50))} |`;
+    return [
+      `Plain \`http\` client (keep-alive agent), a fresh user per conversation, ${conversations} conversations one after another: \`start_conversation\`, then \`add_message\`, both SSE. "Before the model call": from sending the request to the fake upstream receiving the model request (wall clock, one machine).`,
+      "",
+      "| request | TTFT p50 / p95 (ms) | added TTFT p50 vs direct (ms) | before the model call p50 (ms) |",
+      "| --- | --- | --- | --- |",
+      line("`start_conversation`", rows.start),
+      line("`add_message`", rows.add),
+      `| direct to the upstream | ${fmt(directP50)} / ${fmt(percentile(rows.direct.map((r) => r.ttft), 95))} | – | – |`,
+    ].join("\n");
+  } finally {
+    for (const child of started) {
+      try {
+        process.kill(-child.pid);
+      } catch {}
+    }
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await ttftBreakdown(Number(process.argv[2] ?? 30)));
