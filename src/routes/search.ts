@@ -65,6 +65,7 @@ interface HitRow {
   title: string | null;
   snippet: string;
   rank: number;
+  total: number;
 }
 
 export const searchRoutes = createRouter().openapi(searchMessages, async (c) => {
@@ -77,32 +78,33 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   const db = userDb(c);
   const userId = c.get("userId");
   const visible = sql`m.user_id = ${userId} AND m.is_deleted = 0 AND c.status = 'Active'`;
-  // Indexed words: the FTS5 match, ranked by bm25. Only words too short for the trigram index
-  // (e.g. a two-character CJK word): a scan of this user's own messages, newest first.
-  const [columns, from, where, orderBy] = indexed.length
-    ? [
-        sql`snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, bm25(messages_fts) AS rank`,
+  const limit = sql`LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`;
+  // The count comes with the page (`count(*) OVER ()`): ranking visits every match anyway, so
+  // counting them in the same pass saves a second one over the index.
+  const hits = await db.all<HitRow>(
+    indexed.length
+      ? // Indexed words: the FTS5 match, ranked by bm25. FTS5's functions cannot sit in a window
+        // query, so the matches are ranked first and the snippets made for the page's rows only.
         // CROSS JOIN fixes the loop order: the index finds the matches, then each is checked for
-        // this user. Otherwise SQLite walks every message of the user and probes the index per message.
-        sql`messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid CROSS JOIN conversations c ON c.id = m.conversation_id`,
-        sql`messages_fts MATCH ${matchExpression(indexed)} AND ${visible}`,
-        sql`rank, m.id`,
-      ]
-    : [
-        sql`m.content AS snippet, 0 AS rank`,
-        sql`messages m JOIN conversations c ON c.id = m.conversation_id`,
-        sql`${visible} AND instr(lower(m.content), lower(${text})) > 0`,
-        sql`m.timestamp DESC, m.id DESC`,
-      ];
-  const hits = await db.all<HitRow>(sql`
-    SELECT m.id, m.conversation_id, c.title, ${columns} FROM ${from} WHERE ${where}
-    ORDER BY ${orderBy} LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`);
-  // A page that is not full says how many there are: only a full (or empty) one needs the count,
-  // a second pass over every match.
-  const total =
-    hits.length > 0 && hits.length < paging.page_size
-      ? pageOffset(paging) + hits.length
-      : ((await db.all<{ total: number }>(sql`SELECT count(*) AS total FROM ${from} WHERE ${where}`))[0]?.total ?? 0);
+        // this user (otherwise SQLite may walk every message of the user and probe the index per message).
+        sql`WITH matches AS MATERIALIZED (
+              SELECT m.rowid AS rid, m.id, m.conversation_id, c.title, bm25(messages_fts) AS rank
+              FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid CROSS JOIN conversations c ON c.id = m.conversation_id
+              WHERE messages_fts MATCH ${matchExpression(indexed)} AND ${visible}),
+            page AS MATERIALIZED (SELECT *, count(*) OVER () AS total FROM matches ORDER BY rank, id ${limit})
+            SELECT page.id, page.conversation_id, page.title, page.rank, page.total,
+                   snippet(messages_fts, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet
+            FROM page CROSS JOIN messages_fts ON messages_fts.rowid = page.rid
+            WHERE messages_fts MATCH ${matchExpression(indexed)} ORDER BY page.rank, page.id`
+      : // Only words too short for the trigram index (e.g. a two-character CJK word): a scan of
+        // this user's own messages, newest first.
+        sql`SELECT m.id, m.conversation_id, c.title, m.content AS snippet, 0 AS rank, count(*) OVER () AS total
+            FROM messages m JOIN conversations c ON c.id = m.conversation_id
+            WHERE ${visible} AND instr(lower(m.content), lower(${text})) > 0
+            ORDER BY m.timestamp DESC, m.id DESC ${limit}`,
+  );
+  // No row at this offset: it is past the last match (a 404 beyond page 1), or there is none.
+  const total = hits[0]?.total ?? 0;
   const rows = hits.length ? await messageWithStatus(db).where(idIn(messages.id, hits.map((h) => h.id))).orderBy(asc(messages.order)) : [];
   const byId = new Map(rows.map((row) => [row.message.id, row]));
   const results = hits.map((hit) => {
