@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, countInShards, createUser, expectError } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, withinOneRateWindow } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 afterEach(() => vi.restoreAllMocks());
@@ -34,6 +34,7 @@ describe("listeners", () => {
 describe("accounts", () => {
   it("limits password changes per user: a stolen access token cannot guess the old password without bound", async () => {
     const user = await createUser();
+    await withinOneRateWindow();
     const guesses = await Promise.all(
       Array.from({ length: 30 }, (_, i) => call("/users/me/password/", { token: user.access, body: { old_password: `guess ${i}`, new_password: "a new good passphrase" } })),
     );

@@ -79,3 +79,13 @@ export async function rowsInShards<T = Record<string, unknown>>(query: string, .
 export async function countInShards(query: string, ...params: unknown[]): Promise<number> {
   return (await rowsInShards<{ n: number }>(query, ...params)).reduce((sum, row) => sum + row.n, 0);
 }
+
+/**
+ * Waits, if needed, until at least `seconds` are left in the current minute. Rate limit windows
+ * are aligned to the wall clock (miniflare's, like Cloudflare's), so a test counting requests up
+ * to a per-minute limit must not straddle a window's edge, or its count starts over halfway.
+ */
+export async function withinOneRateWindow(seconds = 15): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < seconds * 1000) await new Promise((resolve) => setTimeout(resolve, left + 50));
+}

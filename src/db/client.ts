@@ -23,17 +23,8 @@ export class Connection {
   }
 }
 
-const directories = new WeakMap<D1Database, Database>();
-
-/** The directory database (users, refresh tokens), always at its primary: login must see the latest password. */
-export function directoryDb(env: Env): Database {
-  let db = directories.get(env.DIRECTORY);
-  if (!db) {
-    db = drizzle(env.DIRECTORY);
-    directories.set(env.DIRECTORY, db);
-  }
-  return db;
-}
+/** The directory database (users, refresh tokens), in a session at its primary: login must see the latest password. */
+export const directoryDb = (env: Env): Database => new Connection(env.DIRECTORY.withSession("first-primary")).db;
 
 /** The shard database holding `userId`'s rows. */
 export const shardDatabase = (env: Env, userId: string) => virtualShardDatabase(env, virtualShardOf(userId));
