@@ -2,7 +2,8 @@
 // turns against both, the list endpoints and the bundle, writes bench/RESULTS.md, and stops
 // everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick; --shards runs only
 // the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
-// time-to-first-token breakdown (bench/ttft-breakdown.mjs).
+// time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
+// rounds of concurrent streams (bench/memory.mjs).
 import { execFileSync, spawn } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -12,6 +13,7 @@ import { gzipSync } from "node:zlib";
 import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
+import { memoryBench } from "./memory.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -315,6 +317,10 @@ const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules",
 async function main() {
   if ("shards" in args) {
     console.log(shardSimulation());
+    return;
+  }
+  if ("memory" in args) {
+    console.log(await memoryBench({ streams: Number(args.streams ?? 300), rounds: Number(args.rounds ?? 3), idleSeconds: Number(args["idle-seconds"] ?? 60) }));
     return;
   }
   if (args.client === "http") {

@@ -1,0 +1,128 @@
+// `npm run bench -- --memory [--streams=300] [--rounds=3] [--idle-seconds=60]`: the workerd
+// processes' resident memory under `wrangler dev` before, during and after rounds of concurrent
+// streamed turns, and after an idle pause: what a burst of streams leaves behind.
+// Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
+// 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const PORT = 8812;
+const API = `http://127.0.0.1:${PORT}`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function startProcess(command, args, env, ready) {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 60_000);
+    const onData = (data) => {
+      output += data;
+      const match = output.match(ready);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+  });
+}
+
+/** Resident MiB of every workerd process under `rootPid`. */
+function workerdMiB(rootPid) {
+  const children = new Map();
+  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      children.set(Number(entry), { ppid, comm });
+    } catch {}
+  }
+  const tree = [rootPid];
+  for (let i = 0; i < tree.length; i++) for (const [pid, p] of children) if (p.ppid === tree[i]) tree.push(pid);
+  let kib = 0;
+  for (const pid of tree.filter((pid) => children.get(pid)?.comm.startsWith("workerd"))) {
+    const match = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    kib += match ? Number(match[1]) : 0;
+  }
+  return kib / 1024;
+}
+
+async function postJson(pathname, body, headers = {}) {
+  const response = await fetch(`${API}${pathname}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return response.json();
+}
+
+export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 } = {}) {
+  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-memory-"));
+  const started = [];
+  try {
+    const upstream = await startProcess(process.execPath, ["bench/fake-openai.mjs"], { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, /listening (\d+)/);
+    started.push(upstream.child);
+    writeFileSync(
+      path.join(state, "env"),
+      `OPENAI_API_KEY=bench\nOPENAI_BASE_URL=http://127.0.0.1:${upstream.match[1]}/v1\nJWT_SECRET=${"m".repeat(43)}\nLOG_LEVEL=warn\nMODEL_MAX_RETRIES=0\nMAX_CONCURRENT_GENERATIONS=1000\n`,
+    );
+    const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
+    if (existsSync(path.join(ROOT, "scripts", "apply-migrations.mjs"))) {
+      execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
+    } else {
+      execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
+    }
+    const api = await startProcess(
+      wrangler,
+      ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"],
+      { WRANGLER_SEND_METRICS: "false" },
+      /Ready on/,
+    );
+    started.push(api.child);
+
+    // One user per 10 streams: the per-user turn rate (100 a minute) is not what is measured.
+    const tokens = [];
+    for (let u = 0; u < Math.ceil(streams / 10); u++) {
+      const ip = { "CF-Connecting-IP": `10.7.${u >> 8}.${u & 255}` };
+      const email = `memory-${u}@example.com`;
+      await postJson("/auth/register/", { email, password: "bench password 1" }, ip);
+      tokens.push((await postJson("/auth/token/", { email, password: "bench password 1" }, ip)).access);
+    }
+    const rows = [{ when: "idle, before", mib: workerdMiB(api.child.pid) }];
+    for (let round = 1; round <= rounds; round++) {
+      let peak = 0;
+      const sampler = setInterval(() => (peak = Math.max(peak, workerdMiB(api.child.pid))), 200);
+      let completed = 0;
+      await Promise.all(
+        Array.from({ length: streams }, async (_, i) => {
+          const response = await fetch(`${API}/start_conversation/`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${tokens[i % tokens.length]}` },
+            body: JSON.stringify({ content: `memory round ${round}, stream ${i}` }),
+          });
+          const text = await response.text();
+          if (text.includes("event: done")) completed++;
+        }),
+      );
+      clearInterval(sampler);
+      rows.push({ when: `round ${round}: peak during ${streams} streams (${completed} completed)`, mib: peak });
+      rows.push({ when: `round ${round}: just after`, mib: workerdMiB(api.child.pid) });
+      await sleep(idleSeconds * 1000);
+      rows.push({ when: `round ${round}: after ${idleSeconds} s idle`, mib: workerdMiB(api.child.pid) });
+    }
+    return ["| when | workerd resident memory |", "| --- | --- |", ...rows.map((r) => `| ${r.when} | ${r.mib.toFixed(0)} MiB |`)].join("\n");
+  } finally {
+    for (const child of started) {
+      try {
+        process.kill(-child.pid);
+      } catch {}
+    }
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [streams, rounds, idleSeconds] = process.argv.slice(2).map(Number);
+  console.log(await memoryBench({ streams: streams || 300, rounds: rounds || 3, idleSeconds: idleSeconds || 60 }));
+}
