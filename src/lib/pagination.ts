@@ -64,6 +64,10 @@ export function readCursor<K>(cursor: string | undefined, key: z.ZodType<K>): K 
   }
 }
 
+/** LIMIT and OFFSET of a page: by number, or after a cursor's position with one row more (is there a next page?). */
+export const pageRows = (paging: Paging, after: unknown) =>
+  after === undefined ? { limit: paging.page_size, offset: pageOffset(paging) } : { limit: paging.page_size + 1, offset: 0 };
+
 /**
  * A DRF-style page in keyset mode: `rows` is the page plus one more row if there is one, and
  * `next` carries the sort key of the page's last row. Forward only: `previous` is null.

@@ -12,7 +12,7 @@ import { loadOwnedTree } from "../db/tree";
 import { conversationObject } from "../engine/stub";
 import { ApiError, invalid, notFound } from "../errors";
 import { nowIso } from "../lib/ids";
-import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, readCursor } from "../lib/pagination";
+import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, pageRows, readCursor } from "../lib/pagination";
 import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import {
@@ -195,6 +195,7 @@ export const conversationRoutes = createRouter()
       term ? gt(sql`instr(${conversations.titleSearch}, ${term})`, 0) : undefined,
     );
     const afterCursor = after ? or(lt(conversations.updatedAt, after[0]), and(eq(conversations.updatedAt, after[0]), lt(conversations.id, after[1]))) : undefined;
+    const wanted = pageRows(paging, after);
     const [[total], rows] = await db.batch([
       db.select({ n: count() }).from(conversations).where(where),
       db
@@ -202,8 +203,8 @@ export const conversationRoutes = createRouter()
         .from(conversations)
         .where(and(where, afterCursor))
         .orderBy(desc(conversations.updatedAt), desc(conversations.id))
-        .limit(after === undefined ? paging.page_size : paging.page_size + 1)
-        .offset(after === undefined ? pageOffset(paging) : 0),
+        .limit(wanted.limit)
+        .offset(wanted.offset),
     ]);
     const n = total?.n ?? 0;
     if (after !== undefined) return c.json(keysetPageBody(c.env, c.req.url, paging.page_size, n, rows, (row) => [row.updatedAt, row.id], renderConversation), 200);

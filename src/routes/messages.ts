@@ -5,7 +5,7 @@ import { userDb } from "../db/request-session";
 import { loadOwnedMessage, messageWithStatus } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
 import { ApiError, invalid } from "../errors";
-import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, readCursor } from "../lib/pagination";
+import { CursorQuerySchema, keysetPageBody, pageBody, pageRows, readCursor } from "../lib/pagination";
 import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
@@ -75,20 +75,21 @@ export const messageRoutes = createRouter()
     );
     // In one conversation: by order, the key is [order]. Across them: newest first, [timestamp, id].
     const after = readCursor(cursor, z.union([z.tuple([z.number().int()]), z.tuple([z.string(), z.string()])]));
+    if (after && (after.length === 1) !== (conversation !== undefined)) throw invalid({ field: "cursor", message: "This cursor is from another list." });
     const afterCursor = !after
       ? undefined
       : after.length === 1
         ? gt(messages.order, after[0])
         : or(lt(messages.timestamp, after[0]), and(eq(messages.timestamp, after[0]), lt(messages.id, after[1])));
-    if (after && (after.length === 1) !== (conversation !== undefined)) throw invalid({ field: "cursor", message: "This cursor is from another list." });
     const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
+    const wanted = pageRows(paging, after);
     const [[total], found] = await db.batch([
       db.select({ n: count() }).from(messages).where(where),
       messageWithStatus(db)
         .where(and(where, afterCursor))
         .orderBy(...orderBy)
-        .limit(after === undefined ? paging.page_size : paging.page_size + 1)
-        .offset(after === undefined ? pageOffset(paging) : 0),
+        .limit(wanted.limit)
+        .offset(wanted.offset),
     ]);
     const rows = await withLiveText(c.env, found);
     const n = total?.n ?? 0;
