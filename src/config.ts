@@ -1,9 +1,11 @@
-import { parseShardMap, type ShardMap } from "./db/shard-map";
+import { parseShardMap, parseVirtualShardSet, type ShardMap } from "./db/shard-map";
 
 /** Settings read from wrangler vars and secrets, parsed once per `env` object. */
 export interface AppConfig {
   /** Which shard binding holds which virtual shards (SHARD_MAP). */
   shardMap: ShardMap;
+  /** Virtual shards being moved to another database: their users' writes answer 503 meanwhile. */
+  frozenVirtualShards: ReadonlySet<number>;
   allowedModels: readonly string[];
   defaultModel: string;
   maxMessageLength: number;
@@ -64,6 +66,7 @@ export function getConfig(env: Env): AppConfig {
     const defaultModel = env.DEFAULT_MODEL?.trim() || "gpt-4";
     config = {
       shardMap: parseShardMap(env.SHARD_MAP ?? ""),
+      frozenVirtualShards: parseVirtualShardSet(env.FROZEN_VIRTUAL_SHARDS ?? ""),
       allowedModels: allowedModels.includes(defaultModel) ? allowedModels : [defaultModel, ...allowedModels],
       defaultModel,
       maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),

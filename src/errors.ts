@@ -18,6 +18,8 @@ export const errorStatus = {
   budget_exceeded: 429,
   internal_error: 500,
   upstream_error: 502,
+  /** The caller's virtual shard is being moved to another database (FROZEN_VIRTUAL_SHARDS): writes wait. */
+  moving: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof errorStatus;

@@ -2,10 +2,11 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getConfig } from "../src/config";
+import { parseShardMap, parseVirtualShardSet, virtualShardOf } from "../src/db/shard-map";
 import { deleteDeadRefreshTokens } from "../src/housekeeping";
 import worker from "../src/index";
 import { type D1Call, recordingEnv } from "./d1-recorder";
-import { BASE, call, callJson, createUser, randomIp, shardDatabases, shardOf, type TestUser } from "./helpers";
+import { BASE, call, callJson, countInShards, createUser, expectError, randomIp, shardDatabases, shardOf, type TestUser } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 const bindingOf = (user: TestUser) => getConfig(env).shardMap.bindings.find((name) => (env as unknown as Record<string, D1Database>)[name] === shardOf(user.id))!;
@@ -140,6 +141,46 @@ describe("sharding", () => {
     expect(inFlight.content.length).toBeGreaterThanOrEqual(deltaText(frames.slice(1)).length);
     const paged = await callJson(`/messages/?conversation=${conversation.id}`, { token: user.access, status: 200 });
     expect(paged.results[1].content.length).toBeGreaterThan(0);
+  });
+});
+
+describe("SHARD_MAP", () => {
+  it("maps every virtual shard exactly once, and refuses a gap, an overlap or a range out of bounds", () => {
+    const map = parseShardMap("A:0-1023,B:1024-4095");
+    expect(map.bindings).toEqual(["A", "B"]);
+    expect([map.bindingOf(0), map.bindingOf(1023), map.bindingOf(1024), map.bindingOf(4095)]).toEqual(["A", "A", "B", "B"]);
+    expect(() => parseShardMap("A:0-1000,B:1002-4095")).toThrow(/1001 is not mapped/);
+    expect(() => parseShardMap("A:0-2048,B:2048-4095")).toThrow(/2048 is mapped twice/);
+    expect(() => parseShardMap("A:0-4096")).toThrow(/within 0-4095/);
+    expect(() => parseShardMap("A 0-4095")).toThrow(/BINDING:first-last/);
+    expect([...parseVirtualShardSet("7, 10-12")]).toEqual([7, 10, 11, 12]);
+    expect(() => parseVirtualShardSet("5000")).toThrow(/FROZEN_VIRTUAL_SHARDS/);
+    // Pinned: a user's virtual shard may never change between releases, or their rows are lost to them.
+    expect(virtualShardOf("abc")).toBe(2315);
+  });
+});
+
+describe("moving a virtual shard", () => {
+  it("refuses the writes of a frozen virtual shard's users with 503 and Retry-After, and still serves their reads", async () => {
+    const [user, other] = await usersInTwoShards();
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] before the move" }, status: 201 });
+    const frozen = { ...env, FROZEN_VIRTUAL_SHARDS: String(virtualShardOf(user.id)) } as Env;
+    const send = async (who: TestUser, path: string, body?: unknown) => {
+      const headers: Record<string, string> = { Authorization: `Bearer ${who.access}`, "CF-Connecting-IP": randomIp() };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      const request = new Request(`${BASE}${path}`, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      return worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, frozen, createExecutionContext());
+    };
+    const refused = await send(user, "/start_conversation/", { content: "[stub: tokens=2] during the move" });
+    expect(refused.headers.get("Retry-After")).toBe("60");
+    await expectError(refused, 503, "moving");
+    await expectError(await send(user, "/conversations/", { title: "new" }), 503, "moving");
+    const listed = await send(user, "/conversations/");
+    expect(listed.status).toBe(200);
+    expect((await listed.json<{ count: number }>()).count).toBe(1);
+    // Another virtual shard's users write as usual, and nothing of the refused turn was stored.
+    expect((await send(other, "/conversations/", { title: "elsewhere" })).status).toBe(201);
+    expect(await countInShards("SELECT count(*) AS n FROM conversations WHERE user_id = ?", user.id)).toBe(1);
   });
 });
 

@@ -1,7 +1,10 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app-env";
+import { getConfig } from "../config";
+import { ApiError } from "../errors";
 import { type Database, shardSession } from "./client";
+import { virtualShardOf } from "./shard-map";
 
 export const BOOKMARK_HEADER = "X-D1-Bookmark";
 
@@ -14,17 +17,27 @@ const BOOKMARK_PATTERN = /^[0-9a-f]{1,64}(-[0-9a-f]{1,64}){1,7}$/i;
  * turn reads from the primary; a read follows the bookmark the client sent back (so it sees the
  * client's own latest writes), or any replica without one.
  */
+const isWrite = (c: Context<AppEnv>) => c.req.method !== "GET" && c.req.method !== "HEAD";
+
 function sessionConstraint(c: Context<AppEnv>): string {
-  if (c.req.method !== "GET" && c.req.method !== "HEAD") return "first-primary";
+  if (isWrite(c)) return "first-primary";
   const bookmark = c.req.header(BOOKMARK_HEADER);
   return bookmark && BOOKMARK_PATTERN.test(bookmark) ? bookmark : "first-unconstrained";
 }
 
-/** The caller's shard, in the request's one session: every query of a request on user data goes through it. */
+/**
+ * The caller's shard, in the request's one session: every query of a request on user data goes
+ * through it. While the caller's virtual shard is being moved (FROZEN_VIRTUAL_SHARDS), requests
+ * that write are refused, so nothing lands in the database the rows are being copied from.
+ */
 export function userDb(c: Context<AppEnv>): Database {
   let connection = c.get("shard");
   if (!connection) {
-    connection = shardSession(c.env, c.get("userId"), sessionConstraint(c));
+    const userId = c.get("userId");
+    if (isWrite(c) && getConfig(c.env).frozenVirtualShards.has(virtualShardOf(userId))) {
+      throw new ApiError("moving", "Your conversations are being moved to another database; try again in a minute.", { headers: { "Retry-After": "60" } });
+    }
+    connection = shardSession(c.env, userId, sessionConstraint(c));
     c.set("shard", connection);
   }
   return connection.db;

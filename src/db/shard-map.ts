@@ -15,6 +15,18 @@ export function virtualShardOf(userId: string): number {
   return (hash >>> 0) % VIRTUAL_SHARDS;
 }
 
+/** `7,100-200`: virtual shards listed one by one or as ranges (FROZEN_VIRTUAL_SHARDS). */
+export function parseVirtualShardSet(value: string): ReadonlySet<number> {
+  const shards = new Set<number>();
+  for (const entry of value.split(",").map((part) => part.trim()).filter(Boolean)) {
+    const match = entry.match(/^(\d+)(?:-(\d+))?$/);
+    const [first, last] = match ? [Number(match[1]), Number(match[2] ?? match[1])] : [NaN, NaN];
+    if (!(first <= last && last < VIRTUAL_SHARDS)) throw new Error(`FROZEN_VIRTUAL_SHARDS: "${entry}" is not a virtual shard or a range of them`);
+    for (let shard = first; shard <= last; shard++) shards.add(shard);
+  }
+  return shards;
+}
+
 export interface ShardMap {
   /** The binding names, in the order SHARD_MAP first names them. */
   bindings: readonly string[];
