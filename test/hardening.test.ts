@@ -32,7 +32,8 @@ describe("listeners", () => {
 });
 
 describe("accounts", () => {
-  it("limits password changes per user: a stolen access token cannot guess the old password without bound", async () => {
+  // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
+  it("limits password changes per user: a stolen access token cannot guess the old password without bound", { timeout: 60_000 }, async () => {
     const user = await createUser();
     await withinOneRateWindow();
     const guesses = await Promise.all(

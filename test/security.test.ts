@@ -5,7 +5,8 @@ import { call, callJson, countInShards, createUser, expectError, randomIp, rowsI
 import { readFrames } from "./sse";
 
 describe("rate limits", () => {
-  it("limits sign-ups per client IP with 429 and Retry-After", async () => {
+  // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
+  it("limits sign-ups per client IP with 429 and Retry-After", { timeout: 60_000 }, async () => {
     await withinOneRateWindow();
     const ip = "198.51.100.7";
     const statuses = [];
@@ -23,7 +24,8 @@ describe("rate limits", () => {
     expect(stored?.n).toBe(20);
   });
 
-  it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", async () => {
+  // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
+  it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", { timeout: 60_000 }, async () => {
     const user = await createUser();
     await withinOneRateWindow();
     const attacker = randomIp();
@@ -35,7 +37,8 @@ describe("rate limits", () => {
     await callJson("/auth/token/", { body: { email: user.email, password: user.password }, status: 200 });
   });
 
-  it("limits AI turns per user to 100 a minute", async () => {
+  // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
+  it("limits AI turns per user to 100 a minute", { timeout: 60_000 }, async () => {
     const user = await createUser();
     await withinOneRateWindow(25);
     const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
