@@ -3,33 +3,16 @@
 // streamed turns, and after an idle pause: what a burst of streams leaves behind.
 // Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
 // 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { startProcess, stopAll } from "./processes.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const PORT = 8812;
 const API = `http://127.0.0.1:${PORT}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function startProcess(command, args, env, ready) {
-  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), 60_000);
-    const onData = (data) => {
-      output += data;
-      const match = output.match(ready);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, match });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-  });
-}
 
 /** Resident MiB of every workerd process under `rootPid`. */
 function workerdMiB(rootPid) {
@@ -59,27 +42,26 @@ async function postJson(pathname, body, headers = {}) {
 
 export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 } = {}) {
   const state = mkdtempSync(path.join(tmpdir(), "genai-edge-memory-"));
-  const started = [];
   try {
-    const upstream = await startProcess(process.execPath, ["bench/fake-openai.mjs"], { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, /listening (\d+)/);
-    started.push(upstream.child);
+    const upstream = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, /listening (\d+)/);
     writeFileSync(
       path.join(state, "env"),
       `OPENAI_API_KEY=bench\nOPENAI_BASE_URL=http://127.0.0.1:${upstream.match[1]}/v1\nJWT_SECRET=${"m".repeat(43)}\nLOG_LEVEL=warn\nMODEL_MAX_RETRIES=0\nMAX_CONCURRENT_GENERATIONS=1000\n`,
     );
     const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
+    // Also runs from an older checkout (one `DB` database), for before/after comparisons.
     if (existsSync(path.join(ROOT, "scripts", "apply-migrations.mjs"))) {
       execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
     } else {
       execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
     }
     const api = await startProcess(
+      "wrangler dev",
       wrangler,
       ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"],
       { WRANGLER_SEND_METRICS: "false" },
       /Ready on/,
     );
-    started.push(api.child);
 
     // One user per 10 streams: the per-user turn rate (100 a minute) is not what is measured.
     const tokens = [];
@@ -113,11 +95,7 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
     }
     return ["| when | workerd resident memory |", "| --- | --- |", ...rows.map((r) => `| ${r.when} | ${r.mib.toFixed(0)} MiB |`)].join("\n");
   } finally {
-    for (const child of started) {
-      try {
-        process.kill(-child.pid);
-      } catch {}
-    }
+    stopAll();
     rmSync(state, { recursive: true, force: true });
   }
 }

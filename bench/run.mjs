@@ -4,7 +4,7 @@
 // the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
 // rounds of concurrent streams (bench/memory.mjs).
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -14,6 +14,7 @@ import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
+import { startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -29,37 +30,8 @@ const USERS = 20; // conversations are spread over users, as a real deployment's
 const PASSWORD = "bench password 1";
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
-const started = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function startProcess(name, command, commandArgs, env, readyPattern) {
-  const child = spawn(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  started.push(child);
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${output.slice(-2000)}`)), 60_000);
-    const onData = (data) => {
-      output += data;
-      const match = readyPattern.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, match });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", (code) => reject(new Error(`${name} exited with ${code}:\n${output.slice(-2000)}`)));
-  });
-}
-
-function stopAll() {
-  for (const child of started) {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {}
-  }
-}
-process.on("exit", stopAll);
 process.on("SIGINT", () => process.exit(130));
 
 /** Every descendant process of `pid` (workerd runs under wrangler). */
