@@ -3,13 +3,9 @@
 // streamed turns, and after an idle pause: what a burst of streams leaves behind.
 // Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
 // 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { startProcess, stopAll } from "./processes.mjs";
+import { readFileSync, readdirSync } from "node:fs";
+import { startApiOnFakeUpstream } from "./processes.mjs";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const PORT = 8812;
 const API = `http://127.0.0.1:${PORT}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -41,28 +37,8 @@ async function postJson(pathname, body, headers = {}) {
 }
 
 export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 } = {}) {
-  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-memory-"));
+  const { api, cleanup } = await startApiOnFakeUpstream({ port: PORT, upstreamEnv: { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, vars: { MAX_CONCURRENT_GENERATIONS: "1000" } });
   try {
-    const upstream = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, /listening (\d+)/);
-    writeFileSync(
-      path.join(state, "env"),
-      `OPENAI_API_KEY=bench\nOPENAI_BASE_URL=http://127.0.0.1:${upstream.match[1]}/v1\nJWT_SECRET=${"m".repeat(43)}\nLOG_LEVEL=warn\nMODEL_MAX_RETRIES=0\nMAX_CONCURRENT_GENERATIONS=1000\n`,
-    );
-    const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
-    // Also runs from an older checkout (one `DB` database), for before/after comparisons.
-    if (existsSync(path.join(ROOT, "scripts", "apply-migrations.mjs"))) {
-      execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
-    } else {
-      execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
-    }
-    const api = await startProcess(
-      "wrangler dev",
-      wrangler,
-      ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"],
-      { WRANGLER_SEND_METRICS: "false" },
-      /Ready on/,
-    );
-
     // One user per 10 streams: the per-user turn rate (100 a minute) is not what is measured.
     const tokens = [];
     for (let u = 0; u < Math.ceil(streams / 10); u++) {
@@ -71,10 +47,10 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
       await postJson("/auth/register/", { email, password: "bench password 1" }, ip);
       tokens.push((await postJson("/auth/token/", { email, password: "bench password 1" }, ip)).access);
     }
-    const rows = [{ when: "idle, before", mib: workerdMiB(api.child.pid) }];
+    const rows = [{ when: "idle, before", mib: workerdMiB(api.pid) }];
     for (let round = 1; round <= rounds; round++) {
       let peak = 0;
-      const sampler = setInterval(() => (peak = Math.max(peak, workerdMiB(api.child.pid))), 200);
+      const sampler = setInterval(() => (peak = Math.max(peak, workerdMiB(api.pid))), 200);
       let completed = 0;
       await Promise.all(
         Array.from({ length: streams }, async (_, i) => {
@@ -89,14 +65,13 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
       );
       clearInterval(sampler);
       rows.push({ when: `round ${round}: peak during ${streams} streams (${completed} completed)`, mib: peak });
-      rows.push({ when: `round ${round}: just after`, mib: workerdMiB(api.child.pid) });
+      rows.push({ when: `round ${round}: just after`, mib: workerdMiB(api.pid) });
       await sleep(idleSeconds * 1000);
-      rows.push({ when: `round ${round}: after ${idleSeconds} s idle`, mib: workerdMiB(api.child.pid) });
+      rows.push({ when: `round ${round}: after ${idleSeconds} s idle`, mib: workerdMiB(api.pid) });
     }
     return ["| when | workerd resident memory |", "| --- | --- |", ...rows.map((r) => `| ${r.when} | ${r.mib.toFixed(0)} MiB |`)].join("\n");
   } finally {
-    stopAll();
-    rmSync(state, { recursive: true, force: true });
+    cleanup();
   }
 }
 

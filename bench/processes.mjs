@@ -1,6 +1,8 @@
 // The processes a benchmark starts (the fake upstream, wrangler dev), and stopping them all by
 // process group when it ends, however it ends.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -37,3 +39,30 @@ export function stopAll() {
 }
 
 process.on("exit", stopAll);
+
+/**
+ * The fake upstream (`upstreamEnv`: its knobs) and the API under `wrangler dev` on `port` against
+ * it, on a fresh local state with every database migrated; `vars` go into the API's env file.
+ * Returns the upstream's URL, the wrangler process and `cleanup` (stops both, removes the state).
+ */
+export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {} }) {
+  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
+  const upstreamProcess = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], upstreamEnv, /listening (\d+)/);
+  const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
+  const settings = { OPENAI_API_KEY: "bench", OPENAI_BASE_URL: `${upstream}/v1`, JWT_SECRET: "b".repeat(43), LOG_LEVEL: "warn", MODEL_MAX_RETRIES: "0", ...vars };
+  writeFileSync(path.join(state, "env"), Object.entries(settings).map(([k, v]) => `${k}=${v}`).join("\n"));
+  const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
+  // Also runs from an older checkout (one `DB` database), for before/after comparisons.
+  if (existsSync(path.join(ROOT, "scripts", "apply-migrations.mjs"))) {
+    execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
+  } else {
+    execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
+  }
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"];
+  const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /Ready on/);
+  const cleanup = () => {
+    stopAll();
+    rmSync(state, { recursive: true, force: true });
+  };
+  return { upstream, api: api.child, cleanup };
+}

@@ -5,14 +5,9 @@
 // The fake upstream stamps each request's arrival, so the time before the model call (ours) and
 // after it (the upstream's 50 ms plus streaming back) are measured apart; "direct" is the same
 // request straight to the upstream in the same run.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { startProcess, stopAll } from "./processes.mjs";
+import { startApiOnFakeUpstream } from "./processes.mjs";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const PORT = 8811;
 const API = `http://127.0.0.1:${PORT}`;
 
@@ -60,21 +55,8 @@ const percentile = (values, p) => {
 const fmt = (n) => n.toFixed(1);
 
 export async function ttftBreakdown(conversations = 30) {
-  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-ttft-"));
+  const { upstream, cleanup } = await startApiOnFakeUpstream({ port: PORT });
   try {
-    const upstreamProcess = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], {}, /listening (\d+)/);
-    const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
-    writeFileSync(path.join(state, "env"), `OPENAI_API_KEY=bench\nOPENAI_BASE_URL=${upstream}/v1\nJWT_SECRET=${"b".repeat(43)}\nLOG_LEVEL=warn\nMODEL_MAX_RETRIES=0\n`);
-    execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
-    const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
-    const api = await startProcess(
-      "wrangler dev",
-      wrangler,
-      ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"],
-      { WRANGLER_SEND_METRICS: "false" },
-      /Ready on/,
-    );
-
     let seen = 0;
     const arrivals = async () => {
       const { requests } = await (await fetch(`${upstream}/stats`)).json();
@@ -114,8 +96,7 @@ export async function ttftBreakdown(conversations = 30) {
       `| direct to the upstream | ${fmt(directP50)} / ${fmt(percentile(rows.direct.map((r) => r.ttft), 95))} | – | – |`,
     ].join("\n");
   } finally {
-    stopAll();
-    rmSync(state, { recursive: true, force: true });
+    cleanup();
   }
 }
 
