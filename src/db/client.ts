@@ -41,4 +41,8 @@ export function virtualShardDatabase(env: Env, virtualShard: number): D1Database
  * A session on `userId`'s shard. `constraint` is a bookmark (read at least that), "first-primary"
  * (reads that decide something: order, admission) or "first-unconstrained" (any replica).
  */
-export const shardSession = (env: Env, userId: string, constraint: string) => new Connection(shardDatabase(env, userId).withSession(constraint));
+export const shardSession = (env: Env, userId: string, constraint: string) => virtualShardSession(env, virtualShardOf(userId), constraint);
+
+/** The same for the shard of the users of `virtualShard` (a share link names only that). */
+export const virtualShardSession = (env: Env, virtualShard: number, constraint: string) =>
+  new Connection(virtualShardDatabase(env, virtualShard).withSession(constraint));

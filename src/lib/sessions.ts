@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { and, eq, isNull, sql } from "drizzle-orm";
-import { directoryDb } from "../db/client";
+import { type Database, directoryDb } from "../db/client";
 import { refreshTokens, users } from "../db/schema";
 import { ApiError } from "../errors";
 import type { TokenPairSchema } from "../schemas";
@@ -73,20 +73,20 @@ export async function rotateSession(env: Env, refreshJwt: string): Promise<Token
     db.select({ isActive: users.isActive }).from(users).where(eq(users.id, claims.userId)),
   ]);
   if (marked.length === 1 && user?.isActive) return signPair(env, claims.userId, claims.familyId, nextId);
-  if (marked.length === 1) await revokeSessions(env, { familyId: claims.familyId });
+  if (marked.length === 1) await revokeSessions(db, { familyId: claims.familyId });
   else {
     const [previous] = await db.select().from(refreshTokens).where(eq(refreshTokens.id, claims.tokenId));
     if (previous?.usedAt && !previous.revokedAt) {
       log.warn("refresh token reused: family revoked", { user_id: claims.userId, family_id: claims.familyId });
-      await revokeSessions(env, { familyId: claims.familyId });
+      await revokeSessions(db, { familyId: claims.familyId });
     }
   }
   throw new ApiError("unauthorized", INVALID_REFRESH);
 }
 
 /** Revokes the live refresh tokens of one family, or with `{ userId }` of every family of a user; a statement, so it can join a batch. */
-export const revokeSessions = (env: Env, which: { familyId: string } | { userId: string }) =>
-  directoryDb(env)
+export const revokeSessions = (db: Database, which: { familyId: string } | { userId: string }) =>
+  db
     .update(refreshTokens)
     .set({ revokedAt: nowIso() })
     .where(

@@ -91,6 +91,6 @@ export const authRoutes = createRouter()
   })
   .openapi(refreshToken, async (c) => c.json(await rotateSession(c.env, c.req.valid("json").refresh), 200))
   .openapi(logout, async (c) => {
-    await revokeSessions(c.env, { familyId: c.get("tokenFamily") });
+    await revokeSessions(directoryDb(c.env), { familyId: c.get("tokenFamily") });
     return c.body(null, 204);
   });

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { Connection, virtualShardDatabase } from "../db/client";
+import { virtualShardSession } from "../db/client";
 import { userDb } from "../db/request-session";
 import { VIRTUAL_SHARDS, virtualShardOf } from "../db/shard-map";
 import { idIn, loadOwnedConversation } from "../db/queries";
@@ -95,7 +95,7 @@ export const shareRoutes = createRouter()
     const shard = tokenShard(token);
     if (shard === null) throw notFound("Shared conversation");
     // At the primary: a revoked link stops working at once, not when a replica catches up.
-    const { db } = new Connection(virtualShardDatabase(c.env, shard).withSession("first-primary"));
+    const { db } = virtualShardSession(c.env, shard, "first-primary");
     const [share] = await db
       .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
       .from(shares)

@@ -76,7 +76,7 @@ export const userRoutes = createRouter()
     const db = directoryDb(c.env);
     await db.batch([
       db.update(users).set({ passwordHash: await hashPassword(new_password) }).where(eq(users.id, user.id)),
-      revokeSessions(c.env, { userId: user.id }),
+      revokeSessions(db, { userId: user.id }),
     ]);
     return c.body(null, 204);
   });
