@@ -1,7 +1,7 @@
 // The processes a benchmark starts (the fake upstream, wrangler dev), and stopping them all by
 // process group when it ends, however it ends.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -13,6 +13,7 @@ export function startProcess(name, command, commandArgs, env, readyPattern) {
   const child = spawn(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   started.push(child);
   let output = "";
+  if (process.env.BENCH_LOG) for (const stream of [child.stdout, child.stderr]) stream.on("data", (data) => appendFileSync(process.env.BENCH_LOG, data));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${output.slice(-2000)}`)), 60_000);
     const onData = (data) => {
@@ -42,10 +43,11 @@ process.on("exit", stopAll);
 
 /**
  * The fake upstream (`upstreamEnv`: its knobs) and the API under `wrangler dev` on `port` against
- * it, on a fresh local state with every database migrated; `vars` go into the API's env file.
+ * it, on a fresh local state with every database migrated; `vars` go into the API's env file,
+ * `devArgs` onto wrangler dev's command line.
  * Returns the upstream's URL, the wrangler process and `cleanup` (stops both, removes the state).
  */
-export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {} }) {
+export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [] }) {
   const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
   const upstreamProcess = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], upstreamEnv, /listening (\d+)/);
   const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
@@ -58,7 +60,7 @@ export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}
   } else {
     execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
   }
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false"];
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false", ...devArgs];
   const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /Ready on/);
   const cleanup = () => {
     stopAll();

@@ -3,7 +3,8 @@
 // everything it started (by PID). Options: --runs=1x10,20x3 --list-seconds=10 --quick; --shards runs only
 // the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
-// rounds of concurrent streams (bench/memory.mjs).
+// rounds of concurrent streams (bench/memory.mjs); --profile a CPU profile of streamed turns
+// (bench/profile.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
+import { profileTurns } from "./profile.mjs";
 import { startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
 
@@ -293,6 +295,10 @@ async function main() {
   }
   if ("memory" in args) {
     console.log(await memoryBench({ streams: Number(args.streams ?? 300), rounds: Number(args.rounds ?? 3), idleSeconds: Number(args["idle-seconds"] ?? 60) }));
+    return;
+  }
+  if ("profile" in args) {
+    console.log(await profileTurns({ conversations: Number(args.conversations ?? 20), turns: Number(args.turns ?? 3) }));
     return;
   }
   if (args.client === "http") {
