@@ -44,10 +44,10 @@ process.on("exit", stopAll);
 /**
  * The fake upstream (`upstreamEnv`: its knobs) and the API under `wrangler dev` on `port` against
  * it, on a fresh local state with every database migrated; `vars` go into the API's env file,
- * `devArgs` onto wrangler dev's command line.
+ * `devArgs` onto wrangler dev's command line; `beforeStart(state)` runs once the databases are migrated.
  * Returns the upstream's URL, the wrangler process and `cleanup` (stops both, removes the state).
  */
-export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [] }) {
+export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [], beforeStart = () => {} }) {
   const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
   const upstreamProcess = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], upstreamEnv, /listening (\d+)/);
   const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
@@ -60,6 +60,7 @@ export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}
   } else {
     execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
   }
+  beforeStart(state);
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false", ...devArgs];
   const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /Ready on/);
   const cleanup = () => {

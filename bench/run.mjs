@@ -4,18 +4,20 @@
 // the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
 // rounds of concurrent streams (bench/memory.mjs); --profile a CPU profile of streamed turns
-// (bench/profile.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// (bench/profile.mjs); --search only the search endpoint (bench/search.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
-import { pbkdf2Sync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { parseShardMap, virtualShardOf } from "../src/db/shard-map.ts";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
 import { profileTurns } from "./profile.mjs";
+import { searchBench } from "./search.mjs";
+import { loadEndpoint, percentiles } from "./load.mjs";
+import { executeLocal, listSeedSql, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 import { startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
 
@@ -29,7 +31,6 @@ const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/
 const RUNS = (args.runs ?? ("quick" in args ? "1x5,20x2" : "1x10,20x3,100x2,500x1")).split(",").map((r) => r.split("x").map(Number));
 const LIST_SECONDS = Number(args["list-seconds"] ?? ("quick" in args ? 3 : 10));
 const USERS = 20; // conversations are spread over users, as a real deployment's would be
-const PASSWORD = "bench password 1";
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -81,11 +82,6 @@ function peakMemoryMiB(pids) {
   return Math.round(kib / 1024);
 }
 
-function percentiles(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : NaN);
-  return { n: sorted.length, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted.at(-1) ?? NaN };
-}
 
 /** Reads an SSE body, calling onEvent(event, data, atMs) for every frame. */
 async function readSse(response, onEvent) {
@@ -193,97 +189,6 @@ async function runLoad(concurrency, turnsEach, makeTurn) {
   };
 }
 
-function seedSql(userId, email) {
-  const salt = randomBytes(16);
-  const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256");
-  const b64 = (b) => b.toString("base64url");
-  const user = `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${b64(salt)}$${b64(hash)}', 'Bench');`;
-  const lines = [];
-  const iso = (i) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-  const hex = (n) => n.toString(16).padStart(12, "0");
-  for (let i = 0; i < 1000; i++) {
-    lines.push(
-      `INSERT INTO conversations (id, user_id, title, title_search, model_version, created_at, updated_at) VALUES ('00000000-0000-7000-8000-${hex(i)}', '${userId}', 'Conversation ${i}', 'conversation ${i}', 'gpt-4', '${iso(i)}', '${iso(i)}');`,
-    );
-  }
-  const conversationId = "00000000-0000-7000-8000-000000000000";
-  for (let order = 1; order <= 1000; order++) {
-    const id = `00000000-0000-7000-9000-${hex(order)}`;
-    const sender = order % 2 ? "user" : "ai";
-    const replyTo = sender === "ai" ? `'00000000-0000-7000-9000-${hex(order - 1)}'` : "NULL";
-    const parent = order > 1 ? `'00000000-0000-7000-9000-${hex(order - 1)}'` : "NULL";
-    lines.push(
-      `INSERT INTO messages (id, conversation_id, user_id, sender, content, timestamp, "order", reply_to, parent_id) VALUES ('${id}', '${conversationId}', '${userId}', '${sender}', 'Message number ${order} with a few words of content.', '${iso(order)}', ${order}, ${replyTo}, ${parent});`,
-    );
-    if (sender === "ai") {
-      lines.push(
-        `INSERT INTO ai_responses (id, user_id, message_id, ai_message_id, status, model) VALUES ('00000000-0000-7000-a000-${hex(order)}', '${userId}', '00000000-0000-7000-9000-${hex(order - 1)}', '${id}', 'Completed', 'gpt-4');`,
-      );
-    }
-  }
-  lines.push(`UPDATE conversations SET current_leaf_id = '00000000-0000-7000-9000-${hex(1000)}' WHERE id = '${conversationId}';`);
-  return { user, sql: lines.join("\n"), conversationId };
-}
-
-// Words the search user's messages are made of; the searches ask for them.
-const SEARCH_WORDS = "harbour lantern orchard granite velvet meadow compass thunder saffron glacier marble cinnamon falcon quartz willow ember tundra canyon lagoon prism".split(" ");
-
-/**
- * A user with 100 conversations of 1,000 messages (100,000), generated inside SQLite by a
- * recursive CTE: each message is six words of SEARCH_WORDS (each in about 18% of the messages),
- * one of 5,000 topic words (each in 20 messages) and filler. The FTS triggers index them.
- */
-function searchSeedSql(userId, email) {
-  const salt = randomBytes(16);
-  const hash = pbkdf2Sync(PASSWORD, salt, 100_000, 32, "sha256").toString("base64url");
-  const words = JSON.stringify([...SEARCH_WORDS, ..."and the of to in for with on at by from about".split(" ")]);
-  return {
-    user: `INSERT INTO users (id, email, password_hash, name) VALUES ('${userId}', '${email}', 'pbkdf2_sha256$100000$${salt.toString("base64url")}$${hash}', 'Search');`,
-    sql: `INSERT INTO conversations (id, user_id, title, title_search, model_version, current_leaf_id)
-       WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 99)
-       SELECT printf('00000000-0000-7000-c000-%012x', i), '${userId}', 'Search ' || i, 'search ' || i, 'gpt-4', printf('00000000-0000-7000-d%03x-%012x', i, 1000) FROM c;
-     INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id)
-       WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
-            w(k, v) AS (SELECT CAST(key AS INTEGER), value FROM json_each('${words}'))
-       SELECT printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000 + 1),
-              printf('00000000-0000-7000-c000-%012x', i / 1000), '${userId}', CASE WHEN i % 2 = 0 THEN 'user' ELSE 'ai' END,
-              (SELECT group_concat(v, ' ') FROM w WHERE k IN (i % 33, (i * 7) % 33, (i * 13) % 33, (i * 29) % 33, (i * 31) % 33, (i * 37) % 33))
-                || ' topic' || (i % 5000) || ' message ' || i || ' with some more ordinary words to make it a realistic length for a chat',
-              i % 1000 + 1,
-              CASE WHEN i % 1000 = 0 THEN NULL ELSE printf('00000000-0000-7000-d%03x-%012x', i / 1000, i % 1000) END
-       FROM n;`,
-  };
-}
-
-/** The shard binding that holds `userId`'s rows, by wrangler.toml's SHARD_MAP. */
-function shardBindingOf(userId) {
-  const shardMap = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8").match(/^SHARD_MAP\s*=\s*"([^"]+)"/m)[1];
-  return parseShardMap(shardMap).bindingOf(virtualShardOf(userId));
-}
-
-/** Runs a SQL file against one local database of the bench's state. */
-function executeLocal(binding, name, sql, env) {
-  writeFileSync(path.join(STATE, name), sql);
-  execFileSync(path.join(BIN, "wrangler"), ["d1", "execute", binding, "--local", "--persist-to", STATE, "--file", path.join(STATE, name)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
-}
-
-async function loadList(token, makePath, seconds, connections = 50) {
-  const latencies = [];
-  let errors = 0;
-  const deadline = performance.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < deadline) {
-        const t0 = performance.now();
-        const response = await fetch(`${API}${makePath()}`, { headers: { Authorization: `Bearer ${token}` } });
-        await response.arrayBuffer();
-        if (response.status !== 200) errors++;
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  return { rps: latencies.length / seconds, latency: percentiles(latencies), errors };
-}
 
 const fmt = (n) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n.toFixed(1)) : "–");
 const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
@@ -295,6 +200,10 @@ async function main() {
   }
   if ("memory" in args) {
     console.log(await memoryBench({ streams: Number(args.streams ?? 300), rounds: Number(args.rounds ?? 3), idleSeconds: Number(args["idle-seconds"] ?? 60) }));
+    return;
+  }
+  if ("search" in args) {
+    console.log(await searchBench({ seconds: Number(args.seconds ?? 5) }));
     return;
   }
   if ("profile" in args) {
@@ -319,14 +228,14 @@ async function main() {
   console.log("seeding a user with 1,000 conversations and 1,000 messages…");
   const listUserEmail = "list-bench@example.com";
   const listUserId = "00000000-0000-7000-8fff-000000000001";
-  const seed = seedSql(listUserId, listUserEmail);
+  const seed = listSeedSql(listUserId, listUserEmail);
   const searchUserEmail = "search-bench@example.com";
   const searchUserId = "00000000-0000-7000-8fff-000000000002";
   const searchSeed = searchSeedSql(searchUserId, searchUserEmail);
   execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", STATE], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "ignore" });
-  executeLocal("DIRECTORY", "seed-users.sql", `${seed.user}\n${searchSeed.user}`, env);
-  executeLocal(shardBindingOf(listUserId), "seed-list.sql", seed.sql, env);
-  executeLocal(shardBindingOf(searchUserId), "seed-search.sql", searchSeed.sql, env);
+  executeLocal(STATE, "DIRECTORY", "seed-users.sql", `${seed.user}\n${searchSeed.user}`);
+  executeLocal(STATE, shardBindingOf(listUserId), "seed-list.sql", seed.sql);
+  executeLocal(STATE, shardBindingOf(searchUserId), "seed-search.sql", searchSeed.sql);
 
   const vars = {
     OPENAI_API_KEY: "bench-key",
@@ -400,15 +309,15 @@ async function main() {
   const listToken = (await apiJson("/auth/token/", { body: { email: listUserEmail, password: PASSWORD }, clientIp: "10.0.1.1" })).access;
   const randomPage = () => 1 + Math.floor(Math.random() * 100);
   const lists = {
-    health: await loadList(listToken, () => "/health", LIST_SECONDS),
-    conversations: await loadList(listToken, () => `/conversations/?page=${randomPage()}`, LIST_SECONDS),
-    messages: await loadList(listToken, () => `/conversations/${seed.conversationId}/messages/?page=${randomPage()}`, LIST_SECONDS),
+    health: await loadEndpoint(API, listToken, () => "/health", LIST_SECONDS),
+    conversations: await loadEndpoint(API, listToken, () => `/conversations/?page=${randomPage()}`, LIST_SECONDS),
+    messages: await loadEndpoint(API, listToken, () => `/conversations/${seed.conversationId}/messages/?page=${randomPage()}`, LIST_SECONDS),
   };
   console.log("search and export (a user with 100,000 messages)…");
   const searchToken = (await apiJson("/auth/token/", { body: { email: searchUserEmail, password: PASSWORD }, clientIp: "10.0.1.2" })).access;
   const randomWords = () => [0, 1].map(() => SEARCH_WORDS[Math.floor(Math.random() * SEARCH_WORDS.length)]).join("%20");
-  const searches = await loadList(searchToken, () => `/search/?q=${randomWords()}`, LIST_SECONDS, 10);
-  const rareSearches = await loadList(searchToken, () => `/search/?q=topic${Math.floor(Math.random() * 5000)}`, LIST_SECONDS, 10);
+  const searches = await loadEndpoint(API, searchToken, () => `/search/?q=${randomWords()}`, LIST_SECONDS, 10);
+  const rareSearches = await loadEndpoint(API, searchToken, () => `/search/?q=topic${Math.floor(Math.random() * 5000)}`, LIST_SECONDS, 10);
   const exportStarted = performance.now();
   const exported = await fetch(`${API}/users/me/export/`, { headers: { Authorization: `Bearer ${searchToken}` } });
   const exportedLines = (await exported.text()).split("\n").filter((line) => line.includes('"type":"message"')).length;

@@ -1,0 +1,63 @@
+// `npm run bench -- --search [--seconds=5]`: `GET /search/` alone, on a user with 100,000 messages
+// (bench/seed.mjs), under `wrangler dev`: one request at a time (what one query costs), then 10
+// connections (the issue's target), beside two floors measured the same way in the same run:
+// `GET /health` (no auth, no D1) and `GET /conversations/?page=1` (one indexed D1 read).
+import { loadEndpoint, percentiles } from "./load.mjs";
+import { startApiOnFakeUpstream } from "./processes.mjs";
+import { executeLocal, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
+
+const PORT = 8815;
+const API = `http://127.0.0.1:${PORT}`;
+const USER_ID = "00000000-0000-7000-8fff-000000000002";
+const EMAIL = "search-bench@example.com";
+
+const pick = (list) => list[Math.floor(Math.random() * list.length)];
+const QUERIES = {
+  "a rare word (`topic<n>`, in 20 messages)": () => `/search/?q=topic${Math.floor(Math.random() * 5000)}`,
+  "a common word (in 3,000–18,000 messages)": () => `/search/?q=${pick(SEARCH_WORDS)}`,
+  "two common words": () => `/search/?q=${pick(SEARCH_WORDS)}%20${pick(SEARCH_WORDS)}`,
+};
+
+async function oneAtATime(token, makePath, count) {
+  const latencies = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const response = await fetch(`${API}${makePath()}`, { headers: { Authorization: `Bearer ${token}` } });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${makePath()}: ${response.status}`);
+    latencies.push(performance.now() - t0);
+  }
+  return percentiles(latencies);
+}
+
+export async function searchBench({ seconds = 5 } = {}) {
+  const seed = searchSeedSql(USER_ID, EMAIL);
+  const { cleanup } = await startApiOnFakeUpstream({
+    port: PORT,
+    beforeStart: (state) => {
+      executeLocal(state, "DIRECTORY", "seed-user.sql", seed.user);
+      executeLocal(state, shardBindingOf(USER_ID), "seed-search.sql", seed.sql);
+    },
+  });
+  try {
+    const response = await fetch(`${API}/auth/token/`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: EMAIL, password: PASSWORD }) });
+    const { access } = await response.json();
+    const endpoints = { ...QUERIES, "floor: `GET /health`": () => "/health", "floor: `GET /conversations/?page=1`": () => "/conversations/?page=1" };
+    for (const makePath of Object.values(endpoints)) await oneAtATime(access, makePath, 5); // warm-up
+    const rows = [];
+    for (const [name, makePath] of Object.entries(endpoints)) {
+      const alone = await oneAtATime(access, makePath, 30);
+      const loaded = await loadEndpoint(API, access, makePath, seconds, 10);
+      rows.push(`| ${name} | ${alone.p50.toFixed(1)} | ${loaded.rps.toFixed(0)} | ${loaded.latency.p50.toFixed(1)} / ${loaded.latency.p99.toFixed(1)} | ${loaded.errors} |`);
+    }
+    return [
+      `One user with 100,000 messages in 100 conversations; ${seconds} s per load, under \`wrangler dev\`. Times in ms.`,
+      "",
+      "| request | one at a time: p50 | 10 connections: requests/s | p50 / p99 | errors |",
+      "| --- | --- | --- | --- | --- |",
+      ...rows,
+    ].join("\n");
+  } finally {
+    cleanup();
+  }
+}
