@@ -23,14 +23,39 @@ describe("full-text search", () => {
     // Replies are indexed once they finish; accents and case fold.
     expect((await search(user, "w1 w2")).count).toBe(3);
     expect(ids(await search(user, "PASTEIS"))).toEqual([porto.user_message.id]);
+    // A word of three or more letters also finds the words it begins; a shorter one, whole words only.
+    expect((await search(user, "port")).count).toBe(2);
+    expect(ids(await search(user, "weekend pas"))).toEqual([porto.user_message.id]);
+    expect((await search(user, "po")).count).toBe(0);
+    expect(ids(await search(user, "de"))).toEqual([porto.user_message.id]);
   });
 
-  it("finds CJK and accented text, also words shorter than three characters", async () => {
+  it("pages through many matches with an exact count", async () => {
+    const user = await createUser();
+    for (let i = 0; i < 3; i++) {
+      await callJson("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=1] quokka number ${i} quokka` }, status: 201 });
+    }
+    const first = await search(user, "quokka", "&page_size=2");
+    const second = await search(user, "quokka", "&page_size=2&page=2");
+    expect([first.count, second.count]).toEqual([3, 3]);
+    expect(new Set([...ids(first), ...ids(second)]).size).toBe(3);
+    expect(second.next).toBeNull();
+    await expectError(await call("/search/?q=quokka&page_size=2&page=3", { token: user.access }), 404, "invalid_page");
+  });
+
+  it("finds CJK, Hangul, Thai and accented text, also words shorter than three characters", async () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] 東京で美味しいラーメンを食べたい。Café crème à Paris." }, status: 201 });
-    for (const q of ["ラーメン", "東京", "cafe creme", "PARIS", "à"]) {
+    const korean = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] 내일 서울에서 만나요" }, status: 201 });
+    const thai = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] สวัสดีครับ ยินดีที่ได้รู้จัก" }, status: 201 });
+    for (const q of ["ラーメン", "東京", "美味しい ラーメン", "東京 ラーメン", "cafe creme", "PARIS", "à"]) {
       expect(ids(await search(user, q)), q).toEqual([turn.user_message.id]);
     }
+    // Written without spaces between words: any run of characters inside the text is found.
+    expect(ids(await search(user, "서울에"))).toEqual([korean.user_message.id]);
+    expect(ids(await search(user, "서울"))).toEqual([korean.user_message.id]);
+    expect(ids(await search(user, "ดีคร"))).toEqual([thai.user_message.id]);
+    expect((await search(user, "ラーメン 서울")).count).toBe(0);
   });
 
   it("only ever shows the caller's own visible messages", async () => {
@@ -40,6 +65,13 @@ describe("full-text search", () => {
     const second = await callJson("/start_conversation/", { token: owner.access, body: { content: "[stub: tokens=1] zanzibar in a deleted conversation" }, status: 201 });
     expect((await search(owner, "zanzibar")).count).toBe(2);
     expect((await search(other, "zanzibar")).count).toBe(0);
+    // A user whose rows share the owner's database (and its search index) sees none of them either.
+    let neighbour = await createUser();
+    while (shardOf(neighbour.id) !== shardOf(owner.id)) neighbour = await createUser();
+    await callJson("/start_conversation/", { token: neighbour.access, body: { content: "[stub: tokens=1] my own zanzibar" }, status: 201 });
+    expect((await search(neighbour, "zanzibar")).count).toBe(1);
+    expect((await search(neighbour, "zanzibar")).results[0].message.content).toBe("[stub: tokens=1] my own zanzibar");
+    expect((await search(owner, "zanzibar")).count).toBe(2);
 
     await callJson(`/messages/${turn.user_message.id}/mark_deleted/`, { token: owner.access, method: "PATCH", status: 200 });
     await call(`/conversations/${second.conversation.id}/`, { token: owner.access, method: "DELETE" });

@@ -344,11 +344,11 @@ describe("query plans", () => {
           const plan = await db.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
           const where = `${path} (${analyzed ? "analyzed" : "no statistics"}): ${sql}`;
           // A search starts from the index's matches, not from every message of the user.
-          if (sql.includes("messages_fts MATCH")) expect(plan.results[0]!.detail, where).toMatch(/^SCAN messages_fts VIRTUAL TABLE/);
+          if (sql.includes("message_words MATCH")) expect(plan.results[0]!.detail, where).toMatch(/^SCAN message_words VIRTUAL TABLE/);
           for (const { detail } of plan.results) {
             expect(detail, where).not.toMatch(/^SCAN (messages|conversations|ai_responses|summaries|shares|m|c|r)\b/);
             // Sorting is fine for a page fetched by its ids, and for ranking search matches.
-            if (!/messages_fts|json_each/.test(sql)) expect(detail, where).not.toMatch(/TEMP B-TREE FOR ORDER BY/);
+            if (!/message_words|message_trigrams|json_each/.test(sql)) expect(detail, where).not.toMatch(/TEMP B-TREE FOR ORDER BY/);
           }
         }
       }
