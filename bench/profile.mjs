@@ -90,7 +90,7 @@ async function streamedTurn(token, conversationId, index) {
 }
 
 /** Self time per function and per module (esbuild marks each module with a `// path` comment). */
-function summarize(profile, bundleSource) {
+function summarize(profile, bundleScriptId, bundleSource) {
   const moduleStarts = [];
   if (bundleSource) {
     bundleSource.split("\n").forEach((line, index) => {
@@ -115,7 +115,7 @@ function summarize(profile, bundleSource) {
     const us = intervals.get(node.id) ?? 0;
     if (!us) continue;
     const frame = node.callFrame;
-    const module = frame.url ? moduleOf(frame.lineNumber) : frame.functionName || "(native)";
+    const module = frame.scriptId === bundleScriptId ? moduleOf(frame.lineNumber) : frame.url ? `(runtime) ${frame.url}` : frame.functionName || "(native)";
     if (frame.functionName === "(idle)") continue;
     total += us;
     const key = `${frame.functionName || "(anonymous)"}  ${module}`;
@@ -158,12 +158,13 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
     const wall = performance.now() - started;
     const { profile } = await inspector.send("Profiler.stop");
     const cpuTotal = cpuMs(pids) - cpuBefore;
-    const scriptId = profile.nodes.find((node) => node.callFrame.url.includes(".js") && node.callFrame.scriptId !== "0")?.callFrame.scriptId;
+    // The Worker's bundle; the runtime's own modules (`cloudflare-internal:…`, `node-internal:…`) are named by their URL.
+    const scriptId = profile.nodes.find((node) => node.callFrame.url.endsWith("index.js"))?.callFrame.scriptId;
     const bundleSource = scriptId ? (await inspector.send("Debugger.getScriptSource", { scriptId }).catch(() => ({}))).scriptSource : undefined;
     inspector.close();
 
     const turnCount = conversations * turns;
-    const { total, functions, modules } = summarize(profile, bundleSource);
+    const { total, functions, modules } = summarize(profile, scriptId, bundleSource);
     const ms = (us) => (us / 1000 / turnCount).toFixed(2);
     return [
       `${conversations} conversations × ${turns} streamed \`add_message\` turns in ${(wall / 1000).toFixed(1)} s.`,
