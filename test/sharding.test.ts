@@ -340,11 +340,12 @@ describe("query plans", () => {
       for (const path of lists) {
         const { response, calls } = await recorded(path, { token: user.access });
         expect(response.status, path).toBe(200);
-        for (const { sql, params } of calls.flatMap((c) => c.statements).filter((s) => /^\s*select/i.test(s.sql))) {
+        for (const { sql, params } of calls.flatMap((c) => c.statements).filter((s) => /^\s*(select|with)\b/i.test(s.sql))) {
           const plan = await db.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
           const where = `${path} (${analyzed ? "analyzed" : "no statistics"}): ${sql}`;
           // A search starts from the index's matches, not from every message of the user.
-          if (sql.includes("message_words MATCH")) expect(plan.results[0]!.detail, where).toMatch(/^SCAN message_words VIRTUAL TABLE/);
+          const firstRead = plan.results.find(({ detail }) => !/^(MATERIALIZE|CO-ROUTINE)\b/.test(detail));
+          if (sql.includes("message_words MATCH")) expect(firstRead?.detail, where).toMatch(/^SCAN message_words VIRTUAL TABLE/);
           for (const { detail } of plan.results) {
             expect(detail, where).not.toMatch(/^SCAN (messages|conversations|ai_responses|summaries|shares|m|c|r)\b/);
             // Sorting is fine for a page fetched by its ids, and for ranking search matches.

@@ -24,29 +24,34 @@ const replyResponses = alias(aiResponses, "reply_response");
 
 /**
  * Message columns plus, for a user message, the status of the newest AI response answering it,
- * and for an AI message the response it carries.
+ * and for an AI message the response it carries (joined by `replyResponseJoin`).
  */
+export const messageStatusColumns = {
+  message: messages,
+  // Only columns whose names no other selected column has: D1 batches return rows keyed by
+  // column name, so a second `id` would overwrite the message's.
+  reply: {
+    status: replyResponses.status,
+    finishReason: replyResponses.finishReason,
+    contextFirstOrder: replyResponses.contextFirstOrder,
+    contextMessages: replyResponses.contextMessages,
+    contextSummaryThroughOrder: replyResponses.contextSummaryThroughOrder,
+    promptTokens: replyResponses.promptTokens,
+    feedbackRating: replyResponses.feedbackRating,
+    feedbackComment: replyResponses.feedbackComment,
+  },
+  aiResponseStatus: sql<AiResponse["status"] | null>`(
+    SELECT r.status FROM ai_responses r WHERE r.message_id = ${messages.id} ORDER BY r.id DESC LIMIT 1)`,
+};
+
+/** The left join `messageStatusColumns` reads the AI message's own response from. */
+export const replyResponseJoin = [replyResponses, eq(replyResponses.aiMessageId, messages.id)] as const;
+
 export const messageWithStatus = (db: Database) =>
   db
-    .select({
-      message: messages,
-      // Only columns whose names no other selected column has: D1 batches return rows keyed by
-      // column name, so a second `id` would overwrite the message's.
-      reply: {
-        status: replyResponses.status,
-        finishReason: replyResponses.finishReason,
-        contextFirstOrder: replyResponses.contextFirstOrder,
-        contextMessages: replyResponses.contextMessages,
-        contextSummaryThroughOrder: replyResponses.contextSummaryThroughOrder,
-        promptTokens: replyResponses.promptTokens,
-        feedbackRating: replyResponses.feedbackRating,
-        feedbackComment: replyResponses.feedbackComment,
-      },
-      aiResponseStatus: sql<AiResponse["status"] | null>`(
-        SELECT r.status FROM ai_responses r WHERE r.message_id = ${messages.id} ORDER BY r.id DESC LIMIT 1)`,
-    })
+    .select(messageStatusColumns)
     .from(messages)
-    .leftJoin(replyResponses, eq(replyResponses.aiMessageId, messages.id));
+    .leftJoin(...replyResponseJoin);
 
 export async function loadOwnedMessage(db: Database, userId: string, id: string) {
   const [row] = await messageWithStatus(db).where(and(eq(messages.id, id), eq(messages.userId, userId)));

@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { asc, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import type { Database } from "../db/client";
 import { userDb } from "../db/request-session";
-import { idIn, messageWithStatus } from "../db/queries";
-import { messages } from "../db/schema";
+import { messageStatusColumns, replyResponseJoin } from "../db/queries";
+import { conversations, messages } from "../db/schema";
 import { invalid } from "../errors";
 import { pageBody, pageOffset, type Paging } from "../lib/pagination";
 import { authenticated } from "../middleware";
@@ -73,32 +73,44 @@ function plainSnippet(content: string, needle: string): string {
   return `${escapeHtml(before)}<mark>${escapeHtml(content.slice(at, at + needle.length))}</mark>${escapeHtml(after)}`;
 }
 
-interface HitRow {
-  id: string;
-  conversation_id: string;
-  title: string | null;
-  snippet: string;
-  rank: number;
-  total: number;
+/**
+ * One statement per search: `hits` (raw SQL, shaped by the index it reads) yields the page's
+ * message rowids with their rank, snippet text and the total number of matches; the page's
+ * messages are then joined with what their rendering needs.
+ */
+function pageOfHits(db: Database, userId: string, hits: SQL) {
+  const page = db
+    .$with("hits", {
+      rid: sql<number>`rid`.as("rid"),
+      rank: sql<number>`rank`.as("rank"),
+      snippet: sql<string>`snippet`.as("snippet"),
+      total: sql<number>`total`.as("total"),
+    })
+    .as(hits);
+  return db
+    .with(page)
+    .select({ ...messageStatusColumns, title: conversations.title, rank: page.rank, snippet: page.snippet, total: page.total })
+    .from(page)
+    .innerJoin(messages, eq(sql`${messages}.rowid`, page.rid))
+    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
+    .leftJoin(...replyResponseJoin)
+    .where(eq(messages.userId, userId))
+    .orderBy(sql`${page.rank}`, sql`${page.rid}`);
 }
 
 /**
  * Words in scripts with spaces: the word index alone finds, counts and ranks the caller's matches
- * (it holds only messages search may show, with their owner), and only the page's rows are joined
- * to their messages and made into snippets.
+ * (it holds only messages search may show, with their owner); snippets are made for the page's rows only.
  */
-function wordHits(db: Database, userId: string, words: string[], paging: Paging) {
+function wordHits(userId: string, words: string[], paging: Paging): SQL {
   const match = wordMatch(userId, words);
-  return db.all<HitRow>(sql`WITH page AS MATERIALIZED (
+  return sql`WITH page AS MATERIALIZED (
       SELECT rowid AS rid, bm25(message_words, 1.0, 0.0) AS rank FROM message_words
       WHERE message_words MATCH ${match} ORDER BY rank, rowid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
-    SELECT m.id, m.conversation_id, c.title, page.rank,
-           snippet(message_words, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet,
+    SELECT page.rid, page.rank, snippet(message_words, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet,
            (SELECT count(*) FROM message_words WHERE message_words MATCH ${match}) AS total
     FROM page CROSS JOIN message_words ON message_words.rowid = page.rid
-      CROSS JOIN messages m ON m.rowid = page.rid CROSS JOIN conversations c ON c.id = m.conversation_id
-    WHERE message_words MATCH ${match} AND m.user_id = ${userId}
-    ORDER BY page.rank, page.rid`);
+    WHERE message_words MATCH ${match}`;
 }
 
 /**
@@ -106,7 +118,7 @@ function wordHits(db: Database, userId: string, words: string[], paging: Paging)
  * so its matches are few enough to check for the caller one by one. Words shorter than a trigram
  * cannot be matched by it: they are looked for in the text of its matches.
  */
-function trigramHits(db: Database, userId: string, words: string[], paging: Paging) {
+function trigramHits(userId: string, words: string[], paging: Paging): SQL {
   const long = words.filter((word) => [...word].length >= MIN_TRIGRAM_LENGTH);
   const match = long.map(quoted).join(" ");
   const shortWordsAppear = sql.join(
@@ -115,35 +127,37 @@ function trigramHits(db: Database, userId: string, words: string[], paging: Pagi
   // CROSS JOIN fixes the loop order: the index finds the matches, then each is checked for this
   // user. FTS5's functions cannot sit in a window query, so the matches are ranked first and the
   // snippets made for the page's rows only.
-  return db.all<HitRow>(sql`WITH matches AS MATERIALIZED (
-      SELECT m.rowid AS rid, m.id, m.conversation_id, c.title, bm25(message_trigrams) AS rank
-      FROM message_trigrams CROSS JOIN messages m ON m.rowid = message_trigrams.rowid CROSS JOIN conversations c ON c.id = m.conversation_id
+  return sql`WITH matches AS MATERIALIZED (
+      SELECT m.rowid AS rid, bm25(message_trigrams) AS rank
+      FROM message_trigrams CROSS JOIN messages m ON m.rowid = message_trigrams.rowid
       WHERE message_trigrams MATCH ${match} AND m.user_id = ${userId}${shortWordsAppear}),
-    page AS MATERIALIZED (SELECT *, count(*) OVER () AS total FROM matches ORDER BY rank, id LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
-    SELECT page.id, page.conversation_id, page.title, page.rank, page.total,
-           snippet(message_trigrams, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet
+    page AS MATERIALIZED (SELECT *, count(*) OVER () AS total FROM matches ORDER BY rank, rid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
+    SELECT page.rid, page.rank, page.total, snippet(message_trigrams, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet
     FROM page CROSS JOIN message_trigrams ON message_trigrams.rowid = page.rid
-    WHERE message_trigrams MATCH ${match} ORDER BY page.rank, page.id`);
+    WHERE message_trigrams MATCH ${match}`;
 }
 
-/** Only words too short for the trigram index (e.g. a two-character CJK word): a scan of the user's own messages, newest first. */
-function scanHits(db: Database, userId: string, text: string, paging: Paging) {
-  return db.all<HitRow>(sql`SELECT m.id, m.conversation_id, c.title, m.content AS snippet, 0 AS rank, count(*) OVER () AS total
+/**
+ * Only words too short for the trigram index (e.g. a two-character CJK word): a scan of the
+ * user's own visible messages, newest first (its rank is its position: 1 for the newest).
+ */
+function scanHits(userId: string, text: string, paging: Paging): SQL {
+  return sql`SELECT m.rowid AS rid, row_number() OVER (ORDER BY m.timestamp DESC, m.id DESC) AS rank, m.content AS snippet, count(*) OVER () AS total
     FROM messages m JOIN conversations c ON c.id = m.conversation_id
     WHERE m.user_id = ${userId} AND m.is_deleted = 0 AND c.status = 'Active' AND instr(lower(m.content), lower(${text})) > 0
-    ORDER BY m.timestamp DESC, m.id DESC LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`);
+    ORDER BY m.timestamp DESC, m.id DESC LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)}`;
 }
 
-/** The hits of `text` and how their snippets are made. */
-async function findHits(db: Database, userId: string, text: string, paging: Paging): Promise<{ hits: HitRow[]; snippet: (hit: HitRow) => string }> {
+/** The statement that finds the hits of `text`, and how their snippets are made. */
+function searchPlan(userId: string, text: string, paging: Paging): { hits: SQL; snippet: (text: string) => string } | null {
   const words = text.split(/\s+/);
   if (!NO_SPACE_SCRIPT.test(text)) {
     // A word with no letter or digit (e.g. "-") has no token to look for.
     const searchable = words.filter((word) => /[\p{L}\p{N}]/u.test(word));
-    return { hits: searchable.length ? await wordHits(db, userId, searchable, paging) : [], snippet: (hit) => htmlSnippet(hit.snippet) };
+    return searchable.length ? { hits: wordHits(userId, searchable, paging), snippet: htmlSnippet } : null;
   }
-  if (words.some((word) => [...word].length >= MIN_TRIGRAM_LENGTH)) return { hits: await trigramHits(db, userId, words, paging), snippet: (hit) => htmlSnippet(hit.snippet) };
-  return { hits: await scanHits(db, userId, text, paging), snippet: (hit) => plainSnippet(hit.snippet, text) };
+  if (words.some((word) => [...word].length >= MIN_TRIGRAM_LENGTH)) return { hits: trigramHits(userId, words, paging), snippet: htmlSnippet };
+  return { hits: scanHits(userId, text, paging), snippet: (content) => plainSnippet(content, text) };
 }
 
 export const searchRoutes = createRouter().openapi(searchMessages, async (c) => {
@@ -151,15 +165,16 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   // Whatever was typed is searched as text: NUL and lone surrogates cannot match anything stored.
   const text = q.replaceAll("\0", " ").toWellFormed().trim();
   if (!text) throw invalid({ field: "q", message: "Enter something to search for." });
-  const db = userDb(c);
-  const { hits, snippet } = await findHits(db, c.get("userId"), text, paging);
+  const userId = c.get("userId");
+  const plan = searchPlan(userId, text, paging);
+  const rows = plan ? await pageOfHits(userDb(c), userId, plan.hits) : [];
   // No row at this offset: it is past the last match (a 404 beyond page 1), or there is none.
-  const total = hits[0]?.total ?? 0;
-  const rows = hits.length ? await messageWithStatus(db).where(idIn(messages.id, hits.map((h) => h.id))).orderBy(asc(messages.order)) : [];
-  const byId = new Map(rows.map((row) => [row.message.id, row]));
-  const results = hits.map((hit) => {
-    const row = byId.get(hit.id)!;
-    return { conversation: { id: hit.conversation_id, title: hit.title }, message: renderMessage(row.message, row), snippet: snippet(hit), rank: hit.rank };
-  });
+  const total = rows[0]?.total ?? 0;
+  const results = rows.map((row) => ({
+    conversation: { id: row.message.conversationId, title: row.title },
+    message: renderMessage(row.message, row),
+    snippet: plan!.snippet(row.snippet),
+    rank: row.rank,
+  }));
   return c.json(pageBody(c.env, c.req.url, paging, total, results), 200);
 });
