@@ -3,33 +3,13 @@
 // streamed turns, and after an idle pause: what a burst of streams leaves behind.
 // Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
 // 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
-import { readFileSync, readdirSync } from "node:fs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
+import { memoryMiB, workerdPids } from "./workerd-stats.mjs";
 
 const PORT = 8812;
 const API = `http://127.0.0.1:${PORT}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Resident MiB of every workerd process under `rootPid`. */
-function workerdMiB(rootPid) {
-  const children = new Map();
-  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      children.set(Number(entry), { ppid, comm });
-    } catch {}
-  }
-  const tree = [rootPid];
-  for (let i = 0; i < tree.length; i++) for (const [pid, p] of children) if (p.ppid === tree[i]) tree.push(pid);
-  let kib = 0;
-  for (const pid of tree.filter((pid) => children.get(pid)?.comm.startsWith("workerd"))) {
-    const match = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
-    kib += match ? Number(match[1]) : 0;
-  }
-  return kib / 1024;
-}
 
 async function postJson(pathname, body, headers = {}) {
   const response = await fetch(`${API}${pathname}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
@@ -47,10 +27,10 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
       await postJson("/auth/register/", { email, password: "bench password 1" }, ip);
       tokens.push((await postJson("/auth/token/", { email, password: "bench password 1" }, ip)).access);
     }
-    const rows = [{ when: "idle, before", mib: workerdMiB(api.pid) }];
+    const rows = [{ when: "idle, before", mib: memoryMiB(workerdPids(api.pid)) }];
     for (let round = 1; round <= rounds; round++) {
       let peak = 0;
-      const sampler = setInterval(() => (peak = Math.max(peak, workerdMiB(api.pid))), 200);
+      const sampler = setInterval(() => (peak = Math.max(peak, memoryMiB(workerdPids(api.pid)))), 200);
       let completed = 0;
       await Promise.all(
         Array.from({ length: streams }, async (_, i) => {
@@ -65,9 +45,9 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
       );
       clearInterval(sampler);
       rows.push({ when: `round ${round}: peak during ${streams} streams (${completed} completed)`, mib: peak });
-      rows.push({ when: `round ${round}: just after`, mib: workerdMiB(api.pid) });
+      rows.push({ when: `round ${round}: just after`, mib: memoryMiB(workerdPids(api.pid)) });
       await sleep(idleSeconds * 1000);
-      rows.push({ when: `round ${round}: after ${idleSeconds} s idle`, mib: workerdMiB(api.pid) });
+      rows.push({ when: `round ${round}: after ${idleSeconds} s idle`, mib: memoryMiB(workerdPids(api.pid)) });
     }
     return ["| when | workerd resident memory |", "| --- | --- |", ...rows.map((r) => `| ${r.when} | ${r.mib.toFixed(0)} MiB |`)].join("\n");
   } finally {

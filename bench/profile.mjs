@@ -5,36 +5,13 @@
 // conversation, and reads the workerd processes' CPU time from /proc around the same window.
 // Prints the split (JavaScript in our isolate vs everything else workerd does: local D1, the dev
 // proxy, sockets) and the functions with the most self time, grouped by module.
-import { readFileSync, readdirSync } from "node:fs";
 import WebSocket from "ws";
 import { startApiOnFakeUpstream } from "./processes.mjs";
+import { cpuSeconds, workerdPids } from "./workerd-stats.mjs";
 
 const PORT = 8813;
 const INSPECTOR_PORT = 9233;
 const API = `http://127.0.0.1:${PORT}`;
-
-function descendants(pid) {
-  const children = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) children.push(Number(entry));
-    } catch {}
-  }
-  return children.flatMap((child) => [child, ...descendants(child)]);
-}
-
-const workerdPids = (wranglerPid) => descendants(wranglerPid).filter((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd");
-
-function cpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks * 10;
-}
 
 /** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
 async function connectInspector() {
@@ -147,7 +124,7 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
     const pids = workerdPids(api.pid);
-    const cpuBefore = cpuMs(pids);
+    const cpuBefore = cpuSeconds(pids) * 1000;
     await inspector.send("Profiler.start");
     const started = performance.now();
     await Promise.all(
@@ -157,7 +134,7 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
     );
     const wall = performance.now() - started;
     const { profile } = await inspector.send("Profiler.stop");
-    const cpuTotal = cpuMs(pids) - cpuBefore;
+    const cpuTotal = cpuSeconds(pids) * 1000 - cpuBefore;
     // The Worker's bundle; the runtime's own modules (`cloudflare-internal:…`, `node-internal:…`) are named by their URL.
     const scriptId = profile.nodes.find((node) => node.callFrame.url.endsWith("index.js"))?.callFrame.scriptId;
     const bundleSource = scriptId ? (await inspector.send("Debugger.getScriptSource", { scriptId }).catch(() => ({}))).scriptSource : undefined;

@@ -4,7 +4,8 @@
 // the D1 sharding simulation (bench/shard-simulation.mjs); --client=http only the plain-http
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
 // rounds of concurrent streams (bench/memory.mjs); --profile a CPU profile of streamed turns
-// (bench/profile.mjs); --search only the search endpoint (bench/search.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// (bench/profile.mjs); --search only the search endpoint (bench/search.mjs); --signin the CPU of
+// signing up and in (bench/signin.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -16,10 +17,12 @@ import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
 import { profileTurns } from "./profile.mjs";
 import { searchBench } from "./search.mjs";
+import { signInBench } from "./signin.mjs";
 import { loadEndpoint, percentiles } from "./load.mjs";
 import { executeLocal, listSeedSql, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 import { startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
+import { cpuSeconds, memoryMiB, workerdPids } from "./workerd-stats.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const STATE = path.join(ROOT, "bench", ".state");
@@ -31,56 +34,11 @@ const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/
 const RUNS = (args.runs ?? ("quick" in args ? "1x5,20x2" : "1x10,20x3,100x2,500x1")).split(",").map((r) => r.split("x").map(Number));
 const LIST_SECONDS = Number(args["list-seconds"] ?? ("quick" in args ? 3 : 10));
 const USERS = 20; // conversations are spread over users, as a real deployment's would be
-const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 process.on("SIGINT", () => process.exit(130));
 
-/** Every descendant process of `pid` (workerd runs under wrangler). */
-function descendants(pid) {
-  const children = new Map();
-  for (const entry of execFileSync("ps", ["-eo", "pid=,ppid=,comm="]).toString().trim().split("\n")) {
-    const [p, pp, comm] = entry.trim().split(/\s+/);
-    if (!children.has(pp)) children.set(pp, []);
-    children.get(pp).push({ pid: p, comm });
-  }
-  const out = [];
-  const walk = (p) => {
-    for (const c of children.get(String(p)) ?? []) {
-      out.push(c);
-      walk(c.pid);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-function workerdPids(wranglerPid) {
-  return descendants(wranglerPid).filter((p) => p.comm.startsWith("workerd")).map((p) => p.pid);
-}
-
-function cpuSeconds(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {}
-  }
-  return ticks / CLK_TCK;
-}
-
-function peakMemoryMiB(pids) {
-  let kib = 0;
-  for (const pid of pids) {
-    try {
-      kib += Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
-    } catch {}
-  }
-  return Math.round(kib / 1024);
-}
 
 
 /** Reads an SSE body, calling onEvent(event, data, atMs) for every frame. */
@@ -200,6 +158,10 @@ async function main() {
   }
   if ("memory" in args) {
     console.log(await memoryBench({ streams: Number(args.streams ?? 300), rounds: Number(args.rounds ?? 3), idleSeconds: Number(args["idle-seconds"] ?? 60) }));
+    return;
+  }
+  if ("signin" in args) {
+    console.log(await signInBench({ requests: Number(args.requests ?? 30) }));
     return;
   }
   if ("search" in args) {
@@ -322,7 +284,7 @@ async function main() {
   const exported = await fetch(`${API}/users/me/export/`, { headers: { Authorization: `Bearer ${searchToken}` } });
   const exportedLines = (await exported.text()).split("\n").filter((line) => line.includes('"type":"message"')).length;
   const exportSeconds = (performance.now() - exportStarted) / 1000;
-  const peakMiB = peakMemoryMiB(pids);
+  const peakMiB = Math.round(memoryMiB(pids, "VmHWM"));
   const upstreamStats = await (await fetch(`${upstream}/stats`)).json();
 
   console.log("bundle…");
