@@ -40,7 +40,7 @@ const searchMessages = createRoute({
   summary: "Full-text search of your messages (not soft-deleted ones, not in Deleted conversations), best match first",
   request: {
     query: PageQuerySchema.extend({
-      q: z.string().max(QUERY_MAX_LENGTH).openapi({ description: "Plain words, never query syntax: every word must appear." }),
+      q: z.string().max(QUERY_MAX_LENGTH).openapi({ description: "Plain words, never query syntax: every word must appear; a word of three or more letters also finds the words it begins." }),
     }),
   },
   responses: { 200: jsonResponse(pageSchema(SearchHitSchema, "SearchPage"), "A page of hits"), ...errorResponses(400, 401, 404) },
