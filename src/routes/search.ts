@@ -29,7 +29,7 @@ const SearchHitSchema = z
     conversation: z.object({ id: z.string(), title: z.string().nullable() }),
     message: MessageSchema,
     snippet: z.string().openapi({ description: "HTML-safe text around the match, with each hit in <mark>…</mark>." }),
-    rank: z.number().openapi({ description: "bm25 relevance: lower is better; results are best first." }),
+    rank: z.number().openapi({ description: "Lower is better; results are best first. bm25 relevance, or for a query of only one- or two-character CJK words (found by a scan), the position, newest first." }),
   })
   .openapi("SearchHit");
 
