@@ -53,7 +53,7 @@ const quoted = (word: string) => `"${word.replaceAll('"', '""')}"`;
  * The word index's query for `words` of `userId`: the user's own rows (the owner column), every
  * word in the text, each longer word also as a prefix.
  */
-export function wordMatch(userId: string, words: string[]): string {
+function wordMatch(userId: string, words: string[]): string {
   const owner = `owner : "${userId.replaceAll("-", "")}"`;
   return [owner, ...words.map((word) => `content : ${quoted(word)}${[...word].length >= MIN_PREFIX_LENGTH ? "*" : ""}`)].join(" AND ");
 }
@@ -167,13 +167,14 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   if (!text) throw invalid({ field: "q", message: "Enter something to search for." });
   const userId = c.get("userId");
   const plan = searchPlan(userId, text, paging);
-  const rows = plan ? await pageOfHits(userDb(c), userId, plan.hits) : [];
+  if (!plan) return c.json(pageBody(c.env, c.req.url, paging, 0, []), 200);
+  const rows = await pageOfHits(userDb(c), userId, plan.hits);
   // No row at this offset: it is past the last match (a 404 beyond page 1), or there is none.
   const total = rows[0]?.total ?? 0;
   const results = rows.map((row) => ({
     conversation: { id: row.message.conversationId, title: row.title },
     message: renderMessage(row.message, row),
-    snippet: plan!.snippet(row.snippet),
+    snippet: plan.snippet(row.snippet),
     rank: row.rank,
   }));
   return c.json(pageBody(c.env, c.req.url, paging, total, results), 200);
