@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { call, callJson, createUser, expectError, shardOf, type TestUser } from "./helpers";
@@ -93,6 +94,29 @@ describe("full-text search", () => {
     const fork = await callJson(`/conversations/${turn.conversation.id}/fork/`, { token: user.access, body: { message: turn.user_message.id }, status: 201 });
     const forked = (await search(user, "quince")).results.filter((h: any) => h.conversation.id === fork.id);
     expect(forked).toHaveLength(1);
+  });
+
+  it("is built by its migration for the messages already stored, visible ones only", async () => {
+    const user = await createUser();
+    const kept = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] backfilled walrus 東京タワー" }, status: 201 });
+    const hidden = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] hidden walrus" }, status: 201 });
+    const gone = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] walrus of a deleted conversation" }, status: 201 });
+    await callJson(`/messages/${hidden.user_message.id}/mark_deleted/`, { token: user.access, method: "PATCH", status: 200 });
+    await call(`/conversations/${gone.conversation.id}/`, { token: user.access, method: "DELETE" });
+    // The database as it was before the word index: both indexes empty, then the migration's own backfill.
+    const db = shardOf(user.id);
+    await db.batch([db.prepare("DELETE FROM message_words"), db.prepare("DELETE FROM message_trigrams")]);
+    expect((await search(user, "walrus")).count).toBe(0);
+    const migration = env.TEST_SHARD_MIGRATIONS.find((m) => m.name.startsWith("0002_"))!;
+    const backfill = migration.queries.filter((query) => /^\s*(--[^\n]*\n\s*)*INSERT INTO/.test(query));
+    expect(backfill).toHaveLength(2);
+    await db.batch(backfill.map((query) => db.prepare(query)));
+
+    expect(ids(await search(user, "walrus"))).toEqual([kept.user_message.id]);
+    expect(ids(await search(user, "タワー"))).toEqual([kept.user_message.id]);
+    // And the triggers go on from there: restoring the conversation brings its message back.
+    await callJson(`/conversations/${gone.conversation.id}/`, { token: user.access, method: "PATCH", body: { status: "Active" }, status: 200 });
+    expect((await search(user, "walrus")).count).toBe(2);
   });
 
   it("takes any text as plain words: syntax, hostile and random queries all answer 200; empty or over-long is a 400", async () => {
