@@ -146,7 +146,7 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
     return [
       `${conversations} conversations × ${turns} streamed \`add_message\` turns in ${(wall / 1000).toFixed(1)} s.`,
       "",
-      `workerd CPU per turn (all processes, /proc): ${(cpuTotal / turnCount).toFixed(1)} ms; of it, sampled in the Worker's isolate (JavaScript, GC and the runtime calls it makes): ${ms(total)} ms.`,
+      `workerd CPU per turn (all processes, /proc): ${(cpuTotal / turnCount).toFixed(1)} ms; of it, sampled in the Worker's isolate (JavaScript, GC and the runtime calls it makes): ${ms(total)} ms. The profiler samples wall time, and workerd does not mark its idle waits: with few conversations the isolate mostly waits and the samples overcount; with 20 or more it is busy and they approximate its CPU.`,
       "",
       "| module | self ms per turn |",
       "| --- | --- |",
