@@ -2,7 +2,7 @@ import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } fro
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { call, callJson, countInShards, createUser, rowsInShards, shardOf } from "./helpers";
-import { deltaText, readFrames } from "./sse";
+import { deltaText, firstFrames, readFrames } from "./sse";
 
 // Its own file: aborting every Durable Object would disturb other tests' conversations.
 it("marks a reply cut off by a restart as Error interrupted, keeps what was streamed, and the conversation stays usable", async () => {
@@ -12,11 +12,7 @@ it("marks a reply cut off by a restart as Error interrupted, keeps what was stre
     headers: { Accept: "text/event-stream" },
     body: { content: "[stub: tokens=500 delay=20] long story" },
   });
-  const frames = [];
-  for await (const frame of readFrames(response.body!)) {
-    frames.push(frame);
-    if (frames.length === 21) break; // ~400 ms of deltas: more than one journal flush
-  }
+  const frames = await firstFrames(response, 21); // ~400 ms of deltas: more than one journal flush
   const conversationId: string = frames[0]!.data.conversation.id;
   const aiMessageId: string = frames[0]!.data.ai_message.id;
 
@@ -57,11 +53,7 @@ it("recovers a regenerate cut off by a restart: the new sibling is interrupted, 
   const start = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=60 delay=20] tell me" }, status: 201 });
   const conversationId: string = start.conversation.id;
   const response = await call(`/messages/${start.ai_message.id}/regenerate/`, { token: user.access, method: "POST", headers: { Accept: "text/event-stream" } });
-  const frames = [];
-  for await (const frame of readFrames(response.body!)) {
-    frames.push(frame);
-    if (frames.length === 21) break;
-  }
+  const frames = await firstFrames(response, 21);
   const regeneratedId: string = frames[0]!.data.ai_message.id;
 
   await abortAllDurableObjects();
@@ -148,11 +140,7 @@ it("answers a keyed retry of an interrupted turn with the stored turn (201, Erro
   const headers = { "Idempotency-Key": "interrupted-1" };
   const body = { content: "[stub: tokens=60 delay=20] will be cut" };
   const response = await call("/start_conversation/", { token: user.access, headers: { ...headers, Accept: "text/event-stream" }, body });
-  const frames = [];
-  for await (const frame of readFrames(response.body!)) {
-    frames.push(frame);
-    if (frames.length === 15) break;
-  }
+  const frames = await firstFrames(response, 15);
   await abortAllDurableObjects();
   const retried = await call("/start_conversation/", { token: user.access, headers, body });
   const turn = await retried.json<any>();

@@ -7,7 +7,7 @@ import { deleteDeadRefreshTokens } from "../src/housekeeping";
 import worker from "../src/index";
 import { type D1Call, recordingEnv } from "./d1-recorder";
 import { BASE, call, callJson, countInShards, createUser, expectError, randomIp, shardDatabases, shardOf, type TestUser } from "./helpers";
-import { collectFrames, deltaText, readFrames } from "./sse";
+import { collectFrames, deltaText, firstFrames } from "./sse";
 
 const bindingOf = (user: TestUser) => getConfig(env).shardMap.bindings.find((name) => (env as unknown as Record<string, D1Database>)[name] === shardOf(user.id))!;
 
@@ -127,11 +127,7 @@ describe("sharding", () => {
       headers: { Accept: "text/event-stream" },
       body: { content: "[stub: tokens=60 delay=30] keep going" },
     });
-    const frames = [];
-    for await (const frame of readFrames(response.body!)) {
-      frames.push(frame);
-      if (frames.length === 11) break;
-    }
+    const frames = await firstFrames(response, 11);
     const { conversation, ai_message } = frames[0]!.data;
     const stored = await shardOf(user.id).prepare("SELECT content FROM messages WHERE id = ?").bind(ai_message.id).first("content");
     expect(stored).toBe("");

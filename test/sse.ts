@@ -8,6 +8,16 @@ export async function collectFrames(response: Response): Promise<Frame[]> {
   return frames;
 }
 
+/** The first `count` frames of a stream; reading stops there (the reply goes on without this reader). */
+export async function firstFrames(response: Response, count: number): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  for await (const frame of readFrames(response.body!)) {
+    frames.push(frame);
+    if (frames.length === count) break;
+  }
+  return frames;
+}
+
 export const deltaText = (frames: Frame[]) =>
   frames
     .filter((f) => f.event === "delta")
