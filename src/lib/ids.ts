@@ -34,6 +34,8 @@ export const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(
 
 export const toBase64Url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
+export const fromBase64Url = (text: string) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+
 export const sha256Hex = async (text: string) => toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
 
 /** 16 bytes as a UUID string of `version`, with the RFC 9562 variant; `high` is the 4 bits after the version. */

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { getConfig } from "../config";
 import { ApiError, invalid } from "../errors";
-import { toBase64Url } from "./ids";
+import { fromBase64Url, toBase64Url } from "./ids";
 
 /** `?page=` (1-based) and `?page_size=` of a list request, validated by `PageQuerySchema`. */
 export interface Paging {
@@ -47,8 +47,6 @@ export const CursorQuerySchema = z.object({
     .optional()
     .openapi({ description: "Keyset paging: empty for the first page, then follow `next`. Every page costs the same, however deep; `page` is ignored." }),
 });
-
-const fromBase64Url = (text: string) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 
 /**
  * The position a `?cursor=` names: the sort key of the last row of the page before. `undefined`

@@ -1,4 +1,4 @@
-import { toBase64Url } from "./ids";
+import { fromBase64Url, toBase64Url } from "./ids";
 
 /**
  * PBKDF2-SHA256 password hashes, stored as `pbkdf2_sha256$<iterations>$<salt>$<hash>` (base64url)
@@ -9,9 +9,6 @@ const ALGORITHM = "pbkdf2_sha256";
 export const PBKDF2_ITERATIONS = 100_000;
 const SALT_BYTES = 16;
 const HASH_BITS = 256;
-
-const fromBase64Url = (text: string) =>
-  Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 
 async function derive(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, ["deriveBits"]);
