@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, lt, or, sql } from "drizzle-orm";
 import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { notFound } from "../errors";
 import type { Database } from "./client";
@@ -12,6 +12,10 @@ export const ownedConversationQuery = (db: Database, userId: string, id: string)
 
 /** `column IN (ids)` with the ids as one JSON parameter: D1 allows only 100 bound parameters per statement. */
 export const idIn = (column: SQLiteColumn, ids: string[]) => sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`;
+
+/** Rows after `[value, id]` in a newest-first list sorted by `column`, then `idColumn` (keyset paging). */
+export const olderThan = (column: SQLiteColumn, idColumn: SQLiteColumn, [value, id]: [string, string]) =>
+  or(lt(column, value), and(eq(column, value), lt(idColumn, id)));
 
 /** Another user's conversation is reported exactly like one that does not exist. */
 export async function loadOwnedConversation(db: Database, userId: string, id: string) {

@@ -1,12 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { and, asc, count, desc, eq, gt, lt, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
 import { newConversationRow, SystemPromptSchema, TitleSchema, titleColumns, ModelVersionSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
 import { userDb } from "../db/request-session";
 import { forkStatements } from "../db/fork";
-import { idIn, loadOwnedConversation, messageWithStatus, ownedConversationQuery } from "../db/queries";
+import { idIn, loadOwnedConversation, messageWithStatus, olderThan, ownedConversationQuery } from "../db/queries";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
 import { loadOwnedTree } from "../db/tree";
 import { conversationObject } from "../engine/stub";
@@ -194,7 +194,7 @@ export const conversationRoutes = createRouter()
       eq(conversations.status, status),
       term ? gt(sql`instr(${conversations.titleSearch}, ${term})`, 0) : undefined,
     );
-    const afterCursor = after ? or(lt(conversations.updatedAt, after[0]), and(eq(conversations.updatedAt, after[0]), lt(conversations.id, after[1]))) : undefined;
+    const afterCursor = after ? olderThan(conversations.updatedAt, conversations.id, after) : undefined;
     const wanted = pageRows(paging, after);
     const [[total], rows] = await db.batch([
       db.select({ n: count() }).from(conversations).where(where),

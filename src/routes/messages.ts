@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, count, desc, eq, gt, lt, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import { userDb } from "../db/request-session";
-import { loadOwnedMessage, messageWithStatus } from "../db/queries";
+import { loadOwnedMessage, messageWithStatus, olderThan } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
 import { ApiError, invalid } from "../errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageRows, readCursor } from "../lib/pagination";
@@ -80,7 +80,7 @@ export const messageRoutes = createRouter()
       ? undefined
       : after.length === 1
         ? gt(messages.order, after[0])
-        : or(lt(messages.timestamp, after[0]), and(eq(messages.timestamp, after[0]), lt(messages.id, after[1])));
+        : olderThan(messages.timestamp, messages.id, after);
     const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
     const wanted = pageRows(paging, after);
     const [[total], found] = await db.batch([
