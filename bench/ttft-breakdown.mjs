@@ -6,6 +6,7 @@
 // after it (the upstream's 50 ms plus streaming back) are measured apart; "direct" is the same
 // request straight to the upstream in the same run.
 import http from "node:http";
+import { percentiles } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 
 const PORT = 8811;
@@ -48,10 +49,6 @@ function request(base, method, pathname, { token, body, sse } = {}) {
   });
 }
 
-const percentile = (values, p) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
-};
 const fmt = (n) => n.toFixed(1);
 
 export async function ttftBreakdown(conversations = 30) {
@@ -83,9 +80,10 @@ export async function ttftBreakdown(conversations = 30) {
       rows.add.push({ before: addArrival.arrived_at - add.sentAt, ttft: add.firstDelta });
       rows.direct.push({ before: 0, ttft: direct.firstDelta });
     }
-    const directP50 = percentile(rows.direct.map((r) => r.ttft), 50);
+    const ttft = (list) => percentiles(list.map((r) => r.ttft));
+    const directP50 = ttft(rows.direct).p50;
     const line = (name, list) =>
-      `| ${name} | ${fmt(percentile(list.map((r) => r.ttft), 50))} / ${fmt(percentile(list.map((r) => r.ttft), 95))} | ${fmt(percentile(list.map((r) => r.ttft), 50) - directP50)} | ${fmt(percentile(list.map((r) => r.before), 50))} |`;
+      `| ${name} | ${fmt(ttft(list).p50)} / ${fmt(ttft(list).p95)} | ${fmt(ttft(list).p50 - directP50)} | ${fmt(percentiles(list.map((r) => r.before)).p50)} |`;
     return [
       `Plain \`http\` client (keep-alive agent), a fresh user per conversation, ${conversations} conversations one after another: \`start_conversation\`, then \`add_message\`, both SSE. "Before the model call": from sending the request to the fake upstream receiving the model request (wall clock, one machine).`,
       "",
@@ -93,7 +91,7 @@ export async function ttftBreakdown(conversations = 30) {
       "| --- | --- | --- | --- |",
       line("`start_conversation`", rows.start),
       line("`add_message`", rows.add),
-      `| direct to the upstream | ${fmt(directP50)} / ${fmt(percentile(rows.direct.map((r) => r.ttft), 95))} | – | – |`,
+      `| direct to the upstream | ${fmt(directP50)} / ${fmt(ttft(rows.direct).p95)} | – | – |`,
     ].join("\n");
   } finally {
     cleanup();
