@@ -1,4 +1,4 @@
-// Load helpers shared by the benchmarks.
+// Requests and load helpers shared by the benchmarks.
 
 export function percentiles(values) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -23,4 +23,23 @@ export async function loadEndpoint(base, token, makePath, seconds, connections =
     }),
   );
   return { rps: latencies.length / seconds, latency: percentiles(latencies), errors };
+}
+
+/**
+ * One JSON request to the API at `base`; throws unless it succeeds. `clientIp` is the address the
+ * Worker sees (CF-Connecting-IP): one per simulated client, so per-address limits see many clients.
+ */
+export async function requestJson(base, pathname, { token, body, method, clientIp } = {}) {
+  const response = await fetch(`${base}${pathname}`, {
+    method: method ?? (body ? "POST" : "GET"),
+    headers: {
+      "Content-Type": "application/json",
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(clientIp ? { "CF-Connecting-IP": clientIp } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${pathname}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
 }

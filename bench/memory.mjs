@@ -3,6 +3,7 @@
 // streamed turns, and after an idle pause: what a burst of streams leaves behind.
 // Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
 // 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
+import { requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { memoryMiB, workerdPids } from "./workerd-stats.mjs";
 
@@ -11,21 +12,16 @@ const API = `http://127.0.0.1:${PORT}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 
-async function postJson(pathname, body, headers = {}) {
-  const response = await fetch(`${API}${pathname}`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return response.json();
-}
-
 export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 } = {}) {
   const { api, cleanup } = await startApiOnFakeUpstream({ port: PORT, upstreamEnv: { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, vars: { MAX_CONCURRENT_GENERATIONS: "1000" } });
   try {
     // One user per 10 streams: the per-user turn rate (100 a minute) is not what is measured.
     const tokens = [];
     for (let u = 0; u < Math.ceil(streams / 10); u++) {
-      const ip = { "CF-Connecting-IP": `10.7.${u >> 8}.${u & 255}` };
-      const email = `memory-${u}@example.com`;
-      await postJson("/auth/register/", { email, password: "bench password 1" }, ip);
-      tokens.push((await postJson("/auth/token/", { email, password: "bench password 1" }, ip)).access);
+      const clientIp = `10.7.${u >> 8}.${u & 255}`;
+      const body = { email: `memory-${u}@example.com`, password: "bench password 1" };
+      await requestJson(API, "/auth/register/", { body, clientIp });
+      tokens.push((await requestJson(API, "/auth/token/", { body, clientIp })).access);
     }
     const rows = [{ when: "idle, before", mib: memoryMiB(workerdPids(api.pid)) }];
     for (let round = 1; round <= rounds; round++) {

@@ -6,6 +6,7 @@
 // Prints the split (JavaScript in our isolate vs everything else workerd does: local D1, the dev
 // proxy, sockets) and the functions with the most self time, grouped by module.
 import WebSocket from "ws";
+import { requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { cpuSeconds, workerdPids } from "./workerd-stats.mjs";
 
@@ -46,15 +47,7 @@ async function connectInspector() {
   return { send, close: () => socket.close() };
 }
 
-async function json(pathname, { token, body, clientIp } = {}) {
-  const response = await fetch(`${API}${pathname}`, {
-    method: body ? "POST" : "GET",
-    headers: { "Content-Type": "application/json", "CF-Connecting-IP": clientIp ?? "10.9.0.1", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${pathname}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
+const json = (pathname, options) => requestJson(API, pathname, options);
 
 async function streamedTurn(token, conversationId, index) {
   const response = await fetch(`${API}/conversations/${conversationId}/add_message/`, {

@@ -18,7 +18,7 @@ import { memoryBench } from "./memory.mjs";
 import { profileTurns } from "./profile.mjs";
 import { searchBench } from "./search.mjs";
 import { signInBench } from "./signin.mjs";
-import { loadEndpoint, percentiles } from "./load.mjs";
+import { loadEndpoint, percentiles, requestJson } from "./load.mjs";
 import { executeLocal, listSeedSql, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 import { startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
@@ -63,21 +63,7 @@ async function readSse(response, onEvent) {
   }
 }
 
-async function apiJson(pathname, { token, body, method, clientIp } = {}) {
-  const response = await fetch(`${API}${pathname}`, {
-    method: method ?? (body ? "POST" : "GET"),
-    headers: {
-      "Content-Type": "application/json",
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      // One address per simulated client, so the per-IP sign-up limit sees 20 clients, not one.
-      ...(clientIp ? { "CF-Connecting-IP": clientIp } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${pathname}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const apiJson = (pathname, options) => requestJson(API, pathname, options);
 
 /** One streamed turn through the API: TTFT, total time, gaps between deltas, outcome. */
 async function apiTurn(token, conversationId, index) {

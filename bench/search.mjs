@@ -2,7 +2,7 @@
 // (bench/seed.mjs), under `wrangler dev`: one request at a time (what one query costs), then 10
 // connections (the issue's target), beside two floors measured the same way in the same run:
 // `GET /health` (no auth, no D1) and `GET /conversations/?page=1` (one indexed D1 read).
-import { loadEndpoint, percentiles } from "./load.mjs";
+import { loadEndpoint, percentiles, requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { executeLocal, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 
@@ -40,8 +40,7 @@ export async function searchBench({ seconds = 5 } = {}) {
     },
   });
   try {
-    const response = await fetch(`${API}/auth/token/`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: EMAIL, password: PASSWORD }) });
-    const { access } = await response.json();
+    const { access } = await requestJson(API, "/auth/token/", { body: { email: EMAIL, password: PASSWORD } });
     const endpoints = { ...QUERIES, "floor: `GET /health`": () => "/health", "floor: `GET /conversations/?page=1`": () => "/conversations/?page=1" };
     for (const makePath of Object.values(endpoints)) await oneAtATime(access, makePath, 5); // warm-up
     const rows = [];

@@ -4,7 +4,7 @@
 // from /proc around each kind; `GET /users/me/` (a verified JWT and one D1 read) is the baseline
 // of a request that does not hash. Node's own PBKDF2 on this machine is shown for scale.
 import { pbkdf2Sync } from "node:crypto";
-import { percentiles } from "./load.mjs";
+import { percentiles, requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { cpuSeconds, workerdPids } from "./workerd-stats.mjs";
 
@@ -13,20 +13,11 @@ const API = `http://127.0.0.1:${PORT}`;
 const PASSWORD = "sign-in bench password";
 let addresses = 0;
 
+/** A request from a fresh address (the per-address sign-in limit is not what is measured), timed. */
 async function send(method, pathname, { body, token } = {}) {
   const t0 = performance.now();
-  const response = await fetch(`${API}${pathname}`, {
-    method,
-    headers: {
-      "Content-Type": "application/json",
-      // A fresh address per request: the per-address sign-in limit is not what is measured.
-      "CF-Connecting-IP": `10.20.${(addresses >> 8) & 255}.${addresses++ & 255}`,
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`${pathname}: ${response.status} ${JSON.stringify(json)}`);
+  const clientIp = `10.20.${(addresses >> 8) & 255}.${addresses++ & 255}`;
+  const json = await requestJson(API, pathname, { method, body, token, clientIp });
   return { json, ms: performance.now() - t0 };
 }
 
