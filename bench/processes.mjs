@@ -30,6 +30,17 @@ export function startProcess(name, command, commandArgs, env, readyPattern) {
   });
 }
 
+/** Resolves once `url` answers at all (wrangler's own log lines may be silenced). */
+async function waitUntilServing(url) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    try {
+      await (await fetch(url)).arrayBuffer();
+      return;
+    } catch {}
+  }
+  throw new Error(`${url} did not answer within 60 s`);
+}
+
 /** Stops everything `startProcess` started (each process group: wrangler's workerd children too). */
 export function stopAll() {
   for (const child of started.splice(0)) {
@@ -62,7 +73,8 @@ export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}
   }
   beforeStart(state);
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false", ...devArgs];
-  const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /Ready on/);
+  const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /./); // any output: the process started; then wait until it serves
+  await waitUntilServing(`http://127.0.0.1:${port}/health`);
   const cleanup = () => {
     stopAll();
     rmSync(state, { recursive: true, force: true });

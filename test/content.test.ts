@@ -44,6 +44,36 @@ describe("full-text search", () => {
     await expectError(await call("/search/?q=quokka&page_size=2&page=3", { token: user.access }), 404, "invalid_page");
   });
 
+  it("ranks and counts a user with hundreds of matches as it does a user with a few", async () => {
+    const user = await createUser();
+    const best = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] ocelot ocelot ocelot ocelot" }, status: 201 });
+    // 600 more matches, more than are ranked row by row (see wordHits), inserted as a backfill would; the triggers index them.
+    const db = shardOf(user.id);
+    await db
+      .prepare(
+        `INSERT INTO messages (id, conversation_id, user_id, sender, content, "order", parent_id)
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 599)
+         SELECT ?1 || '-' || i, ?2, ?3, 'user', 'an ocelot, number ' || i || CASE WHEN i % 200 = 0 THEN ' and a zebu' ELSE '' END, 3 + i, NULL FROM n`,
+      )
+      .bind(best.user_message.id, best.conversation.id, user.id)
+      .run();
+    let neighbour = await createUser();
+    while (shardOf(neighbour.id) !== shardOf(user.id)) neighbour = await createUser();
+    await callJson("/start_conversation/", { token: neighbour.access, body: { content: "[stub: tokens=1] the neighbour's ocelot" }, status: 201 });
+
+    const many = await search(user, "ocelot", "&page_size=100");
+    expect(many.count).toBe(601);
+    expect(many.results[0].message.id).toBe(best.user_message.id);
+    expect(many.results[0].snippet).toBe("[stub: tokens=1] <mark>ocelot</mark> <mark>ocelot</mark> <mark>ocelot</mark> <mark>ocelot</mark>");
+    const ranks = many.results.map((hit: any) => hit.rank);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    expect((await search(user, "ocelot", "&page_size=100&page=7")).results).toHaveLength(1);
+    const few = await search(user, "ocelot zebu");
+    expect(few.count).toBe(3);
+    expect(few.results.map((hit: any) => hit.snippet)).toEqual(expect.arrayContaining(["an <mark>ocelot</mark>, number 200 and a <mark>zebu</mark>"]));
+    expect((await search(neighbour, "ocelot")).count).toBe(1);
+  });
+
   it("finds CJK, Hangul, Thai and accented text, also words shorter than three characters", async () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] 東京で美味しいラーメンを食べたい。Café crème à Paris." }, status: 201 });

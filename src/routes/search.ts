@@ -49,14 +49,12 @@ const searchMessages = createRoute({
 /** A word as an FTS5 string that cannot be anything else: quoted, quotes doubled. `*`, `NEAR`, `-`, `AND`, parentheses are just text. */
 const quoted = (word: string) => `"${word.replaceAll('"', '""')}"`;
 
-/**
- * The word index's query for `words` of `userId`: the user's own rows (the owner column), every
- * word in the text, each longer word also as a prefix.
- */
-function wordMatch(userId: string, words: string[]): string {
-  const owner = `owner : "${userId.replaceAll("-", "")}"`;
-  return [owner, ...words.map((word) => `content : ${quoted(word)}${[...word].length >= MIN_PREFIX_LENGTH ? "*" : ""}`)].join(" AND ");
-}
+/** The word index's query for `words`: every word in the text, each longer word also as a prefix. */
+const contentMatch = (words: string[]) =>
+  words.map((word) => `content : ${quoted(word)}${[...word].length >= MIN_PREFIX_LENGTH ? "*" : ""}`).join(" AND ");
+
+/** The same, limited to `userId`'s own rows (the owner column). */
+const ownContentMatch = (userId: string, words: string[]) => `owner : "${userId.replaceAll("-", "")}" AND ${contentMatch(words)}`;
 
 const MARK_START = "\u0002";
 const MARK_END = "\u0003";
@@ -98,19 +96,39 @@ function pageOfHits(db: Database, userId: string, hits: SQL) {
     .orderBy(sql`${page.rank}`, sql`${page.rid}`);
 }
 
+/** Up to this many matches, the caller's are ranked one by one (see wordHits). */
+const FEW_MATCHES = 500;
+
 /**
  * Words in scripts with spaces: the word index alone finds, counts and ranks the caller's matches
  * (it holds only messages search may show, with their owner); snippets are made for the page's rows only.
+ *
+ * The owner column has weight 0, so a row's bm25 is the same with or without the owner in the
+ * query; but bm25 reads every entry of each of the query's phrases to weigh it, and the owner's
+ * phrase lists every message of the user (a third of a rare word's search time). So the matches
+ * are counted first, reading no more than FEW_MATCHES + 1 of them: few are ranked one by one by a
+ * query of the words alone; many are ranked in one pass, where bm25 reads all of them anyway.
+ * Both branches are guarded by that count, a constant to SQLite, so only one of them runs.
  */
 function wordHits(userId: string, words: string[], paging: Paging): SQL {
-  const match = wordMatch(userId, words);
-  return sql`WITH page AS MATERIALIZED (
-      SELECT rowid AS rid, bm25(message_words, 1.0, 0.0) AS rank FROM message_words
-      WHERE message_words MATCH ${match} ORDER BY rank, rowid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
+  const own = ownContentMatch(userId, words);
+  const anyone = contentMatch(words);
+  const matches = sql`(SELECT matches FROM probe)`;
+  return sql`WITH probe AS MATERIALIZED (
+      SELECT count(*) AS matches FROM (SELECT 1 FROM message_words WHERE message_words MATCH ${own} LIMIT ${FEW_MATCHES + 1})),
+    ranked AS (
+      SELECT ranking.rowid AS rid, bm25(message_words, 1.0, 0.0) AS rank
+        FROM (SELECT rowid AS rid FROM message_words WHERE message_words MATCH ${own}) AS own
+        CROSS JOIN message_words AS ranking ON ranking.rowid = own.rid
+        WHERE message_words MATCH ${anyone} AND ${matches} <= ${FEW_MATCHES}
+      UNION ALL
+      SELECT rowid, bm25(message_words, 1.0, 0.0) FROM message_words WHERE message_words MATCH ${own} AND ${matches} > ${FEW_MATCHES}),
+    page AS MATERIALIZED (SELECT * FROM ranked ORDER BY rank, rid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
     SELECT page.rid, page.rank, snippet(message_words, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet,
-           (SELECT count(*) FROM message_words WHERE message_words MATCH ${match}) AS total
+      CASE WHEN ${matches} <= ${FEW_MATCHES} THEN ${matches}
+           ELSE (SELECT count(*) FROM message_words WHERE message_words MATCH ${own}) END AS total
     FROM page CROSS JOIN message_words ON message_words.rowid = page.rid
-    WHERE message_words MATCH ${match}`;
+    WHERE message_words MATCH ${anyone}`;
 }
 
 /**
