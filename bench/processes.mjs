@@ -81,3 +81,15 @@ export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}
   };
   return { upstream, api: api.child, cleanup };
 }
+
+/**
+ * bench/passthrough-worker.js under its own `wrangler dev` on `port`, piping `upstream`'s stream
+ * (or answering a constant to GET): the floor of the runtime itself. Resolves to its process.
+ */
+export async function startPassthrough(port, upstream) {
+  const args = ["dev", "--config", "bench/passthrough.wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--var", `UPSTREAM:${upstream}`, "--show-interactive-dev-session=false"];
+  const { child } = await startProcess("passthrough wrangler dev", path.join(ROOT, "node_modules", ".bin", "wrangler"), args, { WRANGLER_SEND_METRICS: "false", CI: "1" }, /./);
+  await waitUntilServing(`http://127.0.0.1:${port}/health`);
+  return child;
+}
+

@@ -1,38 +1,43 @@
 // `npm run bench -- --search [--seconds=5]`: `GET /search/` alone, on a user with 100,000 messages
 // (bench/seed.mjs), under `wrangler dev`: one request at a time (what one query costs), then 10
-// connections (the issue's target), beside two floors measured the same way in the same run:
-// `GET /health` (no auth, no D1) and `GET /conversations/?page=1` (one indexed D1 read).
-import { loadEndpoint, percentiles, requestJson } from "./load.mjs";
-import { startApiOnFakeUpstream } from "./processes.mjs";
-import { executeLocal, PASSWORD, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
+// connections (the issue's target), beside three floors measured the same way in the same run:
+// `GET /health` (no auth, no D1), `GET /conversations/?page=1` (one indexed D1 read), and a Worker
+// with no bindings that answers a constant (bench/passthrough-worker.js under its own wrangler dev).
+import http from "node:http";
+import { getStatus, loadEndpoint, percentiles, requestJson } from "./load.mjs";
+import { startApiOnFakeUpstream, startPassthrough } from "./processes.mjs";
+import { executeLocal, PASSWORD, rareSearchPath, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 
 const PORT = 8815;
 const API = `http://127.0.0.1:${PORT}`;
+const BARE_PORT = 8816;
+const BARE = `http://127.0.0.1:${BARE_PORT}`;
 const USER_ID = "00000000-0000-7000-8fff-000000000002";
 const EMAIL = "search-bench@example.com";
 
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 const QUERIES = {
-  "a rare word (`topic<n>`, in 20 messages)": () => `/search/?q=topic${Math.floor(Math.random() * 5000)}`,
+  "a rare word (`topic<n>`, in 20 messages)": rareSearchPath,
   "a common word (in 3,000–18,000 messages)": () => `/search/?q=${pick(SEARCH_WORDS)}`,
   "two common words": () => `/search/?q=${pick(SEARCH_WORDS)}%20${pick(SEARCH_WORDS)}`,
 };
 
-async function oneAtATime(token, makePath, count) {
+async function oneAtATime(base, token, makePath, count) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const latencies = [];
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
-    const response = await fetch(`${API}${makePath()}`, { headers: { Authorization: `Bearer ${token}` } });
-    await response.arrayBuffer();
-    if (response.status !== 200) throw new Error(`${makePath()}: ${response.status}`);
+    const status = await getStatus(agent, `${base}${makePath()}`, token);
+    if (status !== 200) throw new Error(`${makePath()}: ${status}`);
     latencies.push(performance.now() - t0);
   }
+  agent.destroy();
   return percentiles(latencies);
 }
 
 export async function searchBench({ seconds = 5 } = {}) {
   const seed = searchSeedSql(USER_ID, EMAIL);
-  const { cleanup } = await startApiOnFakeUpstream({
+  const { upstream, cleanup } = await startApiOnFakeUpstream({
     port: PORT,
     beforeStart: (state) => {
       executeLocal(state, "DIRECTORY", "seed-user.sql", seed.user);
@@ -40,13 +45,19 @@ export async function searchBench({ seconds = 5 } = {}) {
     },
   });
   try {
+    await startPassthrough(BARE_PORT, upstream);
     const { access } = await requestJson(API, "/auth/token/", { body: { email: EMAIL, password: PASSWORD } });
-    const endpoints = { ...QUERIES, "floor: `GET /health`": () => "/health", "floor: `GET /conversations/?page=1`": () => "/conversations/?page=1" };
-    for (const makePath of Object.values(endpoints)) await oneAtATime(access, makePath, 5); // warm-up
+    const endpoints = {
+      ...Object.fromEntries(Object.entries(QUERIES).map(([name, makePath]) => [name, [API, makePath]])),
+      "floor: `GET /health`": [API, () => "/health"],
+      "floor: `GET /conversations/?page=1`": [API, () => "/conversations/?page=1"],
+      "floor: a Worker with no bindings answering a constant": [BARE, () => "/health"],
+    };
+    for (const [base, makePath] of Object.values(endpoints)) await oneAtATime(base, access, makePath, 5); // warm-up
     const rows = [];
-    for (const [name, makePath] of Object.entries(endpoints)) {
-      const alone = await oneAtATime(access, makePath, 30);
-      const loaded = await loadEndpoint(API, access, makePath, seconds, 10);
+    for (const [name, [base, makePath]] of Object.entries(endpoints)) {
+      const alone = await oneAtATime(base, access, makePath, 30);
+      const loaded = await loadEndpoint(base, access, makePath, seconds, 10);
       rows.push(`| ${name} | ${alone.p50.toFixed(1)} | ${loaded.rps.toFixed(0)} | ${loaded.latency.p50.toFixed(1)} / ${loaded.latency.p99.toFixed(1)} | ${loaded.errors} |`);
     }
     return [
