@@ -25,7 +25,7 @@ async function connectInspector() {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
-  // `ws` (wrangler's own dependency): wrangler's inspector proxy refuses Node's built-in WebSocket.
+  // `ws`, not Node's built-in WebSocket: wrangler's inspector proxy refuses the latter.
   const socket = new WebSocket(targets[0].webSocketDebuggerUrl);
   await new Promise((resolve, reject) => {
     socket.on("open", resolve);
