@@ -48,13 +48,13 @@ export function listSeedSql(userId, email) {
 }
 
 // Words the search user's messages are made of; the searches ask for them.
+export const SEARCH_WORDS = "harbour lantern orchard granite velvet meadow compass thunder saffron glacier marble cinnamon falcon quartz willow ember tundra canyon lagoon prism".split(" ");
+
 /**
  * A search for a word in exactly 20 of the seeded messages: `topic<n>` with n of 500–4999, which
  * (as a prefix) begins no other topic word; a smaller n also finds topic<n>0… and so thousands.
  */
 export const rareSearchPath = () => `/search/?q=topic${500 + Math.floor(Math.random() * 4500)}`;
-
-export const SEARCH_WORDS = "harbour lantern orchard granite velvet meadow compass thunder saffron glacier marble cinnamon falcon quartz willow ember tundra canyon lagoon prism".split(" ");
 
 /**
  * A user with 100 conversations of 1,000 messages (100,000), generated inside SQLite by a
