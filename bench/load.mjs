@@ -12,7 +12,7 @@ export function percentiles(values) {
  * load runs on Node's http rather than fetch: undici's fetch costs the client about 2 ms of CPU
  * per request, taken from the same 2 cores as the server's.
  */
-export function getStatus(agent, url, token) {
+function getStatus(agent, url, token) {
   return new Promise((resolve, reject) => {
     http
       .get(url, { agent, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (response) => {

@@ -3,8 +3,7 @@
 // connections (the issue's target), beside three floors measured the same way in the same run:
 // `GET /health` (no auth, no D1), `GET /conversations/?page=1` (one indexed D1 read), and a Worker
 // with no bindings that answers a constant (bench/passthrough-worker.js under its own wrangler dev).
-import http from "node:http";
-import { getStatus, loadEndpoint, percentiles, requestJson } from "./load.mjs";
+import { loadEndpoint, requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream, startPassthrough } from "./processes.mjs";
 import { executeLocal, PASSWORD, rareSearchPath, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 
@@ -21,19 +20,6 @@ const QUERIES = {
   "a common word (in 3,000–18,000 messages)": () => `/search/?q=${pick(SEARCH_WORDS)}`,
   "two common words": () => `/search/?q=${pick(SEARCH_WORDS)}%20${pick(SEARCH_WORDS)}`,
 };
-
-async function oneAtATime(base, token, makePath, count) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const latencies = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    const status = await getStatus(agent, `${base}${makePath()}`, token);
-    if (status !== 200) throw new Error(`${makePath()}: ${status}`);
-    latencies.push(performance.now() - t0);
-  }
-  agent.destroy();
-  return percentiles(latencies);
-}
 
 export async function searchBench({ seconds = 5 } = {}) {
   const seed = searchSeedSql(USER_ID, EMAIL);
@@ -53,12 +39,12 @@ export async function searchBench({ seconds = 5 } = {}) {
       "floor: `GET /conversations/?page=1`": [API, () => "/conversations/?page=1"],
       "floor: a Worker with no bindings answering a constant": [BARE, () => "/health"],
     };
-    for (const [base, makePath] of Object.values(endpoints)) await oneAtATime(base, access, makePath, 5); // warm-up
+    for (const [base, makePath] of Object.values(endpoints)) await loadEndpoint(base, access, makePath, 0.5, 1); // warm-up
     const rows = [];
     for (const [name, [base, makePath]] of Object.entries(endpoints)) {
-      const alone = await oneAtATime(base, access, makePath, 30);
+      const alone = await loadEndpoint(base, access, makePath, 2, 1);
       const loaded = await loadEndpoint(base, access, makePath, seconds, 10);
-      rows.push(`| ${name} | ${alone.p50.toFixed(1)} | ${loaded.rps.toFixed(0)} | ${loaded.latency.p50.toFixed(1)} / ${loaded.latency.p99.toFixed(1)} | ${loaded.errors} |`);
+      rows.push(`| ${name} | ${alone.latency.p50.toFixed(1)} | ${loaded.rps.toFixed(0)} | ${loaded.latency.p50.toFixed(1)} / ${loaded.latency.p99.toFixed(1)} | ${alone.errors + loaded.errors} |`);
     }
     return [
       `One user with 100,000 messages in 100 conversations; ${seconds} s per load, under \`wrangler dev\`. Times in ms.`,
