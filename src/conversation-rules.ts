@@ -14,6 +14,11 @@ const TITLE_FROM_MESSAGE_LENGTH = 60;
 export const TitleSchema = wellFormedText().trim().max(TITLE_MAX_LENGTH).nullable();
 export const ModelVersionSchema = z.string().trim().min(1).max(100).openapi({ example: "gpt-4" });
 export const SystemPromptSchema = wellFormedText().max(SYSTEM_PROMPT_MAX_LENGTH).nullable();
+export const IfBusySchema = z.enum(["queue", "reject", "interrupt"]).optional().openapi({
+  description:
+    "When a reply of this conversation is in flight: `queue` (default) runs this turn after it, `reject` answers 409 `busy` and stores nothing, " +
+    "`interrupt` stops it (stored as Error `cancelled` with its text so far) and runs this turn next.",
+});
 
 /** `model_version` must be one of ALLOWED_MODELS; absent means DEFAULT_MODEL. */
 export function resolveModel(env: Env, requested: string | undefined): string {

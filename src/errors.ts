@@ -10,6 +10,8 @@ export const errorStatus = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  /** A send with `if_busy: "reject"` while a reply is in flight. */
+  busy: 409,
   payload_too_large: 413,
   context_length_exceeded: 413,
   unsupported_media_type: 415,
@@ -76,3 +78,34 @@ export interface FieldError {
 
 /** A 400 with per-field details, the shape every validation failure uses. */
 export const invalid = (...details: FieldError[]) => new ApiError("validation_failed", "The request is not valid.", { details });
+
+/**
+ * An ApiError as plain data, to cross a Durable Object RPC boundary (an Error would arrive as a
+ * bare message); the route turns it back with `fromRefusal`.
+ */
+export interface Refusal {
+  kind: "rejected";
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+  headers?: Record<string, string>;
+}
+
+export const toRefusal = (error: ApiError): Refusal => ({
+  kind: "rejected",
+  code: error.code,
+  message: error.message,
+  ...(error.details === undefined ? {} : { details: error.details }),
+  ...(error.headers ? { headers: error.headers } : {}),
+});
+
+export const fromRefusal = ({ code, message, details, headers }: Refusal) => new ApiError(code, message, { details, headers });
+
+export const isRefusal = (answer: unknown): answer is Refusal =>
+  typeof answer === "object" && answer !== null && "kind" in answer && (answer as Refusal).kind === "rejected";
+
+/** The value of an object's answer, or the ApiError it refused with. */
+export function unwrap<T>(answer: T | Refusal): Exclude<T, Refusal> {
+  if (isRefusal(answer)) throw fromRefusal(answer);
+  return answer as Exclude<T, Refusal>;
+}

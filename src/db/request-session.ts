@@ -33,14 +33,22 @@ function sessionConstraint(c: Context<AppEnv>): string {
 export function userDb(c: Context<AppEnv>): Database {
   let connection = c.get("shard");
   if (!connection) {
-    const userId = c.get("userId");
-    if (isWrite(c) && getConfig(c.env).frozenVirtualShards.has(virtualShardOf(userId))) {
-      throw new ApiError("moving", "Your conversations are being moved to another database; try again in a minute.", { headers: { "Retry-After": "60" } });
-    }
-    connection = shardSession(c.env, userId, sessionConstraint(c));
+    if (isWrite(c)) refuseWhileMoving(c);
+    connection = shardSession(c.env, c.get("userId"), sessionConstraint(c));
     c.set("shard", connection);
   }
   return connection.db;
+}
+
+/**
+ * While the caller's virtual shard is being moved (FROZEN_VIRTUAL_SHARDS), requests that write are
+ * refused, so nothing lands in the database the rows are being copied from (the conversation
+ * objects' outboxes hold their writes meanwhile too).
+ */
+export function refuseWhileMoving(c: Context<AppEnv>): void {
+  if (getConfig(c.env).frozenVirtualShards.has(virtualShardOf(c.get("userId")))) {
+    throw new ApiError("moving", "Your conversations are being moved to another database; try again in a minute.", { headers: { "Retry-After": "60" } });
+  }
 }
 
 /** A bookmark from a write made elsewhere for this request (the conversation object's). */

@@ -1,290 +1,367 @@
 import { DurableObject } from "cloudflare:workers";
-import { getConfig, type ModelBudget } from "../config";
+import { getConfig } from "../config";
 import { type Connection, shardSession } from "../db/client";
-import type { Conversation } from "../db/schema";
-import type { ErrorCode } from "../errors";
+import { virtualShardOf } from "../db/shard-map";
+import type { AiResponse, Conversation, Message } from "../db/schema";
+import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../errors";
 import { newId, nowIso } from "../lib/ids";
 import { log, setLogLevel } from "../lib/log";
-import { renderAiResponse, renderContext, renderConversation, renderMessage } from "../schemas";
-import { userObject } from "../user-object";
+import { titleColumns } from "../conversation-rules";
+import { loadConversation } from "./cold-load";
+import { ConversationStore } from "./conversation-store";
+import { type TurnResult, catchUpFrames, finalFrame, framesStream, storedFailure, storedFrames, turnResult } from "./frames";
 import { Heartbeat } from "./listeners";
-import { LiveTurn } from "./live-turn";
-import {
-  type BranchMessage,
-  type BranchSummary,
-  type ContextSelection,
-  estimateTokens,
-  ownMessageTokens,
-  RETRY_TIGHTENING,
-  selectContext,
-} from "./context-window";
-import { classifyModelError, completeChat, getModelClient, isContextLengthError, streamChat, TurnFailure } from "./model";
-import { summaryRequest } from "./summary-request";
-import { encodeFrame, frameId, parseFrameId } from "./sse";
+import type { LiveTurn } from "./live-turn";
+import { TurnFailure } from "./model";
+import { Outbox } from "./outbox";
+import { parseFrameId } from "./sse";
+import { summarize } from "./summarizer";
 import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
-import {
-  acceptTurn,
-  finishTurn,
-  leafWrite,
-  loadBranchState,
-  loadBranch,
-  loadTurn,
-  markInterrupted,
-  newTurnRows,
-  ordersNeeded,
-  saveSummary,
-  type TurnPlan,
-  type TurnRows,
-} from "./turn-store";
-import { Watchdog } from "./watchdog";
+import { TurnRunner } from "./turn-lifecycle";
+import type { IfBusy, TurnAsk } from "./turn-checks";
+import type { TurnRows } from "./turn-rows";
+import { UserLedger } from "./user-ledger";
 
 const RECOVERY_CHECK_MS = 20_000;
+/** How long a write's answer waits for D1 to have it (it is committed in the object either way). */
+export const D1_WAIT_MS = 2_000;
 
-export interface TurnRequest {
-  conversation: Conversation;
-  /** The conversation row is written with the turn unless it exists by then. */
-  isNewConversation: boolean;
+export interface TurnSubmission {
+  userId: string;
+  conversationId: string;
+  ask: TurnAsk;
+  /** A conversation to create when neither the object nor D1 holds one (`mayExist` false: D1 cannot, its id is new). */
+  create?: { row: Conversation; mayExist: boolean };
   /** The conversation's id derives from the Idempotency-Key (keyed start_conversation). */
   keyNamesConversation?: boolean;
-  /** The user's generation slot taken for this turn (UserObject): released when the turn ends, or at once if none starts. */
-  lease: string;
-  plan: TurnPlan;
   /** The client's Idempotency-Key and a hash of what it sent with it. */
   idempotency: { key: string; requestHash: string } | null;
+  ifBusy: IfBusy;
+  /** The user's caps, from the Worker's configuration: the objects enforce them, the Worker sets them. */
+  limits: { maxConcurrentGenerations: number; userDailyTokens: number };
+  /** What a missing conversation is called in the 404 (a chat, for the AI SDK routes). */
+  notFoundAs?: "Conversation" | "Chat";
 }
 
-export type TurnResult = {
-  conversation: ReturnType<typeof renderConversation>;
-  user_message: ReturnType<typeof renderMessage>;
-  ai_message: ReturnType<typeof renderMessage>;
-  ai_response: ReturnType<typeof renderAiResponse>;
-  failure: { code: TurnFailure["code"]; message: string } | null;
-};
+export type { TurnResult };
 
-export type Attachment = { stream: ReadableStream<Uint8Array>; holdsLease: boolean } | "finished" | "busy" | null;
+export type Attachment = ReadableStream<Uint8Array> | "finished" | null;
 
 export type SubmitOutcome =
-  | { kind: "rejected"; code: ErrorCode; message: string; headers?: Record<string, string> }
+  | Refusal
   | { kind: "stream"; stream: ReadableStream<Uint8Array> }
-  /** `bookmark`: the D1 bookmark after the turn was stored, for the client to read it back with. */
+  /** `bookmark`: the D1 bookmark once D1 has the turn, for the client to read it back with. */
   | { kind: "result"; result: TurnResult; bookmark: string | null };
 
-const KEY_REUSED: SubmitOutcome = {
-  kind: "rejected",
-  code: "idempotency_key_reused",
-  message: "This Idempotency-Key was used with a different request, or more than 24 hours ago.",
-};
-const STORE_FAILED: SubmitOutcome = { kind: "rejected", code: "internal_error", message: "The message could not be stored." };
+/** A row of a conversation listing as D1 may not have it yet: the object's newer copy. */
+export interface PendingMessage {
+  message: Message;
+  reply: AiResponse | null;
+  aiResponseStatus: AiResponse["status"] | null;
+}
 
-const framesStream = (frames: Uint8Array[]) =>
-  new ReadableStream<Uint8Array>({
-    start(controller) {
-      for (const frame of frames) controller.enqueue(frame);
-      controller.close();
-    },
-  });
+export interface ConversationOverlay {
+  conversation: Conversation;
+  /** Messages D1 lacks or holds in an older version, and Generating replies with their text so far. */
+  messages: PendingMessage[];
+}
 
-/** The failure of a stored Error response, as the live turn reported it. */
-const storedFailure = ({ aiResponse }: TurnRows) =>
-  aiResponse.status === "Error" ? new TurnFailure((aiResponse.errorCode ?? "upstream_error") as TurnFailure["code"], aiResponse.errorMessage ?? "") : null;
+/** A change committed in the object; `bookmark` once D1 has it too. */
+export interface Committed<T> {
+  value: T;
+  bookmark: string | null;
+}
+
+const refuse = (code: ErrorCode, message: string, headers?: Record<string, string>): Refusal => ({ kind: "rejected", code, message, headers });
 
 /**
- * One object per conversation owns that conversation's write path: it assigns message orders and
- * the current leaf of the conversation tree, runs the model turns one at a time, and fans the
- * streamed reply out to SSE listeners.
- *
- * Its own SQLite (the journal) holds the order counter, the current leaf, the turns not yet
- * finished, and the text of the reply in flight, so a restart can tell what was streamed (see `recover`).
+ * One object per conversation owns the conversation. Its SQLite (`ConversationStore`) is the
+ * commit point: a turn is accepted when its rows are written there, in the same synchronous step
+ * that reserves its orders and moves the current leaf, and the model is called right after. D1
+ * is written behind by the outbox. The object also runs the turns one at a time (`TurnRunner`),
+ * fans their streams out to SSE listeners, and takes every edit of the conversation, so nothing
+ * a turn reads can change behind its back.
  */
 export class ConversationObject extends DurableObject<Env> {
+  readonly #store = new ConversationStore(this.ctx.storage.sql);
   readonly #journal = new TurnJournal(this.ctx.storage.sql);
-  readonly #queue = new TurnQueue();
+  readonly #outbox = new Outbox(this.#store, () => this.#connect(), () => this.#ensureAlarm());
+  readonly #ledger = new UserLedger(this.ctx.storage.sql, this.env, () => this.#ensureAlarm());
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
-  /** Resolved once the order counter and the current leaf exist in this object's storage. */
-  #initialized: Promise<void> | undefined;
+  readonly #runner = new TurnRunner(this.env, this.#store, this.#journal, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
+  #loading: Promise<void> | undefined;
   #alarmSet = false;
   #summarizing = false;
-  /** The recovery of turns a restart cut off, while it runs. */
-  #recovery: Promise<void> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(env.LOG_LEVEL);
-    if (this.#journal.isInitialized()) this.#initialized = Promise.resolve();
     this.#recover();
   }
 
-  /** Accepts a turn, reserves its orders, makes its reply the current leaf, and queues the reply. */
-  async submitTurn(request: TurnRequest, mode: "json" | "sse"): Promise<SubmitOutcome> {
-    const { conversation, isNewConversation, idempotency, plan } = request;
-    const noTurn = () => this.#releaseLeases(conversation.userId, [request.lease]);
-    const usedBefore = this.#journal.hasCounter();
-    await this.#ensureInitialized(conversation.userId, isNewConversation ? null : conversation.id);
+  async submitTurn(submission: TurnSubmission, mode: "json" | "sse"): Promise<SubmitOutcome> {
+    const { userId, conversationId } = submission;
+    if (!(await this.#find(userId, conversationId, submission.create))) return toRefusal(notFound(submission.notFoundAs ?? "Conversation"));
+    const checked = this.#runner.check(submission);
+    if (checked.kind !== "accept") return this.#answerWithoutTurn(checked, mode);
 
-    // From here to the enqueue below nothing awaits: concurrent submissions cannot interleave,
-    // so every turn gets distinct orders and the parent it was accepted after, the queue runs
-    // turns in the order reserved, and of concurrent requests with one Idempotency-Key exactly
-    // one gets past this check.
-    if (idempotency) {
-      const previous = this.#journal.findIdempotent(conversation.userId, idempotency.key);
-      if (previous) {
-        noTurn();
-        return this.#replay(conversation, previous.aiMessageId, previous.requestHash !== idempotency.requestHash, mode);
-      }
-      // This object is named after the key, so a used object means the key is older than 24 h.
-      if (request.keyNamesConversation && usedBefore) {
-        noTurn();
-        return KEY_REUSED;
-      }
+    const { maxQueuedTurns, model } = getConfig(this.env);
+    const { maxConcurrentGenerations, userDailyTokens } = submission.limits;
+    const lease = newId();
+    const admission = await this.#ledger.acquire({
+      userId,
+      kind: "generation",
+      leaseId: lease,
+      limit: maxConcurrentGenerations,
+      // Only a last resort: the lease is settled when its turn ends, or on the next start after a crash.
+      ttlMs: (maxQueuedTurns + 1) * model.timeoutMs,
+      dailyTokens: userDailyTokens,
+    });
+    if (!admission.ok && admission.reason === "busy") {
+      return refuse("rate_limited", `You already have ${maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`, { "Retry-After": "5" });
     }
-    const maxQueued = getConfig(this.env).maxQueuedTurns;
-    if (this.#turns.size >= maxQueued) {
-      noTurn();
-      return { kind: "rejected", code: "rate_limited", message: `This conversation already has ${maxQueued} replies waiting; wait for them to finish.`, headers: { "Retry-After": "5" } };
+    if (!admission.ok) {
+      const message = `You have used your ${userDailyTokens} tokens for today; the budget resets at ${admission.resetsAt}.`;
+      return toRefusal(
+        new ApiError("budget_exceeded", message, {
+          details: { daily_limit: userDailyTokens, tokens_used: admission.used, resets_at: admission.resetsAt },
+          headers: { "Retry-After": String(Math.ceil((Date.parse(admission.resetsAt) - Date.now()) / 1000)) },
+        }),
+      );
     }
-    const firstOrder = this.#journal.reserveOrders(ordersNeeded(plan));
-    const previousLeaf = this.#journal.currentLeaf();
-    const rows = newTurnRows(conversation, plan, previousLeaf, firstOrder, 0);
-    rows.conversation.leafVersion = this.#journal.moveLeaf(rows.aiMessage.id);
-    // With no earlier turn unfinished, the branch cannot change before this turn starts, so it
-    // is read in the accept batch: one D1 round trip less before the first token.
-    const readBranchNow = this.#turns.size === 0;
-    this.#journal.open(rows.aiMessage.id, rows.aiResponse.id, { userId: conversation.userId, id: request.lease });
-    if (idempotency) this.#journal.rememberIdempotent(conversation.userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
-    const turn = new LiveTurn(rows, conversation.systemPrompt, request.lease);
-    this.#turns.set(rows.aiMessage.id, turn);
-    this.#queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    // The object ran other requests while it waited: everything is checked again, and from here
+    // to the commit nothing awaits, so concurrent sends get distinct orders and parents, and of
+    // concurrent requests with one Idempotency-Key exactly one is accepted.
+    const recheck = this.#runner.check(submission);
+    if (recheck.kind !== "accept") {
+      this.#ledger.settle(lease, 0);
+      return this.#answerWithoutTurn(recheck, mode);
+    }
+    const turn = this.#runner.accept(submission, recheck.plan, lease);
     this.#ensureAlarm();
-
-    try {
-      turn.accepted(await acceptTurn(this.#shard(conversation.userId).db, rows, isNewConversation, readBranchNow));
-    } catch (error) {
-      this.#turns.delete(rows.aiMessage.id);
-      this.#journal.close(rows.aiMessage.id);
-      // Turns accepted after this one chained onto it and fail the same way (their parent is missing).
-      this.#journal.restoreLeaf(rows.aiMessage.id, previousLeaf);
-      if (idempotency) this.#journal.forgetIdempotent(conversation.userId, idempotency.key);
-      noTurn();
-      turn.rejected();
-      log.error("accepting a turn failed", error, { conversation_id: conversation.id });
-      return STORE_FAILED;
-    }
-    // With the branch at hand the window is chosen now, so the first frame can say what the model
-    // gets. If nothing fits, the turn fails with that when it starts.
-    if (turn.branch) {
-      try {
-        this.#chooseContext(turn, 1);
-      } catch {}
-    }
-
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
-    await turn.whenFinished();
-    return { kind: "result", result: this.#result(turn), bookmark: turn.bookmark };
-  }
-
-  /** Makes `messageId` (a message of this conversation, checked by the caller) the current leaf. */
-  async setCurrentLeaf(userId: string, conversationId: string, messageId: string): Promise<void> {
-    await this.#ensureInitialized(userId, conversationId);
-    const version = this.#journal.moveLeaf(messageId);
-    await leafWrite(this.#shard(userId).db, conversationId, messageId, version);
-  }
-
-  /**
-   * The text so far of the replies in flight among `aiMessageIds`. A reply's text reaches D1 only
-   * when it ends (one write per turn), so listings take a Generating reply's text from here.
-   */
-  liveText(aiMessageIds: string[]): Record<string, string> {
-    const texts: Record<string, string> = {};
-    for (const id of aiMessageIds) {
-      const turn = this.#turns.get(id);
-      if (turn) texts[id] = turn.text;
-    }
-    return texts;
+    const { result, bookmark } = await turn.whenFinished();
+    return { kind: "result", result, bookmark };
   }
 
   /**
    * Attaches to a reply. With `lastEventId` (`<ai message id>:<offset>`) it resumes that reply
-   * after the offset, from memory while it is in flight or from D1 once it is stored; without,
-   * it attaches to the reply in flight. `"finished"` when the client already has the whole reply
-   * (its last frame was the final one), `"busy"` when the reply has MAX_LISTENERS_PER_TURN
-   * listeners, null when there is nothing to attach to. A live listener keeps `lease` (the user's
-   * listener slot) until it ends; otherwise the caller gives it back.
+   * after the offset, live or from the store; without, it attaches to the reply in flight.
+   * `"finished"` when the client already has the whole reply, null when there is nothing to attach to.
    */
-  async attach(conversationId: string, lastEventId: string | null, lease: { userId: string; id: string }): Promise<Attachment> {
+  async attach(userId: string, conversationId: string, lastEventId: string | null): Promise<Attachment | Refusal> {
+    if (!(await this.#find(userId, conversationId))) return toRefusal(notFound("Conversation"));
     if (lastEventId === null) {
-      const next = this.#generating() ?? this.#storedTurns().sort((a, b) => a.rows.aiMessage.order - b.rows.aiMessage.order)[0];
-      return next ? this.#listenWithLease(next, "start", lease) : null;
+      const next = this.#runner.generating() ?? [...this.#turns.values()].sort((a, b) => a.rows.aiMessage.order - b.rows.aiMessage.order)[0];
+      return next ? this.#listenWithLease(next, "start", userId) : null;
     }
     const position = parseFrameId(lastEventId);
     if (!position) return null;
     if (position.offset === "end") return "finished";
     const live = this.#turns.get(position.aiMessageId);
-    if (live?.isStored) return this.#listenWithLease(live, position.offset, lease);
-
-    const stored = await loadTurn(this.#shard(lease.userId).db, conversationId, position.aiMessageId);
-    if (!stored) return null;
-    return { stream: framesStream(this.#storedFrames(stored, position.offset)), holdsLease: false };
-  }
-
-  #listenWithLease(turn: LiveTurn, after: number | "start", lease: { userId: string; id: string }): Attachment {
-    if (turn.listeners.size >= getConfig(this.env).maxListenersPerTurn) return "busy";
-    return { stream: this.#listen(turn, after, () => this.#releaseLeases(lease.userId, [lease.id])), holdsLease: true };
+    if (live) return this.#listenWithLease(live, position.offset, userId);
+    const stored = this.#storedTurn(position.aiMessageId);
+    return stored ? framesStream(storedFrames(stored, position.offset, null)) : null;
   }
 
   /** Stops the reply in flight; it is stored as Error `cancelled` with the text so far. */
-  async cancel(): Promise<TurnResult | null> {
-    const current = this.#generating();
+  async cancel(userId: string, conversationId: string): Promise<TurnResult | null | Refusal> {
+    if (!(await this.#find(userId, conversationId))) return toRefusal(notFound("Conversation"));
+    const current = this.#runner.generating();
     if (!current) return null;
     current.abort.abort(new TurnFailure("cancelled", "cancelled"));
-    await current.whenFinished();
-    return this.#result(current);
+    return (await current.whenFinished()).result;
+  }
+
+  /** The conversation and what D1 may not have of it yet, for a listing of this conversation to merge. */
+  async overlay(userId: string, conversationId: string): Promise<ConversationOverlay | Refusal> {
+    const conversation = await this.#find(userId, conversationId);
+    if (!conversation) return toRefusal(notFound("Conversation"));
+    const ids = new Set([...this.#store.pendingIds("message"), ...this.#store.pendingIds("response"), ...this.#turns.keys()]);
+    const messages = [...ids].flatMap((id) => {
+      const message = this.#store.message(id);
+      if (!message) return [];
+      const live = this.#turns.get(id);
+      return [
+        {
+          message: live ? { ...message, content: live.text } : message,
+          reply: message.sender === "ai" ? this.#store.response(id) : null,
+          aiResponseStatus: message.sender === "user" ? (this.#store.newestResponseTo(id)?.status ?? null) : null,
+        },
+      ];
+    });
+    return { conversation, messages };
+  }
+
+  /** The caller's conversation as it is now (D1 may trail it). */
+  async conversation(userId: string, conversationId: string): Promise<Conversation | Refusal> {
+    return (await this.#find(userId, conversationId)) ?? toRefusal(notFound("Conversation"));
+  }
+
+  /** The conversation once D1 has all of it (a fork or a share reads it from D1), or as it is after D1_WAIT_MS. */
+  async synced(userId: string, conversationId: string): Promise<Conversation | Refusal> {
+    const conversation = await this.#find(userId, conversationId);
+    if (!conversation) return toRefusal(notFound("Conversation"));
+    await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    return this.#store.conversation()!;
+  }
+
+  /** A new, empty conversation (POST /conversations): answered once D1 has it, so the caller's list shows it. */
+  async create(row: Conversation): Promise<Committed<Conversation>> {
+    if (!this.#store.conversation()) this.#store.adopt({ conversation: row, messages: [], responses: [], summaries: [] }, true);
+    return this.#committed(this.#store.conversation()!);
+  }
+
+  /** Renames, deletes or restores the conversation, changes its system prompt, or switches its branch. */
+  async update(
+    userId: string,
+    conversationId: string,
+    fields: Partial<{ title: string | null; status: Conversation["status"]; system_prompt: string | null; current_leaf: string }>,
+  ): Promise<Committed<Conversation> | Refusal> {
+    const conversation = await this.#find(userId, conversationId);
+    if (!conversation) return toRefusal(notFound("Conversation"));
+    const leaf = fields.current_leaf;
+    if (leaf !== undefined && !this.#store.message(leaf)) return toRefusal(invalid({ field: "current_leaf", message: "Not a message of this conversation." }));
+    const updated: Conversation = {
+      ...conversation,
+      ...titleColumns(fields.title),
+      ...(fields.status === undefined ? {} : { status: fields.status }),
+      ...(fields.system_prompt === undefined ? {} : { systemPrompt: fields.system_prompt || null }),
+      ...(leaf === undefined ? {} : { currentLeafId: leaf, leafVersion: conversation.leafVersion + 1 }),
+      updatedAt: nowIso(),
+    };
+    this.#store.saveConversation(updated);
+    return this.#committed(updated);
+  }
+
+  /** Edits one of the owner's user messages in place; later turns see the new text. */
+  async editMessage(userId: string, conversationId: string, messageId: string, content: string): Promise<Committed<Message> | Refusal> {
+    const message = await this.#ownedMessage(userId, conversationId, messageId);
+    if ("kind" in message) return message;
+    if (message.sender !== "user") return refuse("forbidden", "Only your own user messages can be edited.");
+    if (message.isDeleted) return refuse("conflict", "A deleted message cannot be edited.");
+    // The provider's count was of the old text.
+    const edited = { ...message, content, isEdited: true, tokens: null };
+    this.#store.saveMessage(edited);
+    return this.#committed(edited);
+  }
+
+  async markDeleted(userId: string, conversationId: string, messageId: string): Promise<Committed<Message> | Refusal> {
+    const message = await this.#ownedMessage(userId, conversationId, messageId);
+    if ("kind" in message) return message;
+    if (message.isDeleted) return { value: message, bookmark: null };
+    const deleted = { ...message, isDeleted: true };
+    this.#store.saveMessage(deleted);
+    return this.#committed(deleted);
   }
 
   override async alarm(): Promise<void> {
-    // Waking up runs the constructor, and with it `recover`; keep waking while turns are pending.
+    // Waking up runs the constructor, and with it `recover`; keep waking while anything is pending.
     this.#alarmSet = false;
-    if (this.#turns.size > 0) this.#ensureAlarm();
-    await this.#recovery;
+    await Promise.all([this.#outbox.drain(), this.#ledger.flush()]);
+    if (this.#turns.size > 0 || !this.#outbox.isEmpty || this.#ledger.hasUnsent) this.#ensureAlarm();
   }
 
-  /** Gives slots back to the user's object, in the background: a failed release only means the lease runs out. */
-  #releaseLeases(userId: string, ids: string[]): void {
-    if (ids.length === 0) return;
-    this.ctx.waitUntil(
-      userObject(this.env, userId)
-        .release(ids)
-        .catch((error) => log.warn("releasing a user slot failed", { user_id: userId, error: String(error) })),
-    );
+  /** Answers with `value` once D1 has everything committed so far (with D1's bookmark), or after D1_WAIT_MS (without). */
+  async #committed<T>(value: T): Promise<Committed<T>> {
+    this.#ensureAlarm();
+    return { value, bookmark: await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS) };
   }
 
-  /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
-  async #replay(conversation: Conversation, aiMessageId: string, bodyDiffers: boolean, mode: "json" | "sse"): Promise<SubmitOutcome> {
-    if (bodyDiffers) return KEY_REUSED;
-    const live = this.#turns.get(aiMessageId);
-    if (live) {
-      if (!(await live.whenAccepted())) return STORE_FAILED;
-      if (mode === "sse") return { kind: "stream", stream: this.#listen(live, "start") };
-      await live.whenFinished();
-      return { kind: "result", result: this.#result(live), bookmark: live.bookmark };
-    }
-    const shard = this.#shard(conversation.userId);
-    const stored = await loadTurn(shard.db, conversation.id, aiMessageId);
-    if (!stored) return STORE_FAILED;
-    if (mode === "sse") return { kind: "stream", stream: framesStream(this.#storedFrames(stored, "start")) };
-    return { kind: "result", result: this.#result({ rows: stored, failure: storedFailure(stored) }), bookmark: shard.bookmark };
-  }
-
-  /** The frames of a stored reply after `from` (a character offset, or from its message frame). */
-  #storedFrames(rows: TurnRows, from: number | "start"): Uint8Array[] {
-    return [...this.#catchUpFrames(rows, rows.aiMessage.content, from), this.#finalFrame(this.#result({ rows, failure: storedFailure(rows) }))];
+  async #ownedMessage(userId: string, conversationId: string, messageId: string): Promise<Message | Refusal> {
+    if (!(await this.#find(userId, conversationId))) return toRefusal(notFound("Message"));
+    return this.#store.message(messageId) ?? toRefusal(notFound("Message"));
   }
 
   /**
-   * An alarm every RECOVERY_CHECK_MS while a turn is pending: after a restart it wakes the object
-   * (and `recover` runs) within that time even if no request comes, so an interrupted reply does
-   * not stay Generating, counting against its user's cap.
+   * The caller's conversation: the object's, else D1's (taken over once: at most one D1 round
+   * trip in the object's life), else `create`'s row (adopted only when its first turn commits).
+   * Null when none is the caller's.
+   */
+  async #find(userId: string, conversationId: string, create?: TurnSubmission["create"]): Promise<Conversation | null> {
+    if (!this.#store.conversation() && !(create && !create.mayExist)) {
+      this.#loading ??= this.#takeOver(userId, conversationId).finally(() => (this.#loading = undefined));
+      await this.#loading;
+    }
+    const conversation = this.#store.conversation() ?? create?.row ?? null;
+    return conversation?.id === conversationId && conversation.userId === userId ? conversation : null;
+  }
+
+  async #takeOver(userId: string, conversationId: string): Promise<void> {
+    const rows = await loadConversation(shardSession(this.env, userId, "first-primary").db, conversationId);
+    if (!rows || this.#store.conversation()) return;
+    this.#store.adopt(rows, false);
+    // A reply D1 still has as Generating was cut off before this object held the conversation.
+    this.#runner.interruptUnfinished(nowIso());
+    void this.#outbox.drain();
+  }
+
+  #answerWithoutTurn(checked: Exclude<ReturnType<TurnRunner["check"]>, { kind: "accept" }>, mode: "json" | "sse"): Promise<SubmitOutcome> | SubmitOutcome {
+    if (checked.kind === "rejected") return checked;
+    return this.#replay(checked.aiMessageId, mode);
+  }
+
+  /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */
+  async #replay(aiMessageId: string, mode: "json" | "sse"): Promise<SubmitOutcome> {
+    const live = this.#turns.get(aiMessageId);
+    if (live) {
+      if (mode === "sse") return { kind: "stream", stream: this.#listen(live, "start") };
+      return { kind: "result", ...(await live.whenFinished()) };
+    }
+    const stored = this.#storedTurn(aiMessageId);
+    if (!stored) return refuse("internal_error", "The message could not be stored.");
+    const bookmark = await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    if (mode === "sse") return { kind: "stream", stream: framesStream(storedFrames(stored, "start", bookmark)) };
+    return { kind: "result", result: turnResult(stored, storedFailure(stored)), bookmark };
+  }
+
+  #storedTurn(aiMessageId: string): TurnRows | null {
+    const aiMessage = this.#store.message(aiMessageId);
+    const aiResponse = aiMessage?.sender === "ai" ? this.#store.response(aiMessageId) : null;
+    const userMessage = aiResponse ? this.#store.message(aiResponse.messageId) : null;
+    if (!aiMessage || !aiResponse || !userMessage) return null;
+    return { conversation: this.#store.conversation()!, userMessage, isNewUserMessage: true, aiMessage, aiResponse };
+  }
+
+  async #listenWithLease(turn: LiveTurn, after: number | "start", userId: string): Promise<Attachment | Refusal> {
+    const { maxListenersPerTurn, maxListenersPerUser, maxQueuedTurns, model } = getConfig(this.env);
+    if (turn.listeners.size >= maxListenersPerTurn) return refuse("rate_limited", `This reply already has ${maxListenersPerTurn} listeners.`, { "Retry-After": "5" });
+    const lease = newId();
+    const admission = await this.#ledger.acquire({ userId, kind: "listener", leaseId: lease, limit: maxListenersPerUser, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: 0 });
+    if (!admission.ok) return refuse("rate_limited", `You already have ${maxListenersPerUser} streams open; close one first.`, { "Retry-After": "5" });
+    if (turn.phase === "finished") {
+      // It ended while the slot was being taken.
+      this.#ledger.settle(lease, 0);
+      const stored = this.#storedTurn(turn.rows.aiMessage.id);
+      return stored ? framesStream(storedFrames(stored, after, null)) : null;
+    }
+    return this.#listen(turn, after, () => this.#ledger.settle(lease, 0));
+  }
+
+  #listen(turn: LiveTurn, after: number | "start", onEnd?: () => void): ReadableStream<Uint8Array> {
+    this.#heartbeat.ensureRunning();
+    return turn.listeners.add(catchUpFrames(turn.rows, turn.text, after), onEnd);
+  }
+
+  /** After a turn's commit: the last frame once D1 has it (or D1_WAIT_MS passed), then the summary in the background. */
+  async #afterTurn(turn: LiveTurn): Promise<void> {
+    const { rows } = turn;
+    const bookmark = await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    const result = turnResult(this.#storedTurn(rows.aiMessage.id) ?? rows, turn.failure);
+    turn.finished(result, bookmark, finalFrame(result, bookmark));
+    if (!turn.selection?.unsummarized.length || this.#summarizing) return;
+    this.#summarizing = true;
+    const summarizing = summarize(this.env, this.#store, this.#ledger, turn.branch!.summary, turn.selection.unsummarized, turn.model)
+      .then(() => this.#outbox.drain())
+      .finally(() => (this.#summarizing = false));
+    this.ctx.waitUntil(summarizing);
+  }
+
+  /**
+   * While anything is pending (a turn, rows D1 lacks, slots to give back), an alarm every
+   * RECOVERY_CHECK_MS: after a restart it wakes the object, and `recover` runs, with no request.
    */
   #ensureAlarm(): void {
     if (this.#alarmSet) return;
@@ -292,246 +369,24 @@ export class ConversationObject extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(Date.now() + RECOVERY_CHECK_MS);
   }
 
-  /**
-   * Every D1 access of this object, on its owner's shard. A fresh session at the primary each
-   * time: order and branch reads must see the latest write, whoever made it, and the session's
-   * bookmark after a write is what the client reads it back with.
-   */
-  #shard(userId: string): Connection {
+  /** A session at the primary of the owner's shard; none while that shard is frozen (being moved), so nothing lands in the copy's source. */
+  #connect(): Connection | null {
+    const { userId } = this.#store.conversation()!;
+    if (getConfig(this.env).frozenVirtualShards.has(virtualShardOf(userId))) return null;
     return shardSession(this.env, userId, "first-primary");
   }
 
-  /** Starts the counter after the highest order in D1 and the leaf where D1 has it (a conversation this object creates has neither). */
-  #ensureInitialized(userId: string, conversationId: string | null): Promise<void> {
-    this.#initialized ??= (async () => {
-      const state = conversationId ? await loadBranchState(this.#shard(userId).db, conversationId) : { highestOrder: 0, currentLeafId: null, leafVersion: 0 };
-      this.#journal.initialize(state.highestOrder + 1, state.currentLeafId, state.leafVersion);
-    })().catch((error) => {
-      this.#initialized = undefined;
-      throw error;
-    });
-    return this.#initialized;
-  }
-
-  #generating(): LiveTurn | undefined {
-    for (const turn of this.#turns.values()) if (turn.phase === "generating") return turn;
-    return undefined;
-  }
-
-  #storedTurns(): LiveTurn[] {
-    return [...this.#turns.values()].filter((t) => t.isStored);
-  }
-
-  async #run(turn: LiveTurn): Promise<void> {
-    if (!(await turn.whenAccepted())) return;
-    turn.generating();
-    await this.#streamReply(turn);
-    await this.#finish(turn);
-  }
-
-  /** Calls the model and fans its deltas out; any failure ends up in `turn.failure`. */
-  async #streamReply(turn: LiveTurn): Promise<void> {
-    const { rows } = turn;
-    const signal = turn.abort.signal;
-    const { model } = turn;
-    const budget = getConfig(this.env).modelBudget(model);
-    const watchdog = new Watchdog(turn.abort, getConfig(this.env).model);
-    try {
-      if (signal.aborted) throw signal.reason;
-      turn.branch ??= await loadBranch(this.#shard(rows.conversation.userId).db, rows.conversation.id, rows.userMessage.id);
-      try {
-        await this.#callModel(turn, turn.selection ?? this.#chooseContext(turn, 1), budget, watchdog);
-      } catch (error) {
-        // The provider counted more than we did: once more, with room to spare.
-        if (!isContextLengthError(error) || turn.text.length > 0) throw error;
-        log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: rows.aiMessage.id, model });
-        await this.#callModel(turn, this.#chooseContext(turn, RETRY_TIGHTENING), budget, watchdog);
-      }
-      if (signal.aborted) throw signal.reason;
-      if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
-    } catch (error) {
-      turn.failure = classifyModelError(error, signal);
-      if (!(error instanceof TurnFailure) && turn.failure.code !== "cancelled") {
-        log.warn("model call failed", { code: turn.failure.code, error: String(error), ai_message_id: rows.aiMessage.id });
-      }
-    } finally {
-      watchdog.stop();
-    }
-  }
-
-  /** Chooses what of the turn's branch fits `tighten` of the model's window, and records it on the response. */
-  #chooseContext(turn: LiveTurn, tighten: number): ContextSelection {
-    const selection = selectContext(turn.systemPrompt, turn.branch!, getConfig(this.env).modelBudget(turn.model), tighten);
-    if (!selection) throw new TurnFailure("context_length_exceeded", "The message does not fit in the model's context window.");
-    turn.selection = selection;
-    Object.assign(turn.rows.aiResponse, {
-      contextFirstOrder: selection.window.firstOrder,
-      contextMessages: selection.window.messages,
-      contextSummaryThroughOrder: selection.window.summaryThroughOrder,
-    });
-    return selection;
-  }
-
-  /** One model call with the prompt of `selection`. */
-  async #callModel(turn: LiveTurn, selection: ContextSelection, budget: ModelBudget, watchdog: Watchdog): Promise<void> {
-    const { rows } = turn;
-    const config = getConfig(this.env);
-    for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, budget.maxOutputTokens, turn.abort.signal)) {
-      const now = watchdog.touch();
-      if (event.type === "model") {
-        // The upstream's own name for the model that answered, e.g. a dated snapshot.
-        rows.aiResponse.model = event.model;
-      } else if (event.type === "finish") {
-        rows.aiResponse.finishReason = event.reason;
-      } else if (event.type === "usage") {
-        rows.aiResponse.promptTokens = event.promptTokens;
-        rows.aiResponse.completionTokens = event.completionTokens;
-        rows.aiResponse.totalTokens = event.totalTokens;
-      } else {
-        rows.aiResponse.firstTokenAt ??= new Date(now).toISOString();
-        turn.addDelta(event.content);
-        this.#journal.append(rows.aiMessage.id, event.content);
-      }
-    }
-  }
-
-  /** Stores the reply with its outcome, then sends the last frame and lets the next turn run. */
-  async #finish(turn: LiveTurn): Promise<void> {
-    const { rows, failure } = turn;
-    const finishedAt = nowIso();
-    rows.aiMessage.content = turn.text;
-    rows.aiMessage.tokens = rows.aiResponse.completionTokens;
-    rows.conversation.updatedAt = finishedAt;
-    Object.assign(rows.aiResponse, {
-      status: failure ? "Error" : "Completed",
-      errorCode: failure?.code ?? null,
-      errorMessage: failure?.message ?? null,
-      completedAt: finishedAt,
-    });
-    try {
-      const shard = this.#shard(rows.conversation.userId);
-      await finishTurn(shard.db, rows, this.#userMessageTokens(turn));
-      turn.bookmark = shard.bookmark;
-      this.#journal.close(rows.aiMessage.id);
-    } catch (error) {
-      // The turn stays in this object's storage; the next start marks it interrupted.
-      log.error("storing a reply failed", error, { ai_message_id: rows.aiMessage.id });
-    }
-    log.info("model call", {
-      model: rows.aiResponse.model,
-      outcome: failure?.code ?? "completed",
-      finish_reason: rows.aiResponse.finishReason,
-      prompt_tokens: rows.aiResponse.promptTokens,
-      completion_tokens: rows.aiResponse.completionTokens,
-      ttft_ms: rows.aiResponse.firstTokenAt ? Date.parse(rows.aiResponse.firstTokenAt) - Date.parse(rows.aiResponse.createdAt) : null,
-      conversation_id: rows.conversation.id,
-    });
-    this.#turns.delete(rows.aiMessage.id);
-    this.#releaseLeases(rows.conversation.userId, [turn.lease]);
-    turn.finished(this.#finalFrame(this.#result(turn), turn.bookmark));
-    if (turn.selection?.unsummarized.length) this.#summarize(rows.conversation.id, rows.conversation.userId, turn.branch!.summary, turn.selection.unsummarized, turn.model);
-  }
-
-  /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
-  #userMessageTokens({ branch, selection, rows }: LiveTurn): number | null {
-    const own = branch?.messages.at(-1);
-    if (!own || own.id !== rows.userMessage.id || own.tokens !== null || !selection || rows.aiResponse.promptTokens === null) return null;
-    return ownMessageTokens(selection, own, rows.aiResponse.promptTokens);
-  }
-
   /**
-   * Folds messages that fell out of the window into the branch's rolling summary, in the
-   * background: the next turn never waits for it (until it lands, turns use the previous summary),
-   * and a failure only means the next turn tries again. One at a time per conversation.
-   */
-  #summarize(conversationId: string, userId: string, previous: BranchSummary | null, dropped: BranchMessage[], model: string): void {
-    if (this.#summarizing) return;
-    const config = getConfig(this.env);
-    const request = summaryRequest(previous, dropped, config.modelBudget(model));
-    if (!request) return;
-    this.#summarizing = true;
-    const summarizing = completeChat(getModelClient(config), model, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs))
-      .then(async ({ content, completionTokens, totalTokens }) => {
-        if (!content.trim()) throw new Error("the model returned an empty summary");
-        const summary = {
-          id: newId(),
-          conversationId,
-          throughMessageId: request.through.id,
-          throughOrder: request.through.order,
-          content,
-          tokens: completionTokens ?? estimateTokens(content),
-          createdAt: nowIso(),
-        };
-        await saveSummary(this.#shard(userId).db, summary, userId, totalTokens);
-        log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
-      })
-      .catch((error) => log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) }))
-      .finally(() => (this.#summarizing = false));
-    this.ctx.waitUntil(summarizing);
-  }
-
-  #listen(turn: LiveTurn, after: number | "start", onEnd?: () => void): ReadableStream<Uint8Array> {
-    this.#heartbeat.ensureRunning();
-    return turn.listeners.add(this.#catchUpFrames(turn.rows, turn.text, after), onEnd);
-  }
-
-  /**
-   * What a listener joining at `after` has missed of `text`: the message frame (from the start)
-   * and the rest of the text as one delta. One frame, not the deltas as they were sent: a long
-   * reply's backlog would otherwise fill a new listener's buffer before it read anything.
-   */
-  #catchUpFrames(rows: TurnRows, text: string, after: number | "start"): Uint8Array[] {
-    const offset = after === "start" ? 0 : after;
-    const frames = after === "start" ? [this.#messageFrame(rows)] : [];
-    if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
-    return frames;
-  }
-
-  #messageFrame(rows: TurnRows): Uint8Array {
-    return encodeFrame("message", frameId(rows.aiMessage.id, 0), {
-      conversation: renderConversation(rows.conversation),
-      user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
-      ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
-      // Null while the turn waits behind another one: its window is chosen when it starts.
-      context: renderContext(rows.aiResponse),
-    });
-  }
-
-  /** The last frame of a reply; `bookmark`, the D1 bookmark of its final write, lets a client read it back from a replica. */
-  #finalFrame({ ai_message, ai_response, failure }: TurnResult, bookmark: string | null = null): Uint8Array {
-    const id = frameId(ai_message.id, "end");
-    const stored = bookmark ? { bookmark } : {};
-    return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored }) : encodeFrame("done", id, { ai_message, ai_response, ...stored });
-  }
-
-  #result({ rows, failure }: Pick<LiveTurn, "rows" | "failure">): TurnResult {
-    return {
-      conversation: renderConversation(rows.conversation),
-      user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
-      ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
-      ai_response: renderAiResponse(rows.aiResponse, rows.aiMessage.content),
-      failure: failure ? { code: failure.code, message: failure.message } : null,
-    };
-  }
-
-  /**
-   * Runs on every start. Turns left in this object's storage were cut off by a restart or
-   * eviction (their in-memory state is gone): their replies become Error `interrupted`, keeping
-   * every delta that was streamed, and the conversation stays usable.
+   * Runs on every start. Nothing in memory survived: replies still Generating were cut off (they
+   * become Error `interrupted`, keeping what was journaled), every user slot held is given back,
+   * and what D1 lacks is drained, all with no request needed.
    */
   #recover(): void {
-    const unfinished = this.#journal.unfinished();
-    if (unfinished.length === 0) return;
-    this.#recovery = this.#queue
-      .enqueue(async () => {
-        const at = nowIso();
-        for (const { aiMessageId, aiResponseId, text, lease } of unfinished) {
-          await markInterrupted(this.#shard(lease.userId).db, aiMessageId, aiResponseId, text, at);
-          this.#journal.close(aiMessageId);
-          this.#releaseLeases(lease.userId, [lease.id]);
-        }
-      })
-      // What is left in the journal is tried again at the next start.
-      .catch((error) => log.error("recovering interrupted turns failed", error));
+    this.#ledger.settleAllHeld();
+    if (this.#store.conversation()) this.#runner.interruptUnfinished(nowIso());
+    if (this.#outbox.isEmpty && !this.#ledger.hasUnsent) return;
+    log.info("recovering a conversation object", { pending_rows: this.#store.pendingRows(1_000).length });
+    this.#ensureAlarm();
+    this.ctx.waitUntil(Promise.all([this.#outbox.drain(), this.#ledger.flush()]));
   }
 }

@@ -2,29 +2,23 @@ import { ListenerSet } from "./listeners";
 import type { TurnFailure } from "./model";
 import { encodeFrame, frameId } from "./sse";
 import type { Branch, ContextSelection } from "./context-window";
-import type { TurnRows } from "./turn-store";
+import type { TurnResult } from "./frames";
+import type { TurnRows } from "./turn-rows";
 
-/**
- * accepting → queued → generating → finished, or accepting → rejected when the accept batch
- * failed (nothing of the turn is stored).
- */
-export type TurnPhase = "accepting" | "queued" | "generating" | "finished" | "rejected";
+export type TurnPhase = "queued" | "generating" | "finished";
 
-/** A turn the conversation object holds in memory, from acceptance until its reply is stored. */
+/** A turn the conversation object holds in memory, from its acceptance (committed in the store) until it ends. */
 export class LiveTurn {
-  #phase: TurnPhase = "accepting";
-  /** The branch read with the accept batch, when no earlier turn could still change it. */
+  #phase: TurnPhase = "queued";
+  /** The branch the model answers, read from the store when the turn starts (or at acceptance, if it starts at once). */
   branch: Branch | null = null;
-  /** What of the branch the model was given, once the turn has started. */
+  /** What of the branch the model was given, once chosen. */
   selection: ContextSelection | null = null;
   text = "";
   failure: TurnFailure | null = null;
-  /** The D1 bookmark after the reply was stored. */
-  bookmark: string | null = null;
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
-  readonly #accepted = Promise.withResolvers<boolean>();
-  readonly #finished = Promise.withResolvers<void>();
+  readonly #finished = Promise.withResolvers<{ result: TurnResult; bookmark: string | null }>();
   /** The model asked for; the response's `model` becomes the name the upstream answers with. */
   readonly model: string;
 
@@ -41,29 +35,9 @@ export class LiveTurn {
     return this.#phase;
   }
 
-  /** Its rows are in D1: listeners may attach. */
-  get isStored(): boolean {
-    return this.#phase !== "accepting" && this.#phase !== "rejected";
-  }
-
-  /** Resolves true once the accept batch committed, false if it failed. */
-  whenAccepted(): Promise<boolean> {
-    return this.#accepted.promise;
-  }
-
-  whenFinished(): Promise<void> {
+  /** The turn's result once it ended, with the D1 bookmark once D1 has it (null if D1 lagged behind). */
+  whenFinished(): Promise<{ result: TurnResult; bookmark: string | null }> {
     return this.#finished.promise;
-  }
-
-  accepted(branch: Branch | null): void {
-    this.branch = branch;
-    this.#phase = "queued";
-    this.#accepted.resolve(true);
-  }
-
-  rejected(): void {
-    this.#phase = "rejected";
-    this.#accepted.resolve(false);
   }
 
   generating(): void {
@@ -77,10 +51,10 @@ export class LiveTurn {
     this.listeners.send(bytes);
   }
 
-  /** The reply is stored: the last frame goes out and the streams end. */
-  finished(finalFrame: Uint8Array): void {
+  /** The turn ended: the last frame goes out and the streams end. */
+  finished(result: TurnResult, bookmark: string | null, finalFrame: Uint8Array): void {
     this.#phase = "finished";
     this.listeners.close(finalFrame);
-    this.#finished.resolve();
+    this.#finished.resolve({ result, bookmark });
   }
 }

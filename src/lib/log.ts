@@ -17,6 +17,7 @@ function write(level: LogLevel, msg: string, fields: Record<string, unknown>): v
 }
 
 export const log = {
+  debug: (msg: string, fields: Record<string, unknown> = {}) => write("debug", msg, fields),
   info: (msg: string, fields: Record<string, unknown> = {}) => write("info", msg, fields),
   warn: (msg: string, fields: Record<string, unknown> = {}) => write("warn", msg, fields),
   error: (msg: string, error: unknown, fields: Record<string, unknown> = {}) =>

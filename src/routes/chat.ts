@@ -1,17 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../conversation-rules";
+import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { userDb } from "../db/request-session";
-import { ownedConversationQuery } from "../db/queries";
 import type { SubmitOutcome } from "../engine/conversation-object";
-import { invalid, notFound } from "../errors";
+import { conversationObject } from "../engine/stub";
+import { invalid, isRefusal, unwrap } from "../errors";
 import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody } from "../schemas";
-import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
+import { admitTurn, submitTurn } from "../turn-admission";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../ui-message-stream";
 
 /*
@@ -37,6 +36,7 @@ const ChatRequestSchema = z
       .openapi({ description: "regenerate: the reply to regenerate (default: the last); submit: a user message to edit and resend." }),
     model_version: ModelVersionSchema.optional().openapi({ description: "A new chat's model (the transport's `body` option)." }),
     system_prompt: SystemPromptSchema.optional().openapi({ description: "A new chat's system prompt (the transport's `body` option)." }),
+    if_busy: IfBusySchema,
   })
   .openapi("ChatRequest");
 
@@ -72,8 +72,7 @@ const resumeChat = createRoute({
   },
 });
 
-function uiStreamResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
-  if (outcome.kind === "rejected") throw rejection(outcome);
+function uiStreamResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind: "rejected" }>): Response {
   if (outcome.kind !== "stream") throw new Error("a chat turn is always streamed");
   return c.body(toUiMessageStream(outcome.stream), 200, UI_MESSAGE_STREAM_HEADERS);
 }
@@ -92,40 +91,37 @@ export const chatRoutes = createRouter()
   .openapi(sendChat, async (c) => {
     const body = c.req.valid("json");
     const userId = c.get("userId");
-    const db = userDb(c);
     const conversationId = await conversationIdForChat(c.env, userId, body.id);
+    const common = { userId, conversationId, notFoundAs: "Chat", ifBusy: body.if_busy ?? "queue" } as const;
+    await admitTurn(c);
 
     if (body.trigger === "regenerate-message") {
-      const [conversation] = await ownedConversationQuery(db, userId, conversationId);
-      const target = body.messageId ?? conversation?.currentLeafId;
-      if (!conversation || !target) throw notFound("Chat");
-      const request = await admitRegenerate(c, target, body.model_version === undefined ? null : resolveModel(c.env, body.model_version), conversationId);
-      return uiStreamResponse(c, await submitTurn(c.env, { ...request, idempotency: null }, "sse"));
+      const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
+      const ask = { kind: "regenerate", messageId: body.messageId ?? null, model } as const;
+      return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, idempotency: null }, "sse"));
     }
 
     const message = lastUserText(body.messages);
     const content = checkMessageContent(c.env, message.text);
     // The client's message id makes a retried send land on the turn it already made.
     const idempotency = { key: `chat:${message.id}`, requestHash: await requestHash(["chat", content]) };
-    let request: TurnAdmission;
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
-      request = await admitResend(c, body.messageId, content, conversationId);
-    } else {
-      const [existing] = await admitTurn(c, ownedConversationQuery(db, userId, conversationId), ([found]) => found && checkActive(found));
-      request = existing
-        ? { conversation: existing, isNewConversation: false, plan: { kind: "send", content, replyTo: null } }
-        : { conversation: newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId), isNewConversation: true, plan: { kind: "send", content, replyTo: null } };
+      const ask = { kind: "resend", messageId: body.messageId, content } as const;
+      return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, idempotency }, "sse"));
     }
-    return uiStreamResponse(c, await submitTurn(c.env, { ...request, idempotency }, "sse"));
+    // A new chat id starts a conversation; the object tells whether the chat exists.
+    const row = newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId);
+    const ask = { kind: "send", content, replyTo: null } as const;
+    return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {
     const userId = c.get("userId");
     const conversationId = await conversationIdForChat(c.env, userId, c.req.valid("param").chatId);
     // A chat that has not started yet has nothing to resume: useChat({resume: true}) asks on every mount.
-    const [conversation] = await ownedConversationQuery(userDb(c), userId, conversationId);
-    if (!conversation) return c.body(null, 204);
-    const stream = await attachListener(c.env, userId, conversationId, null);
+    const attachment = await conversationObject(c.env, conversationId).attach(userId, conversationId, null);
+    if (isRefusal(attachment) && attachment.code === "not_found") return c.body(null, 204);
+    const stream = unwrap(attachment);
     if (stream === null || stream === "finished") return c.body(null, 204);
     return c.body(toUiMessageStream(stream), 200, UI_MESSAGE_STREAM_HEADERS);
   });

@@ -2,18 +2,17 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
-import { newConversationRow, SystemPromptSchema, TitleSchema, titleColumns, ModelVersionSchema } from "../conversation-rules";
+import { newConversationRow, SystemPromptSchema, TitleSchema, ModelVersionSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { userDb } from "../db/request-session";
+import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
+import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../conversation-overlay";
 import { forkStatements } from "../db/fork";
-import { idIn, loadOwnedConversation, messageWithStatus, olderThan, ownedConversationQuery } from "../db/queries";
+import { idIn, messageWithStatus, olderThan } from "../db/queries";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
-import { loadOwnedTree } from "../db/tree";
+import { ConversationTree, loadOwnedTree, treeQuery } from "../db/tree";
 import { conversationObject } from "../engine/stub";
-import { ApiError, invalid, notFound } from "../errors";
-import { nowIso } from "../lib/ids";
+import { ApiError, invalid, unwrap } from "../errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, pageRows, readCursor } from "../lib/pagination";
-import { withLiveText } from "../live-text";
 import { authenticated } from "../middleware";
 import {
   BooleanQuerySchema,
@@ -151,34 +150,12 @@ type UpdatableFields = Partial<{
   current_leaf: string;
 }>;
 
-/** Switching branch goes through the conversation's object, which owns the current leaf. */
-async function switchBranch(c: Context<AppEnv>, id: string, leafId: string): Promise<void> {
-  const db = userDb(c);
-  const userId = c.get("userId");
-  const [[conversation], [leaf]] = await db.batch([
-    ownedConversationQuery(db, userId, id),
-    db.select({ id: messages.id }).from(messages).where(and(eq(messages.id, leafId), eq(messages.conversationId, id))),
-  ]);
-  if (!conversation) throw notFound("Conversation");
-  if (!leaf) throw invalid({ field: "current_leaf", message: "Not a message of this conversation." });
-  await conversationObject(c.env, id).setCurrentLeaf(userId, id, leaf.id);
-}
-
+/** Every change of a conversation goes through its object, which owns it; the answer comes once D1 has it too. */
 async function updateConversation(c: Context<AppEnv>, id: string, fields: UpdatableFields) {
-  if (fields.current_leaf !== undefined) await switchBranch(c, id, fields.current_leaf);
-  const userId = c.get("userId");
-  const [updated] = await userDb(c)
-    .update(conversations)
-    .set({
-      ...titleColumns(fields.title),
-      ...(fields.status === undefined ? {} : { status: fields.status }),
-      ...(fields.system_prompt === undefined ? {} : { systemPrompt: fields.system_prompt || null }),
-      updatedAt: nowIso(),
-    })
-    .where(and(eq(conversations.id, id), eq(conversations.userId, userId)))
-    .returning();
-  if (!updated) throw notFound("Conversation");
-  return renderConversation(updated);
+  refuseWhileMoving(c);
+  const { value, bookmark } = unwrap(await conversationObject(c.env, id).update(c.get("userId"), id, fields));
+  noteBookmark(c, bookmark);
+  return renderConversation(value);
 }
 
 export const conversationRoutes = createRouter()
@@ -211,12 +188,15 @@ export const conversationRoutes = createRouter()
     return c.json(pageBody(c.env, c.req.url, paging, n, rows.map(renderConversation)), 200);
   })
   .openapi(createConversation, async (c) => {
-    const conversation = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
-    await userDb(c).insert(conversations).values(conversation);
-    return c.json(renderConversation(conversation), 201);
+    refuseWhileMoving(c);
+    const row = newConversationRow(c.env, c.get("userId"), c.req.valid("json"));
+    const { value, bookmark } = await conversationObject(c.env, row.id).create(row);
+    noteBookmark(c, bookmark);
+    return c.json(renderConversation(value), 201);
   })
   .openapi(getConversation, async (c) => {
-    const conversation = await loadOwnedConversation(userDb(c), c.get("userId"), c.req.valid("param").id);
+    const { id } = c.req.valid("param");
+    const conversation = unwrap(await conversationObject(c.env, id).conversation(c.get("userId"), id));
     return c.json(renderConversation(conversation), 200);
   })
   .openapi(replaceConversation, async (c) =>
@@ -233,11 +213,14 @@ export const conversationRoutes = createRouter()
     const { id } = c.req.valid("param");
     const { include_deleted, branch, ...paging } = c.req.valid("query");
     const db = userDb(c);
-    const { conversation, tree } = await loadOwnedTree(db, c.get("userId"), id, include_deleted);
-    const listed = branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId);
+    const [overlay, nodes] = await Promise.all([overlayOf(c.env, c.get("userId"), id), treeQuery(db, id)]);
+    const tree = new ConversationTree(mergeTreeNodes(nodes, overlay), include_deleted);
+    const listed = branch === "all" ? tree.all() : tree.pathTo(overlay.conversation.currentLeafId);
     const pageIds = listed.slice(pageOffset(paging), pageOffset(paging) + paging.page_size).map((node) => node.id);
-    const rows = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
-    const results = (await withLiveText(c.env, rows)).map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
+    const found = pageIds.length === 0 ? [] : await messageWithStatus(db).where(idIn(messages.id, pageIds)).orderBy(asc(messages.order));
+    const missing = rowsMissingFromD1(overlay, new Set(found.map((row) => row.message.id)), true).filter((row) => pageIds.includes(row.message.id));
+    const rows = [...mergeOverlay(found, overlay), ...missing].sort((a, b) => a.message.order - b.message.order);
+    const results = rows.map((row) => renderMessage(row.message, { ...row, siblings: tree.siblings(row.message.id) }));
     return c.json(pageBody(c.env, c.req.url, paging, listed.length, results), 200);
   })
   .openapi(forkConversation, async (c) => {
@@ -245,6 +228,8 @@ export const conversationRoutes = createRouter()
     const { message: forkAt } = c.req.valid("json");
     const userId = c.get("userId");
     const db = userDb(c);
+    // The fork copies from D1: first the object makes sure D1 has all of the conversation.
+    unwrap(await conversationObject(c.env, id).synced(userId, id));
     const { conversation: source, tree } = await loadOwnedTree(db, userId, id, true);
     if (!tree.get(forkAt)) throw invalid({ field: "message", message: "Not a message of this conversation." });
     const pathIds = tree.pathTo(forkAt).map((node) => node.id);

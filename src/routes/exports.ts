@@ -3,7 +3,9 @@ import { and, asc, eq, gt, or } from "drizzle-orm";
 import { createRouter } from "../create-router";
 import type { Database } from "../db/client";
 import { userDb } from "../db/request-session";
-import { withLiveText } from "../live-text";
+import { withLiveText } from "../conversation-overlay";
+import { conversationObject } from "../engine/stub";
+import { unwrap } from "../errors";
 import { idIn, messageWithStatus } from "../db/queries";
 import { type Conversation, conversations, messages } from "../db/schema";
 import { loadOwnedTree } from "../db/tree";
@@ -70,10 +72,10 @@ function textStream(parts: AsyncGenerator<string>): ReadableStream<Uint8Array> {
 }
 
 /** The messages with these ids, rendered, in order: a chunk at a time. */
-async function* messagesByIds(env: Env, db: Database, ids: string[]): AsyncGenerator<MessageJson> {
+async function* messagesByIds(env: Env, db: Database, userId: string, ids: string[]): AsyncGenerator<MessageJson> {
   for (let at = 0; at < ids.length; at += CHUNK) {
     const rows = await messageWithStatus(db).where(idIn(messages.id, ids.slice(at, at + CHUNK))).orderBy(asc(messages.order));
-    for (const row of await withLiveText(env, rows)) yield renderMessage(row.message, row);
+    for (const row of await withLiveText(env, userId, rows)) yield renderMessage(row.message, row);
   }
 }
 
@@ -123,7 +125,7 @@ async function* accountExport(env: Env, db: Database, userId: string): AsyncGene
           .where(and(eq(messages.conversationId, conversation.id), gt(messages.order, lastOrder)))
           .orderBy(asc(messages.order))
           .limit(CHUNK);
-        for (const row of await withLiveText(env, rows)) yield `${JSON.stringify({ type: "message", ...renderMessage(row.message, row) })}\n`;
+        for (const row of await withLiveText(env, userId, rows)) yield `${JSON.stringify({ type: "message", ...renderMessage(row.message, row) })}\n`;
         if (rows.length < CHUNK) break;
         lastOrder = rows.at(-1)!.message.order;
       }
@@ -140,9 +142,11 @@ export const exportRoutes = createRouter()
     const { id } = c.req.valid("param");
     const { format, branch } = c.req.valid("query");
     const db = userDb(c);
+    // The export reads D1: first the object makes sure D1 has all of the conversation.
+    unwrap(await conversationObject(c.env, id).synced(c.get("userId"), id));
     const { conversation, tree } = await loadOwnedTree(db, c.get("userId"), id, false);
     const ids = (branch === "all" ? tree.all() : tree.pathTo(conversation.currentLeafId)).map((node) => node.id);
-    const found = messagesByIds(c.env, db, ids);
+    const found = messagesByIds(c.env, db, c.get("userId"), ids);
     const [body, type, extension] =
       format === "json"
         ? [jsonExport(conversation, branch, found), "application/json; charset=utf-8", "json"]

@@ -1,12 +1,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, max, sql } from "drizzle-orm";
 import { createRouter } from "../create-router";
-import { userDb } from "../db/request-session";
+import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
 import { loadOwnedMessage, messageWithStatus, olderThan } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
-import { ApiError, invalid } from "../errors";
+import { ApiError, invalid, type Refusal, unwrap } from "../errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageRows, readCursor } from "../lib/pagination";
-import { withLiveText } from "../live-text";
+import { mergeOverlay, overlayOf, rowsMissingFromD1, withLiveText } from "../conversation-overlay";
+import type { Committed } from "../engine/conversation-object";
+import { type ConversationStub, conversationObject } from "../engine/stub";
+import type { Message } from "../db/schema";
+import type { Context } from "hono";
+import type { AppEnv } from "../app-env";
 import { authenticated } from "../middleware";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { wellFormedText } from "../text-rules";
@@ -62,6 +67,17 @@ const putFeedback = createRoute({
   responses: { 200: jsonResponse(MessageSchema, "The message with its feedback"), ...errorResponses(400, 401, 404, 415) },
 });
 
+/**
+ * Edits of a message go through its conversation's object, which owns the conversation (a turn
+ * reads its branch there); the answer comes once D1 has the change too.
+ */
+async function throughObject<T>(c: Context<AppEnv>, message: Message, change: (object: ConversationStub) => Promise<T | Refusal>) {
+  refuseWhileMoving(c);
+  const committed = unwrap(await change(conversationObject(c.env, message.conversationId))) as Committed<Message>;
+  noteBookmark(c, committed.bookmark);
+  return committed;
+}
+
 export const messageRoutes = createRouter()
   .openapi(listMessages, async (c) => {
     const { conversation, include_deleted, cursor, ...paging } = c.req.valid("query");
@@ -83,15 +99,24 @@ export const messageRoutes = createRouter()
         : olderThan(messages.timestamp, messages.id, after);
     const orderBy = conversation ? [asc(messages.order)] : [desc(messages.timestamp), desc(messages.id)];
     const wanted = pageRows(paging, after);
-    const [[total], found] = await db.batch([
-      db.select({ n: count() }).from(messages).where(where),
-      messageWithStatus(db)
-        .where(and(where, afterCursor))
-        .orderBy(...orderBy)
-        .limit(wanted.limit)
-        .offset(wanted.offset),
+    const [[[total], found, [last]], overlay] = await Promise.all([
+      db.batch([
+        db.select({ n: count() }).from(messages).where(where),
+        messageWithStatus(db)
+          .where(and(where, afterCursor))
+          .orderBy(...orderBy)
+          .limit(wanted.limit)
+          .offset(wanted.offset),
+        db.select({ order: max(messages.order) }).from(messages).where(eq(messages.conversationId, conversation ?? "")),
+      ]),
+      conversation ? overlayOf(c.env, userId, conversation).catch((error) => (error instanceof ApiError ? null : Promise.reject(error))) : null,
     ]);
-    const rows = await withLiveText(c.env, found);
+    // In one conversation, what its object has that D1 lacks comes after D1's last message.
+    const missing = overlay ? rowsMissingFromD1(overlay, new Set(), include_deleted).filter((row) => row.message.order > (last?.order ?? 0)) : [];
+    const d1Count = total?.n ?? 0;
+    const skip = after ? 0 : Math.max(0, wanted.offset - d1Count);
+    const fill = missing.filter((row) => !after || row.message.order > (after[0] as number)).slice(skip, skip + Math.max(0, wanted.limit - found.length));
+    const rows = overlay ? [...mergeOverlay(found, overlay), ...fill] : await withLiveText(c.env, userId, found);
     const n = total?.n ?? 0;
     const render = (row: (typeof rows)[number]) => renderMessage(row.message, row);
     if (after !== undefined) {
@@ -101,10 +126,9 @@ export const messageRoutes = createRouter()
     return c.json(pageBody(c.env, c.req.url, paging, n, rows.map(render)), 200);
   })
   .openapi(markDeleted, async (c) => {
-    const db = userDb(c);
-    const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
-    if (!message.isDeleted) await db.update(messages).set({ isDeleted: true }).where(eq(messages.id, message.id));
-    return c.json(renderMessage({ ...message, isDeleted: true }, extras), 200);
+    const { message, ...extras } = await loadOwnedMessage(userDb(c), c.get("userId"), c.req.valid("param").id);
+    const { value } = await throughObject(c, message, (object) => object.markDeleted(c.get("userId"), message.conversationId, message.id));
+    return c.json(renderMessage(value, extras), 200);
   })
   .openapi(putFeedback, async (c) => {
     const { rating, comment } = c.req.valid("json");
@@ -117,16 +141,7 @@ export const messageRoutes = createRouter()
   })
   .openapi(editMessage, async (c) => {
     const content = checkMessageContent(c.env, c.req.valid("json").content);
-    const db = userDb(c);
-    const { message, ...extras } = await loadOwnedMessage(db, c.get("userId"), c.req.valid("param").id);
-    if (message.sender !== "user") throw new ApiError("forbidden", "Only your own user messages can be edited.");
-    // The condition repeats the check so a delete that lands between the read and this write wins.
-    const [edited] = await db
-      .update(messages)
-      // The provider's count was of the old text.
-      .set({ content, isEdited: true, tokens: null })
-      .where(and(eq(messages.id, message.id), eq(messages.isDeleted, false)))
-      .returning();
-    if (!edited) throw new ApiError("conflict", "A deleted message cannot be edited.");
-    return c.json(renderMessage(edited, extras), 200);
+    const { message, ...extras } = await loadOwnedMessage(userDb(c), c.get("userId"), c.req.valid("param").id);
+    const { value } = await throughObject(c, message, (object) => object.editMessage(c.get("userId"), message.conversationId, message.id, content));
+    return c.json(renderMessage(value, extras), 200);
   });

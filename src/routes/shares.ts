@@ -1,13 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull } from "drizzle-orm";
 import { createRouter } from "../create-router";
+import { conversationObject } from "../engine/stub";
 import { virtualShardSession } from "../db/client";
 import { userDb } from "../db/request-session";
 import { VIRTUAL_SHARDS, virtualShardOf } from "../db/shard-map";
 import { idIn, loadOwnedConversation } from "../db/queries";
 import { conversations, messages, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
-import { notFound } from "../errors";
+import { notFound, unwrap } from "../errors";
 import { nowIso, sha256Hex, toBase64Url } from "../lib/ids";
 import { publicRequestUrl } from "../lib/pagination";
 import { authenticated } from "../middleware";
@@ -75,7 +76,8 @@ export const shareRoutes = createRouter()
     const { id } = c.req.valid("param");
     const userId = c.get("userId");
     const db = userDb(c);
-    const conversation = await loadOwnedConversation(db, userId, id);
+    // The snapshot is read from D1: first the object makes sure D1 has all of the conversation.
+    const conversation = unwrap(await conversationObject(c.env, id).synced(userId, id));
     const token = newShareToken(userId);
     await db.batch([
       db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),

@@ -1,21 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../app-env";
-import { ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
+import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
 import { createRouter } from "../create-router";
-import { noteBookmark, userDb } from "../db/request-session";
-import { loadOwnedConversation, ownedConversationQuery } from "../db/queries";
-import { messages } from "../db/schema";
-import type { SubmitOutcome, TurnResult } from "../engine/conversation-object";
+import { noteBookmark } from "../db/request-session";
+import type { SubmitOutcome, TurnResult, TurnSubmission } from "../engine/conversation-object";
 import { SSE_HEADERS } from "../engine/sse";
 import { conversationObject } from "../engine/stub";
-import { ApiError, invalid } from "../errors";
+import { ApiError, unwrap } from "../errors";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../middleware";
-import { admitRegenerate, admitResend, admitTurn, checkActive, attachListener, rejection, submitTurn, type TurnAdmission } from "../turn-admission";
+import { admitTurn, attachListener, conversationOfMessage, submitTurn } from "../turn-admission";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -53,7 +50,7 @@ const turnResponses = {
     description: "The model failed: the error plus the stored user message and the AI response with status Error.",
     content: { "application/json": { schema: ErrorSchema.extend(TurnSchema.shape) } },
   },
-  ...errorResponses(400, 401, 404, 409, 413, 415, 422, 429),
+  ...errorResponses(400, 401, 404, 409, 413, 415, 422, 429, 503),
 };
 
 const secured = authenticated("turns");
@@ -73,6 +70,7 @@ const startConversation = createRoute({
         model_version: ModelVersionSchema.optional(),
         system_prompt: SystemPromptSchema.optional(),
         stream: StreamFlagSchema,
+        if_busy: IfBusySchema,
       }),
     ),
   },
@@ -93,6 +91,7 @@ const addMessage = createRoute({
         content: MessageContentSchema,
         reply_to: z.string().min(1).max(64).nullable().optional().openapi({ description: "Id of a message in this conversation." }),
         stream: StreamFlagSchema,
+        if_busy: IfBusySchema,
       }),
     ),
   },
@@ -153,7 +152,7 @@ const regenerateReply = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), stream: StreamFlagSchema }) } } },
+    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema }) } } },
   },
   responses: turnResponses,
 });
@@ -167,7 +166,7 @@ const resendMessage = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: jsonBody(z.strictObject({ content: MessageContentSchema, stream: StreamFlagSchema })),
+    body: jsonBody(z.strictObject({ content: MessageContentSchema, stream: StreamFlagSchema, if_busy: IfBusySchema })),
   },
   responses: turnResponses,
 });
@@ -175,8 +174,7 @@ const resendMessage = createRoute({
 const wantsEventStream = (c: Context<AppEnv>, bodyFlag: boolean | undefined) =>
   bodyFlag ?? (c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream"));
 
-function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
-  if (outcome.kind === "rejected") throw rejection(outcome);
+function turnResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind: "rejected" }>): Response {
   if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
   noteBookmark(c, outcome.bookmark);
   const { failure, ...turn }: TurnResult = outcome.result;
@@ -188,67 +186,62 @@ function turnResponse(c: Context<AppEnv>, outcome: SubmitOutcome): Response {
   return c.json(turn, 201);
 }
 
+type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
+
 /**
  * Hands the turn to the conversation's object and answers in the mode the client asked for. An
- * Idempotency-Key is bound to the route, `target` and the body (less its `stream` flag: a retry
- * may ask for the other mode).
+ * Idempotency-Key is bound to the route, `target` and the body (less `stream` and `if_busy`: a
+ * retry may ask for another mode).
  */
 async function submit(
   c: Context<AppEnv>,
-  request: TurnAdmission,
+  submission: Omit<TurnSubmission, "userId" | "idempotency" | "ifBusy" | "limits">,
   target: string[],
-  { stream, ...body }: { stream?: boolean },
+  { stream, if_busy, ...body }: SendBody,
 ): Promise<Response> {
   const key = c.req.header("Idempotency-Key");
   const idempotency = key ? { key, requestHash: await requestHash([...target, body]) } : null;
-  return turnResponse(c, await submitTurn(c.env, { ...request, idempotency }, wantsEventStream(c, stream) ? "sse" : "json"));
+  const mode = wantsEventStream(c, stream) ? "sse" : "json";
+  return turnResponse(c, await submitTurn(c.env, { ...submission, userId: c.get("userId"), idempotency, ifBusy: if_busy ?? "queue" }, mode));
 }
 
 export const turnRoutes = createRouter()
   .openapi(startConversation, async (c) => {
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
-    const userId = c.get("userId");
-    const id = key ? await conversationIdForKey(c.env, userId, key) : undefined;
-    const conversation = newConversationRow(c.env, userId, body, id);
+    const id = key ? await conversationIdForKey(c.env, c.get("userId"), key) : undefined;
+    const row = newConversationRow(c.env, c.get("userId"), body, id);
     const content = checkMessageContent(c.env, body.content);
-    await admitTurn(c, Promise.resolve(null), () => undefined);
-    return submit(c, { conversation, isNewConversation: true, keyNamesConversation: id !== undefined, plan: { kind: "send", content, replyTo: null } }, ["start"], body);
+    await admitTurn(c);
+    const ask = { kind: "send", content, replyTo: null } as const;
+    return submit(c, { conversationId: row.id, create: { row, mayExist: false }, keyNamesConversation: id !== undefined, ask }, ["start"], body);
   })
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    const replyTo = body.reply_to ?? null;
-    const db = userDb(c);
-    const [[conversation], replyTarget] = await admitTurn(
-      c,
-      db.batch([
-        ownedConversationQuery(db, c.get("userId"), id),
-        db.select({ id: messages.id }).from(messages).where(and(eq(messages.id, replyTo ?? ""), eq(messages.conversationId, id))),
-      ]),
-      ([[found]]) => checkActive(found),
-    );
-    if (replyTo && replyTarget.length === 0) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    return submit(c, { conversation: conversation!, isNewConversation: false, plan: { kind: "send", content, replyTo } }, ["add", id], body);
+    await admitTurn(c);
+    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
     const { id } = c.req.valid("param");
     // The body is optional: with no Content-Type it validates as {}.
     const body = c.req.valid("json");
     const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
-    const request = await admitRegenerate(c, id, model);
-    return submit(c, request, ["regenerate", id], body);
+    await admitTurn(c);
+    const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
+    return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model } }, ["regenerate", id], body);
   })
   .openapi(resendMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    const request = await admitResend(c, id, checkMessageContent(c.env, body.content));
-    return submit(c, request, ["resend", id], body);
+    const content = checkMessageContent(c.env, body.content);
+    await admitTurn(c);
+    const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
+    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content } }, ["resend", id], body);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(userDb(c), c.get("userId"), id);
     const lastEventId = c.req.valid("header")["last-event-id"] ?? null;
     const stream = await attachListener(c.env, c.get("userId"), id, lastEventId);
     if (stream === null && lastEventId !== null) throw new ApiError("not_found", "No reply with that Last-Event-ID in this conversation.");
@@ -258,14 +251,12 @@ export const turnRoutes = createRouter()
   })
   .openapi(streamTicket, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(userDb(c), c.get("userId"), id);
+    unwrap(await conversationObject(c.env, id).conversation(c.get("userId"), id));
     return c.json({ ticket: await signStreamTicket(c.env, c.get("userId"), id), expires_in: STREAM_TICKET_TTL_SECONDS }, 201);
   })
   .openapi(cancelReply, async (c) => {
     const { id } = c.req.valid("param");
-    await loadOwnedConversation(userDb(c), c.get("userId"), id);
-    const result = await conversationObject(c.env, id).cancel();
+    const result = unwrap(await conversationObject(c.env, id).cancel(c.get("userId"), id));
     if (!result) throw new ApiError("conflict", "No reply is being generated in this conversation.");
     return c.json({ ai_response: result.ai_response }, 200);
   });
-

@@ -4,7 +4,6 @@ import { NewPasswordSchema, PasswordSchema } from "../account-rules";
 import { getConfig } from "../config";
 import { createRouter } from "../create-router";
 import { directoryDb } from "../db/client";
-import { userDb } from "../db/request-session";
 import { users } from "../db/schema";
 import { invalid, notFound } from "../errors";
 import { hashPassword, verifyPassword } from "../lib/password";
@@ -12,7 +11,7 @@ import { enforceRateLimit } from "../lib/rate-limit";
 import { revokeSessions } from "../lib/sessions";
 import { authenticated } from "../middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
-import { usageToday } from "../usage";
+import { userObject } from "../user-object";
 
 const me = createRoute({
   method: "get",
@@ -61,7 +60,8 @@ async function currentUser(env: Env, userId: string) {
 export const userRoutes = createRouter()
   .openapi(me, async (c) => c.json(renderUser(await currentUser(c.env, c.get("userId"))), 200))
   .openapi(usage, async (c) => {
-    const today = await usageToday(userDb(c), c.get("userId"));
+    // The user's object counts the day's tokens; D1's usage_daily trails it.
+    const today = await userObject(c.env, c.get("userId")).usage(c.get("userId"));
     const limit = getConfig(c.env).userDailyTokens;
     return c.json({ day: today.day, tokens_used: today.tokens, daily_limit: limit > 0 ? limit : null, resets_at: today.resetsAt }, 200);
   })

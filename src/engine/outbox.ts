@@ -1,0 +1,147 @@
+import { and, eq, ne, notExists, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { Connection, Database } from "../db/client";
+import { aiResponses, conversations, messages, summaries, usageDaily } from "../db/schema";
+import { log } from "../lib/log";
+import type { ConversationStore, PendingRow } from "./conversation-store";
+
+/** Rows per D1 batch: a turn is 3–4 rows, so one batch carries several turns' worth. */
+const ROWS_PER_BATCH = 40;
+const MAX_RETRY_MS = 30_000;
+
+interface Waiter {
+  change: number;
+  resolve: (bookmark: string | null) => void;
+}
+
+/**
+ * Writes what the object committed to D1, behind the turn: every pending row in its latest
+ * version, oldest first, in batches. Each write is idempotent (an upsert of the whole row, usage
+ * added only alongside the first write that makes a response final), so a batch retried after a
+ * failure or a restart, whether or not D1 had applied it, leaves every row there exactly once.
+ * One batch at a time; what is changed meanwhile goes with the next, so a reply that ends while
+ * its accept rows are still waiting reaches D1 in the same batch.
+ */
+export class Outbox {
+  #running: Promise<void> | null = null;
+  #failures = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #waiters: Waiter[] = [];
+  #bookmark: string | null = null;
+
+  constructor(
+    private readonly store: ConversationStore,
+    /** A session at the primary of the conversation's shard, or null while that shard is frozen (being moved). */
+    private readonly connect: () => Connection | null,
+    /** Called when rows stay pending: the object keeps an alarm so a restart drains them. */
+    private readonly onStalled: () => void,
+  ) {}
+
+  get isEmpty(): boolean {
+    return this.store.syncedThrough() >= this.store.lastChange();
+  }
+
+  /** Starts draining, unless a drain is running (it will pick up what is pending now). */
+  drain(): Promise<void> {
+    this.#running ??= this.#drainAll().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  /**
+   * Resolves with the D1 bookmark once D1 has every change through `change`, or with null after
+   * `timeoutMs` (the change is committed in the object either way; only D1 is behind).
+   */
+  synced(change: number, timeoutMs: number): Promise<string | null> {
+    if (this.store.syncedThrough() >= change) return Promise.resolve(this.#bookmark);
+    const { promise, resolve } = Promise.withResolvers<string | null>();
+    const waiter = { change, resolve };
+    this.#waiters.push(waiter);
+    const timer = setTimeout(() => {
+      this.#waiters = this.#waiters.filter((w) => w !== waiter);
+      resolve(null);
+    }, timeoutMs);
+    void promise.finally(() => clearTimeout(timer));
+    this.drain();
+    return promise;
+  }
+
+  async #drainAll(): Promise<void> {
+    clearTimeout(this.#retry);
+    for (;;) {
+      const rows = this.store.pendingRows(ROWS_PER_BATCH);
+      if (rows.length === 0) return;
+      const connection = this.connect();
+      if (!connection) return this.#stall("the conversation's shard is frozen");
+      const started = Date.now();
+      try {
+        const [first, ...rest]: BatchItem<"sqlite">[] = rows.flatMap((row) => this.#statements(connection.db, row));
+        await connection.db.batch([first!, ...rest]);
+      } catch (error) {
+        return this.#stall(String(error));
+      }
+      this.#failures = 0;
+      this.#bookmark = connection.bookmark ?? this.#bookmark;
+      this.store.markSynced(rows);
+      log.debug("outbox batch", { rows: rows.length, ms: Date.now() - started });
+      this.#wake();
+    }
+  }
+
+  #wake(): void {
+    const through = this.store.syncedThrough();
+    const ready = this.#waiters.filter((w) => w.change <= through);
+    this.#waiters = this.#waiters.filter((w) => w.change > through);
+    for (const waiter of ready) waiter.resolve(this.#bookmark);
+  }
+
+  /** D1 refused or was unreachable: try again with backoff while the object lives, and from its alarm after a restart. */
+  #stall(reason: string): void {
+    const delay = Math.min(MAX_RETRY_MS, 250 * 2 ** this.#failures++);
+    log.warn("outbox could not write to D1; retrying", { reason, retry_ms: delay });
+    this.#retry = setTimeout(() => this.drain(), delay);
+    this.onStalled();
+  }
+
+  /** The idempotent writes that bring D1's copy of `row` to the object's. */
+  #statements(db: Database, { kind, id }: PendingRow): BatchItem<"sqlite">[] {
+    if (kind === "conversation") {
+      const row = this.store.conversation()!;
+      const { id: _id, userId: _user, createdAt: _created, ...mutable } = row;
+      return [db.insert(conversations).values(row).onConflictDoUpdate({ target: conversations.id, set: mutable })];
+    }
+    if (kind === "message") {
+      const row = this.store.message(id)!;
+      return [
+        db
+          .insert(messages)
+          .values(row)
+          .onConflictDoUpdate({ target: messages.id, set: { content: row.content, tokens: row.tokens, isDeleted: row.isDeleted, isEdited: row.isEdited } }),
+      ];
+    }
+    if (kind === "response") {
+      // Feedback is the owner's, written by its route; the object never overwrites it.
+      const { feedbackRating: _rating, feedbackComment: _comment, ...row } = this.store.response(id)!;
+      const { id: _id, userId: _user, messageId: _message, aiMessageId: _ai, createdAt: _created, ...mutable } = row;
+      const final = row.status !== "Generating";
+      // Before the response's own write: counted only by the batch that first stores it as finished.
+      const firstFinal = notExists(db.select({ one: sql`1` }).from(aiResponses).where(and(eq(aiResponses.id, row.id), ne(aiResponses.status, "Generating"))));
+      return [
+        ...(final && row.totalTokens ? [addUsageOnce(db, row.userId, row.totalTokens, row.completedAt!, firstFinal)] : []),
+        db.insert(aiResponses).values(row).onConflictDoUpdate({ target: aiResponses.id, set: mutable }),
+      ];
+    }
+    const { spentTokens, ...summary } = this.store.summary(id)!;
+    const firstWrite = notExists(db.select({ one: sql`1` }).from(summaries).where(eq(summaries.id, summary.id)));
+    return [
+      ...(spentTokens ? [addUsageOnce(db, this.store.conversation()!.userId, spentTokens, summary.createdAt, firstWrite)] : []),
+      db.insert(summaries).values(summary).onConflictDoNothing(),
+    ];
+  }
+}
+
+/** Adds `tokens` to the user's day of `at` in D1's usage_daily, if `condition` holds when the statement runs. */
+const addUsageOnce = (db: Database, userId: string, tokens: number, at: string, condition: ReturnType<typeof notExists>) =>
+  db
+    .insert(usageDaily)
+    .select(sql`SELECT ${userId}, ${at.slice(0, 10)}, ${tokens} WHERE ${condition}`)
+    .onConflictDoUpdate({ target: [usageDaily.userId, usageDaily.day], set: { tokens: sql`${usageDaily.tokens} + excluded.tokens` } });
