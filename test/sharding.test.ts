@@ -123,6 +123,25 @@ describe("sharding", () => {
     expect(listed.results[1].content.split(" ")).toHaveLength(400);
   });
 
+  it("takes over a conversation it does not hold yet (a fork) with one D1 read, and reads D1 no more after that", { timeout: 30_000 }, async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=3] to fork" }, status: 201 });
+    const fork = await callJson(`/conversations/${turn.conversation.id}/fork/`, { token: user.access, body: { message: turn.ai_message.id }, status: 201 });
+    const calls: D1Call[] = [];
+    await runInDurableObject(env.CONVERSATION.get(env.CONVERSATION.idFromName(fork.id)), (instance) => {
+      (instance as unknown as { env: Env }).env = recordingEnv(env, calls);
+    });
+    const send = (content: string) => callJson(`/conversations/${fork.id}/add_message/`, { token: user.access, body: { content }, status: 201 });
+    const first = await send("[stub: echo=history] first on the fork");
+    // The model saw the copied branch: the object took all of it over from D1.
+    expect(first.ai_message.content.split("\n")[0]).toBe("user: [stub: tokens=3] to fork");
+    expect(first.user_message.order).toBe(3);
+    expect(calls.filter((c) => !c.writes)).toHaveLength(1);
+    calls.length = 0;
+    await send("[stub: tokens=2] second");
+    expect(calls.filter((c) => !c.writes)).toEqual([]);
+  });
+
   it("serves the text of a reply in flight from its conversation object, not from D1", async () => {
     const user = await createUser();
     const response = await call("/start_conversation/", {

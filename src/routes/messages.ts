@@ -71,9 +71,9 @@ const putFeedback = createRoute({
  * Edits of a message go through its conversation's object, which owns the conversation (a turn
  * reads its branch there); the answer comes once D1 has the change too.
  */
-async function throughObject<T>(c: Context<AppEnv>, message: Message, change: (object: ConversationStub) => Promise<T | Refusal>) {
+async function throughObject(c: Context<AppEnv>, message: Message, change: (object: ConversationStub) => Promise<Committed<Message> | Refusal>) {
   refuseWhileMoving(c);
-  const committed = unwrap(await change(conversationObject(c.env, message.conversationId))) as Committed<Message>;
+  const committed = unwrap(await change(conversationObject(c.env, message.conversationId)));
   noteBookmark(c, committed.bookmark);
   return committed;
 }
@@ -117,7 +117,7 @@ export const messageRoutes = createRouter()
     const skip = after ? 0 : Math.max(0, wanted.offset - d1Count);
     const fill = missing.filter((row) => !after || row.message.order > (after[0] as number)).slice(skip, skip + Math.max(0, wanted.limit - found.length));
     const rows = overlay ? [...mergeOverlay(found, overlay), ...fill] : await withLiveText(c.env, userId, found);
-    const n = total?.n ?? 0;
+    const n = d1Count + missing.length;
     const render = (row: (typeof rows)[number]) => renderMessage(row.message, row);
     if (after !== undefined) {
       const keyOf = ({ message }: (typeof rows)[number]) => (conversation ? [message.order] : [message.timestamp, message.id]);
