@@ -60,3 +60,25 @@ export async function requestJson(base, pathname, { token, body, method, clientI
   if (!response.ok) throw new Error(`${pathname}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
+
+/** Reads an SSE body, calling onEvent(event, data, atMs) for every frame. */
+export async function readSse(response, onEvent) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of response.body) {
+    const at = performance.now();
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) !== -1) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data = line.slice(6);
+      }
+      if (data) onEvent(event, data, at);
+    }
+  }
+}

@@ -5,20 +5,21 @@
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
 // rounds of concurrent streams (bench/memory.mjs); --profile a CPU profile of streamed turns
 // (bench/profile.mjs); --search only the search endpoint (bench/search.mjs); --signin the CPU of
-// signing up and in (bench/signin.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// signing up and in (bench/signin.mjs); --d1-rtt=80 turns with D1 80 ms away, beside D1 at 0 ms (bench/distant-d1.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
+import { distantD1Bench } from "./distant-d1.mjs";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
 import { profileTurns } from "./profile.mjs";
 import { searchBench } from "./search.mjs";
 import { signInBench } from "./signin.mjs";
-import { loadEndpoint, percentiles, requestJson } from "./load.mjs";
+import { loadEndpoint, percentiles, readSse, requestJson } from "./load.mjs";
 import { executeLocal, listSeedSql, PASSWORD, rareSearchPath, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 import { startPassthrough, startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
@@ -40,28 +41,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 process.on("SIGINT", () => process.exit(130));
 
 
-
-/** Reads an SSE body, calling onEvent(event, data, atMs) for every frame. */
-async function readSse(response, onEvent) {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of response.body) {
-    const at = performance.now();
-    buffer += decoder.decode(chunk, { stream: true });
-    let end;
-    while ((end = buffer.indexOf("\n\n")) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = "message";
-      let data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event: ")) event = line.slice(7);
-        else if (line.startsWith("data: ")) data = line.slice(6);
-      }
-      if (data) onEvent(event, data, at);
-    }
-  }
-}
 
 const apiJson = (pathname, options) => requestJson(API, pathname, options);
 
@@ -148,6 +127,10 @@ async function main() {
   }
   if ("signin" in args) {
     console.log(await signInBench({ requests: Number(args.requests ?? 30) }));
+    return;
+  }
+  if ("d1-rtt" in args) {
+    console.log(await distantD1Bench({ rttMs: Number(args["d1-rtt"] || 80), turns: Number(args.turns ?? 10) }));
     return;
   }
   if ("search" in args) {

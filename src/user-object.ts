@@ -58,10 +58,10 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /** Takes one of the user's slots of `kind`, after the day's budget (for a generation): false when either is used up. */
-  async admit(request: AdmitRequest): Promise<Admission> {
+  admit(request: AdmitRequest): Admission {
     const now = Date.now();
     if (request.kind === "generation" && request.dailyTokens > 0) {
-      const used = await this.#usedOn(request.userId, dayOf(now));
+      const used = this.#usedOn(request.userId, dayOf(now));
       if (used >= request.dailyTokens) return { ok: false, reason: "budget", used, resetsAt: nextMidnight(now) };
     }
     this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
@@ -79,30 +79,35 @@ export class UserObject extends DurableObject<Env> {
       this.#sql.exec(`DELETE FROM leases WHERE id = ?`, id);
       if (tokens <= 0 || this.#sql.exec(`SELECT 1 FROM charged WHERE id = ?`, id).toArray().length > 0) continue;
       this.#sql.exec(`INSERT INTO charged (id, at) VALUES (?, ?)`, id, now);
-      this.#sql.exec(
-        `INSERT INTO usage_days (day, tokens) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens`,
-        dayOf(now),
-        tokens,
-      );
+      this.#add(dayOf(now), tokens);
     }
   }
 
-  async usage(userId: string): Promise<Usage> {
+  usage(userId: string): Usage {
     const now = Date.now();
-    return { day: dayOf(now), tokens: await this.#usedOn(userId, dayOf(now)), resetsAt: nextMidnight(now) };
+    return { day: dayOf(now), tokens: this.#usedOn(userId, dayOf(now)), resetsAt: nextMidnight(now) };
   }
 
   /**
-   * Tokens counted on `day`. The first time this object counts anything it takes over what D1
-   * holds for today (a user from before the count moved here); after that D1 only trails it.
+   * Tokens counted on `day`. The first time this object counts anything it takes over, in the
+   * background, what D1 holds for today (a user from before the count moved here): no turn waits
+   * on D1 for it, and only turns admitted in that moment miss D1's share. After that D1 only trails.
    */
-  async #usedOn(userId: string, day: string): Promise<number> {
+  #usedOn(userId: string, day: string): number {
     if (this.#sql.exec(`SELECT 1 FROM usage_days WHERE day = 'since'`).toArray().length === 0) {
-      const fromD1 = await usageToday(shardSession(this.env, userId, "first-primary").db, userId);
-      this.#sql.exec(`INSERT OR IGNORE INTO usage_days (day, tokens) VALUES ('since', 0)`);
-      this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens`, fromD1.day, fromD1.tokens);
+      this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES ('since', 0)`);
+      this.ctx.waitUntil(this.#takeOverD1Usage(userId));
     }
     return this.#sql.exec<{ tokens: number }>(`SELECT tokens FROM usage_days WHERE day = ?`, day).toArray()[0]?.tokens ?? 0;
+  }
+
+  async #takeOverD1Usage(userId: string): Promise<void> {
+    const fromD1 = await usageToday(shardSession(this.env, userId, "first-primary").db, userId);
+    this.#add(fromD1.day, fromD1.tokens);
+  }
+
+  #add(day: string, tokens: number): void {
+    this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens`, day, tokens);
   }
 }
 
