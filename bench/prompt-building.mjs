@@ -1,5 +1,5 @@
 // The CPU that choosing a turn's context costs for a 1,000-message branch: `selectContext` from
-// src/engine/context-window.ts, bundled with esbuild and timed in Node (V8, as in workerd).
+// src/conversation/context-window.ts, bundled with esbuild and timed in Node (V8, as in workerd).
 // Standalone: node bench/prompt-building.mjs   (also part of `npm run bench`)
 import { build } from "esbuild";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +14,7 @@ const ITERATIONS = 2_000;
 async function loadSelectContext() {
   const dir = mkdtempSync(path.join(tmpdir(), "genai-edge-prompt-"));
   const outfile = path.join(dir, "context-window.mjs");
-  await build({ entryPoints: [path.join(ROOT, "src/engine/context-window.ts")], bundle: true, format: "esm", platform: "neutral", outfile, logLevel: "error" });
+  await build({ entryPoints: [path.join(ROOT, "src/conversation/context-window.ts")], bundle: true, format: "esm", platform: "neutral", outfile, logLevel: "error" });
   const module = await import(pathToFileURL(outfile).href);
   rmSync(dir, { recursive: true, force: true });
   return module.selectContext;

@@ -5,9 +5,9 @@ interface Tokens {
   refresh: string;
 }
 
-import type { Page } from "../src/schemas";
+import type { Page } from "../src/http/schemas";
 
-export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page, SharedConversation } from "../src/schemas";
+export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page, SharedConversation } from "../src/http/schemas";
 export { PAGE_SIZE } from "../src/lib/page-size";
 
 export class ApiError extends Error {

@@ -1,8 +1,8 @@
 import { createApp } from "./app";
-import { housekeeping } from "./housekeeping";
+import { housekeeping } from "./db/housekeeping";
 
-export { ConversationObject } from "./engine/conversation-object";
-export { UserObject } from "./user-object";
+export { ConversationObject } from "./conversation/conversation-object";
+export { UserObject } from "./user/user-object";
 
 const app = createApp();
 

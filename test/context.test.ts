@@ -8,7 +8,7 @@ import { collectFrames } from "./sse";
 const SMALL = { context: 1200, output: 100 };
 
 const bytes = (text: string) => new TextEncoder().encode(text).length;
-/** The stand-in's count of a prompt (src/engine/offline-model.ts). */
+/** The stand-in's count of a prompt (src/model/offline-model.ts). */
 const standInCount = (contents: string[]) => contents.reduce((n, c) => n + Math.ceil(bytes(c) / 4) + 4, 3);
 
 const filler = (words: number, seed: number) => Array.from({ length: words }, (_, i) => `word${(i * 7 + seed) % 97}`).join(" ");

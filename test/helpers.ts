@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import { getConfig } from "../src/config";
+import { getConfig } from "../src/http/config";
 import { shardDatabase } from "../src/db/client";
 import { expect } from "vitest";
 

@@ -1,5 +1,5 @@
 import { expect, it, vi } from "vitest";
-import { Heartbeat, ListenerSet } from "../src/engine/listeners";
+import { Heartbeat, ListenerSet } from "../src/conversation/listeners";
 
 const frame = (bytes: number) => new Uint8Array(bytes).fill(97);
 

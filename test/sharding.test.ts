@@ -1,9 +1,9 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { getConfig } from "../src/config";
+import { getConfig } from "../src/http/config";
 import { parseShardMap, parseVirtualShardSet, virtualShardOf } from "../src/db/shard-map";
-import { deleteDeadRefreshTokens } from "../src/housekeeping";
+import { deleteDeadRefreshTokens } from "../src/db/housekeeping";
 import worker from "../src/index";
 import { type D1Call, recordingEnv } from "./d1-recorder";
 import { BASE, call, callJson, countInShards, createUser, expectError, randomIp, shardDatabases, shardOf, type TestUser } from "./helpers";

@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { TurnQueue } from "../src/engine/turn-queue";
+import { TurnQueue } from "../src/conversation/turn-queue";
 
 it("runs tasks one at a time in enqueue order, and a failure does not stall the rest", async () => {
   const queue = new TurnQueue();

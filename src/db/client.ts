@@ -1,5 +1,5 @@
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
-import { getConfig } from "../config";
+import { getConfig } from "../http/config";
 import { virtualShardOf } from "./shard-map";
 
 export type Database = DrizzleD1Database;

@@ -1,6 +1,6 @@
 import { and, eq, lt, or, sql } from "drizzle-orm";
 import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
-import { notFound } from "../errors";
+import { notFound } from "../http/errors";
 import type { Database } from "./client";
 import { type AiResponse, aiResponses, conversations, messages } from "./schema";
 

@@ -1,8 +1,8 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../app-env";
-import { getConfig } from "../config";
-import { ApiError } from "../errors";
+import type { AppEnv } from "../http/app-env";
+import { getConfig } from "../http/config";
+import { ApiError } from "../http/errors";
 import { type Database, shardSession } from "./client";
 import { virtualShardOf } from "./shard-map";
 

@@ -1,6 +1,6 @@
 import { asc, eq } from "drizzle-orm";
-import { notFound } from "../errors";
-import type { Siblings } from "../schemas";
+import { notFound } from "../http/errors";
+import type { Siblings } from "../http/schemas";
 import type { Database } from "./client";
 import { ownedConversationQuery } from "./queries";
 import { messages } from "./schema";

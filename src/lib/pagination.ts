@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { getConfig } from "../config";
-import { ApiError, invalid } from "../errors";
+import { getConfig } from "../http/config";
+import { ApiError, invalid } from "../http/errors";
 import { fromBase64Url, toBase64Url } from "./ids";
 
 /** `?page=` (1-based) and `?page_size=` of a list request, validated by `PageQuerySchema`. */

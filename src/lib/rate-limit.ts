@@ -1,4 +1,4 @@
-import { ApiError } from "../errors";
+import { ApiError } from "../http/errors";
 
 // The binding's window (wrangler.toml `period`); it does not report the time left, so clients
 // are told to wait one window.

@@ -1,5 +1,5 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { ApiError } from "../errors";
+import { ApiError } from "../http/errors";
 import { log } from "./log";
 
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;

@@ -1,16 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
-import { EmailSchema, NameSchema, NewPasswordSchema, PasswordSchema } from "../account-rules";
-import { createRouter } from "../create-router";
+import { EmailSchema, NameSchema, NewPasswordSchema, PasswordSchema } from "../rules/account-rules";
+import { createRouter } from "../http/create-router";
 import { directoryDb } from "../db/client";
 import { users } from "../db/schema";
-import { ApiError } from "../errors";
+import { ApiError } from "../http/errors";
 import { newId } from "../lib/ids";
 import { clientKey, enforceRateLimit } from "../lib/rate-limit";
 import { getDecoyHash, hashPassword, verifyPassword } from "../lib/password";
-import { revokeSessions, rotateSession, startSession } from "../lib/sessions";
-import { authenticated } from "../middleware";
-import { errorResponses, jsonBody, jsonResponse, renderUser, TokenPairSchema, UserSchema } from "../schemas";
+import { revokeSessions, rotateSession, startSession } from "../rules/sessions";
+import { authenticated } from "../http/middleware";
+import { errorResponses, jsonBody, jsonResponse, renderUser, TokenPairSchema, UserSchema } from "../http/schemas";
 
 const register = createRoute({
   method: "post",

@@ -1,17 +1,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app-env";
-import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../conversation-rules";
-import { createRouter } from "../create-router";
-import type { SubmitOutcome } from "../engine/conversation-object";
-import { conversationObject } from "../engine/stub";
-import { invalid, isRefusal, unwrap } from "../errors";
+import type { AppEnv } from "../http/app-env";
+import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../rules/conversation-rules";
+import { createRouter } from "../http/create-router";
+import type { SubmitOutcome } from "../conversation/contract";
+import { conversationObject } from "../conversation/client/stub";
+import { invalid, isRefusal, unwrap } from "../http/errors";
 import { conversationIdForChat, requestHash } from "../lib/idempotency";
-import { checkMessageContent, MessageContentSchema } from "../message-content";
-import { authenticated } from "../middleware";
-import { errorResponses, jsonBody } from "../schemas";
-import { admitTurn, submitTurn } from "../turn-admission";
-import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../ui-message-stream";
+import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
+import { authenticated } from "../http/middleware";
+import { errorResponses, jsonBody } from "../http/schemas";
+import { admitTurn, submitTurn } from "../conversation/client/turns";
+import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message-stream";
 
 /*
  * The AI SDK's chat protocol: `api` of `DefaultChatTransport` (`useChat`). The client names the

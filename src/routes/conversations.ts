@@ -1,19 +1,19 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app-env";
+import type { AppEnv } from "../http/app-env";
 import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
-import { newConversationRow, SystemPromptSchema, TitleSchema, ModelVersionSchema } from "../conversation-rules";
-import { createRouter } from "../create-router";
+import { newConversationRow, SystemPromptSchema, TitleSchema, ModelVersionSchema } from "../rules/conversation-rules";
+import { createRouter } from "../http/create-router";
 import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
-import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../conversation-overlay";
+import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../conversation/client/overlay";
 import { forkStatements } from "../db/fork";
 import { idIn, messageWithStatus, olderThan } from "../db/queries";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
 import { ConversationTree, loadOwnedTree, treeQuery } from "../db/tree";
-import { conversationObject } from "../engine/stub";
-import { ApiError, invalid, unwrap } from "../errors";
+import { conversationObject } from "../conversation/client/stub";
+import { ApiError, invalid, unwrap } from "../http/errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageOffset, pageRows, readCursor } from "../lib/pagination";
-import { authenticated } from "../middleware";
+import { authenticated } from "../http/middleware";
 import {
   BooleanQuerySchema,
   ConversationSchema,
@@ -26,7 +26,7 @@ import {
   pageSchema,
   renderConversation,
   renderMessage,
-} from "../schemas";
+} from "../http/schemas";
 
 const SEARCH_MAX_LENGTH = 100;
 

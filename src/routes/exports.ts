@@ -1,16 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, gt, or } from "drizzle-orm";
-import { createRouter } from "../create-router";
+import { createRouter } from "../http/create-router";
 import type { Database } from "../db/client";
 import { userDb } from "../db/request-session";
-import { withLiveText } from "../conversation-overlay";
-import { conversationObject } from "../engine/stub";
-import { unwrap } from "../errors";
+import { withLiveText } from "../conversation/client/overlay";
+import { conversationObject } from "../conversation/client/stub";
+import { unwrap } from "../http/errors";
 import { idIn, messageWithStatus } from "../db/queries";
 import { type Conversation, conversations, messages } from "../db/schema";
 import { loadOwnedTree } from "../db/tree";
-import { authenticated } from "../middleware";
-import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderMessage } from "../schemas";
+import { authenticated } from "../http/middleware";
+import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderMessage } from "../http/schemas";
 
 // Rows read per query while exporting: memory stays bounded by this, whatever the size of the export.
 const CHUNK = 200;

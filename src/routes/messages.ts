@@ -1,21 +1,21 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, count, desc, eq, gt, max, sql } from "drizzle-orm";
-import { createRouter } from "../create-router";
+import { createRouter } from "../http/create-router";
 import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
 import { loadOwnedMessage, messageWithStatus, olderThan } from "../db/queries";
 import { aiResponses, messages } from "../db/schema";
-import { ApiError, invalid, type Refusal, unwrap } from "../errors";
+import { ApiError, invalid, type Refusal, unwrap } from "../http/errors";
 import { CursorQuerySchema, keysetPageBody, pageBody, pageRows, readCursor } from "../lib/pagination";
-import { mergeOverlay, overlayOf, rowsMissingFromD1, withLiveText } from "../conversation-overlay";
-import type { Committed } from "../engine/conversation-object";
-import { type ConversationStub, conversationObject } from "../engine/stub";
+import { mergeOverlay, overlayOf, rowsMissingFromD1, withLiveText } from "../conversation/client/overlay";
+import type { Committed } from "../conversation/contract";
+import { type ConversationStub, conversationObject } from "../conversation/client/stub";
 import type { Message } from "../db/schema";
 import type { Context } from "hono";
-import type { AppEnv } from "../app-env";
-import { authenticated } from "../middleware";
-import { checkMessageContent, MessageContentSchema } from "../message-content";
-import { wellFormedText } from "../text-rules";
-import { BooleanQuerySchema, errorResponses, IdParamSchema, jsonBody, jsonResponse, MessagePageSchema, MessageSchema, PageQuerySchema, renderMessage } from "../schemas";
+import type { AppEnv } from "../http/app-env";
+import { authenticated } from "../http/middleware";
+import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
+import { wellFormedText } from "../rules/text-rules";
+import { BooleanQuerySchema, errorResponses, IdParamSchema, jsonBody, jsonResponse, MessagePageSchema, MessageSchema, PageQuerySchema, renderMessage } from "../http/schemas";
 
 const secured = authenticated("messages");
 

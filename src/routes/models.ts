@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { getConfig } from "../config";
-import { createRouter } from "../create-router";
-import { jsonResponse } from "../schemas";
+import { getConfig } from "../http/config";
+import { createRouter } from "../http/create-router";
+import { jsonResponse } from "../http/schemas";
 
 const ModelsSchema = z
   .object({ default_model: z.string(), allowed_models: z.array(z.string()) })

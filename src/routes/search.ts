@@ -1,14 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq, type SQL, sql } from "drizzle-orm";
-import { createRouter } from "../create-router";
+import { createRouter } from "../http/create-router";
 import type { Database } from "../db/client";
 import { userDb } from "../db/request-session";
 import { messageStatusColumns, replyResponseJoin } from "../db/queries";
 import { conversations, messages } from "../db/schema";
-import { invalid } from "../errors";
+import { invalid } from "../http/errors";
 import { pageBody, pageOffset, type Paging } from "../lib/pagination";
-import { authenticated } from "../middleware";
-import { errorResponses, jsonResponse, MessageSchema, PageQuerySchema, pageSchema, renderMessage } from "../schemas";
+import { authenticated } from "../http/middleware";
+import { errorResponses, jsonResponse, MessageSchema, PageQuerySchema, pageSchema, renderMessage } from "../http/schemas";
 
 const QUERY_MAX_LENGTH = 200;
 // The trigram index matches runs of at least this many characters.

@@ -1,18 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull } from "drizzle-orm";
-import { createRouter } from "../create-router";
-import { conversationObject } from "../engine/stub";
+import { createRouter } from "../http/create-router";
+import { conversationObject } from "../conversation/client/stub";
 import { virtualShardSession } from "../db/client";
 import { userDb } from "../db/request-session";
 import { VIRTUAL_SHARDS, virtualShardOf } from "../db/shard-map";
 import { idIn, loadOwnedConversation } from "../db/queries";
 import { conversations, messages, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
-import { notFound, unwrap } from "../errors";
+import { notFound, unwrap } from "../http/errors";
 import { nowIso, sha256Hex, toBase64Url } from "../lib/ids";
 import { publicRequestUrl } from "../lib/pagination";
-import { authenticated } from "../middleware";
-import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema } from "../schemas";
+import { authenticated } from "../http/middleware";
+import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema } from "../http/schemas";
 
 const TOKEN_BYTES = 16;
 

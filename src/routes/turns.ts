@@ -1,18 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app-env";
-import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../conversation-rules";
-import { createRouter } from "../create-router";
+import type { AppEnv } from "../http/app-env";
+import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../rules/conversation-rules";
+import { createRouter } from "../http/create-router";
 import { noteBookmark } from "../db/request-session";
-import type { SubmitOutcome, TurnResult, TurnSubmission } from "../engine/conversation-object";
-import { SSE_HEADERS } from "../engine/sse";
-import { conversationObject } from "../engine/stub";
-import { ApiError, unwrap } from "../errors";
+import type { SubmitOutcome, TurnResult, TurnSubmission } from "../conversation/contract";
+import { SSE_HEADERS } from "../http/sse";
+import { conversationObject } from "../conversation/client/stub";
+import { ApiError, unwrap } from "../http/errors";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
-import { checkMessageContent, MessageContentSchema } from "../message-content";
+import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
-import { authenticated, requireAuthOrStreamTicket } from "../middleware";
-import { admitTurn, attachListener, conversationOfMessage, submitTurn } from "../turn-admission";
+import { authenticated, requireAuthOrStreamTicket } from "../http/middleware";
+import { admitTurn, attachListener, conversationOfMessage, submitTurn } from "../conversation/client/turns";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -22,7 +22,7 @@ import {
   jsonBody,
   jsonResponse,
   MessageSchema,
-} from "../schemas";
+} from "../http/schemas";
 
 const TurnSchema = z
   .object({ conversation: ConversationSchema, user_message: MessageSchema, ai_message: MessageSchema, ai_response: AiResponseSchema })

@@ -1,17 +1,17 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
-import { NewPasswordSchema, PasswordSchema } from "../account-rules";
-import { getConfig } from "../config";
-import { createRouter } from "../create-router";
+import { NewPasswordSchema, PasswordSchema } from "../rules/account-rules";
+import { getConfig } from "../http/config";
+import { createRouter } from "../http/create-router";
 import { directoryDb } from "../db/client";
 import { users } from "../db/schema";
-import { invalid, notFound } from "../errors";
+import { invalid, notFound } from "../http/errors";
 import { hashPassword, verifyPassword } from "../lib/password";
 import { enforceRateLimit } from "../lib/rate-limit";
-import { revokeSessions } from "../lib/sessions";
-import { authenticated } from "../middleware";
-import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../schemas";
-import { userObject } from "../user-object";
+import { revokeSessions } from "../rules/sessions";
+import { authenticated } from "../http/middleware";
+import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../http/schemas";
+import { userObject } from "../user/user-object";
 
 const me = createRoute({
   method: "get",

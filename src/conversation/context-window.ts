@@ -1,0 +1,115 @@
+import type { ModelBudget } from "../http/config";
+import type { ChatMessage } from "../model/model";
+
+/* What of a branch fits the model's context window. Pure functions: the engine and the routes share them. */
+
+// Chat formats wrap every message in a few tokens of their own (OpenAI's: about 4) and prime
+// the reply with 3; counted on top of each message's content.
+export const MESSAGE_OVERHEAD_TOKENS = 4;
+export const REPLY_PRIMING_TOKENS = 3;
+/** The share of the window a retry may use after the provider said the prompt was too long. */
+export const RETRY_TIGHTENING = 0.75;
+
+/** A message of the branch a turn answers, root first; the last one is the turn's own user message. */
+export interface BranchMessage {
+  id: string;
+  order: number;
+  role: "user" | "assistant";
+  content: string;
+  /** The size of its content as the provider counted it; null where it has not (yet). */
+  tokens: number | null;
+}
+
+/** A rolling summary of the branch from its root through `throughOrder`. */
+export interface BranchSummary {
+  throughOrder: number;
+  content: string;
+  tokens: number;
+}
+
+export interface Branch {
+  messages: BranchMessage[];
+  summary: BranchSummary | null;
+}
+
+/** What the model is given for a turn, as recorded on its AI response. */
+export interface ContextWindow {
+  firstOrder: number;
+  messages: number;
+  summaryThroughOrder: number | null;
+}
+
+export interface ContextSelection {
+  /** The prompt to send: system prompt, summary, then the newest messages that fit. */
+  prompt: ChatMessage[];
+  window: ContextWindow;
+  /** Our count of the prompt: the provider's numbers where it has given them, estimates elsewhere. */
+  promptTokens: number;
+  /** Messages that fell out of the window and no summary covers yet, oldest first. */
+  unsummarized: BranchMessage[];
+}
+
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x800) bytes += code >= 0xd800 && code <= 0xdbff ? 1 : 2;
+    else if (code >= 0x80) bytes += 1;
+  }
+  return bytes;
+}
+
+/**
+ * A conservative count for text the provider has not counted: one token per 3 UTF-8 bytes.
+ * English runs at about 4 bytes a token and CJK at about 3, so this errs on the large side; a
+ * provider that still counts more is handled by one retry with a tighter budget.
+ */
+export const estimateTokens = (text: string) => Math.ceil(utf8Length(text) / 3);
+
+const sizeOf = (message: BranchMessage) => (message.tokens ?? estimateTokens(message.content)) + MESSAGE_OVERHEAD_TOKENS;
+
+/**
+ * Fills the window newest message first, never splitting one: the turn's own message always,
+ * then the summary, then earlier messages until the next one would not fit. Null when the turn's
+ * own message and the system prompt alone do not fit (`tighten` < 1 shrinks the budget).
+ */
+export function selectContext(systemPrompt: string | null, branch: Branch, budget: ModelBudget, tighten = 1): ContextSelection | null {
+  const limit = Math.floor((budget.contextTokens - budget.maxOutputTokens) * tighten) - REPLY_PRIMING_TOKENS;
+  const own = branch.messages.at(-1);
+  if (!own) return null;
+  let used = sizeOf(own) + (systemPrompt ? estimateTokens(systemPrompt) + MESSAGE_OVERHEAD_TOKENS : 0);
+  if (used > limit) return null;
+
+  const summary = branch.summary && used + branch.summary.tokens + MESSAGE_OVERHEAD_TOKENS <= limit ? branch.summary : null;
+  if (summary) used += summary.tokens + MESSAGE_OVERHEAD_TOKENS;
+  const coveredThrough = branch.summary?.throughOrder ?? 0;
+
+  let first = branch.messages.length - 1;
+  while (first > 0) {
+    const earlier = branch.messages[first - 1]!;
+    if (earlier.order <= coveredThrough || used + sizeOf(earlier) > limit) break;
+    used += sizeOf(earlier);
+    first--;
+  }
+  const window = branch.messages.slice(first);
+  const prompt: ChatMessage[] = [];
+  if (systemPrompt) prompt.push({ role: "system", content: systemPrompt });
+  if (summary) prompt.push({ role: "system", content: `Summary of the earlier conversation:\n${summary.content}` });
+  for (const message of window) prompt.push({ role: message.role, content: message.content });
+  return {
+    prompt,
+    window: { firstOrder: window[0]!.order, messages: window.length, summaryThroughOrder: summary?.throughOrder ?? null },
+    promptTokens: used + REPLY_PRIMING_TOKENS,
+    unsummarized: branch.messages.slice(0, first).filter((m) => m.order > coveredThrough),
+  };
+}
+
+/**
+ * The turn's own message's share of the provider's prompt count: what it counted minus our count
+ * of everything else in the prompt. Stored, it makes later counts of this branch add up to the
+ * provider's own numbers instead of estimates.
+ */
+export function ownMessageTokens(selection: ContextSelection, own: BranchMessage, providerPromptTokens: number): number {
+  const rest = selection.promptTokens - sizeOf(own);
+  return Math.max(1, providerPromptTokens - rest - MESSAGE_OVERHEAD_TOKENS);
+}

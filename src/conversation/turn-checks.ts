@@ -1,0 +1,75 @@
+import { getConfig } from "../http/config";
+import type { Conversation } from "../db/schema";
+import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../http/errors";
+import type { Admission } from "../user/user-object";
+import { selectContext } from "./context-window";
+import type { ConversationStore } from "./conversation-store";
+import type { TurnPlan } from "./turn-rows";
+
+/** A turn as a route asks for it, before the object resolves the messages it names. */
+export type TurnAsk =
+  /** A new user message after the current leaf (add_message, start_conversation, a chat send). */
+  | { kind: "send"; content: string; replyTo: string | null }
+  /** Edit-and-resend of the user message `messageId`. */
+  | { kind: "resend"; messageId: string; content: string }
+  /** A new reply beside the AI message `messageId`; null: the current leaf (a chat's regenerate). */
+  | { kind: "regenerate"; messageId: string | null; model: string | null };
+
+/** What a send does when a reply of the conversation is already in flight. */
+export type IfBusy = "queue" | "reject" | "interrupt";
+
+export function checkActive(conversation: Conversation): void {
+  if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
+}
+
+/** The stored turn `ask` names, checked against what the object holds; an ApiError says why not. */
+export function planTurn(env: Env, store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnPlan {
+  checkActive(conversation);
+  const plan = resolve(store, conversation, ask);
+  checkFitsContext(env, conversation, plan);
+  return plan;
+}
+
+function resolve(store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnPlan {
+  if (ask.kind === "send") {
+    if (ask.replyTo !== null && !store.message(ask.replyTo)) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
+    return ask;
+  }
+  const messageId = ask.kind === "regenerate" ? (ask.messageId ?? conversation.currentLeafId) : ask.messageId;
+  const message = messageId === null ? null : store.message(messageId);
+  if (!message) throw notFound(ask.kind === "regenerate" && ask.messageId === null ? "Chat" : "Message");
+  if (ask.kind === "resend") {
+    if (message.sender !== "user") throw new ApiError("bad_request", "Only user messages can be resent; use regenerate for an AI message.");
+    return { kind: "resend", original: message, content: ask.content };
+  }
+  if (message.sender !== "ai") throw new ApiError("bad_request", "Only AI messages can be regenerated; use resend for a user message.");
+  const parent = message.parentId === null ? null : store.message(message.parentId);
+  if (parent?.sender !== "user") throw new ApiError("conflict", "This reply has no user message to answer.");
+  if (parent.isDeleted) throw new ApiError("conflict", "The message this reply answers is deleted.");
+  return { kind: "regenerate", userMessage: parent, model: ask.model };
+}
+
+/** A message that cannot fit the model's window even with no history is refused before anything is stored. */
+function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan): void {
+  const model = (plan.kind === "regenerate" && plan.model) || conversation.modelVersion;
+  const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
+  const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null }], summary: null };
+  if (!selectContext(conversation.systemPrompt, alone, getConfig(env).modelBudget(model))) {
+    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model}.`);
+  }
+}
+
+export const refuse = (code: ErrorCode, message: string, headers?: Record<string, string>): Refusal => ({ kind: "rejected", code, message, headers });
+
+/** Why the user's object refused a turn's slot: all of the user's slots are taken, or the day's budget is spent. */
+export function admissionRefusal(admission: Exclude<Admission, { ok: true }>, limits: { maxConcurrentGenerations: number; userDailyTokens: number }): Refusal {
+  if (admission.reason === "busy") {
+    return refuse("rate_limited", `You already have ${limits.maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`, { "Retry-After": "5" });
+  }
+  return toRefusal(
+    new ApiError("budget_exceeded", `You have used your ${limits.userDailyTokens} tokens for today; the budget resets at ${admission.resetsAt}.`, {
+      details: { daily_limit: limits.userDailyTokens, tokens_used: admission.used, resets_at: admission.resetsAt },
+      headers: { "Retry-After": String(Math.ceil((Date.parse(admission.resetsAt) - Date.now()) / 1000)) },
+    }),
+  );
+}

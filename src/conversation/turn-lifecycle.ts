@@ -1,0 +1,163 @@
+import { getConfig } from "../http/config";
+import { ApiError, type Refusal, toRefusal } from "../http/errors";
+import { nowIso } from "../lib/ids";
+import { log } from "../lib/log";
+import { ownMessageTokens } from "./context-window";
+import type { TurnSubmission } from "./contract";
+import type { ConversationStore } from "./conversation-store";
+import { LiveTurn } from "./live-turn";
+import { TurnFailure } from "../model/model";
+import type { Outbox } from "./outbox";
+import { planTurn } from "./turn-checks";
+import type { TurnJournal } from "./turn-journal";
+import type { TurnQueue } from "./turn-queue";
+import { newTurnRows, type TurnPlan } from "./turn-rows";
+import { chooseContext, streamReply } from "./turn-runner";
+import type { UserLedger } from "./user-ledger";
+
+const KEY_REUSED = new ApiError("idempotency_key_reused", "This Idempotency-Key was used with a different request, or more than 24 hours ago.");
+
+export type TurnCheck = { kind: "accept"; plan: TurnPlan } | { kind: "replay"; aiMessageId: string } | Refusal;
+
+/**
+ * A turn's life in its conversation object: the checks it passes, the synchronous commit that
+ * accepts it, the model call (one turn at a time, through the queue) and the synchronous commit
+ * that finishes it. Both commits write the store and nothing else that can fail; D1 follows
+ * through the outbox.
+ */
+export class TurnRunner {
+  constructor(
+    private readonly env: Env,
+    private readonly store: ConversationStore,
+    private readonly journal: TurnJournal,
+    private readonly outbox: Outbox,
+    private readonly ledger: UserLedger,
+    /** The turns accepted and not yet finished, by AI message id. */
+    private readonly turns: Map<string, LiveTurn>,
+    private readonly queue: TurnQueue,
+    /** Runs once a turn's end is committed: its last frame, its summary. */
+    private readonly afterTurn: (turn: LiveTurn) => Promise<void>,
+  ) {}
+
+  generating(): LiveTurn | undefined {
+    for (const turn of this.turns.values()) if (turn.phase === "generating") return turn;
+    return undefined;
+  }
+
+  /** Whether the submission can be accepted now: synchronous, so it holds until the caller's next await. */
+  check({ userId, ask, create, idempotency, keyNamesConversation, ifBusy }: TurnSubmission): TurnCheck {
+    if (idempotency) {
+      const previous = this.journal.findIdempotent(userId, idempotency.key);
+      if (previous) return previous.requestHash === idempotency.requestHash ? { kind: "replay", aiMessageId: previous.aiMessageId } : toRefusal(KEY_REUSED);
+      // This object is named after the key, so a conversation with messages means the key is older than 24 h.
+      if (keyNamesConversation && this.store.nextOrder() > 1) return toRefusal(KEY_REUSED);
+    }
+    const { maxQueuedTurns } = getConfig(this.env);
+    if (this.turns.size >= maxQueuedTurns) {
+      return toRefusal(
+        new ApiError("rate_limited", `This conversation already has ${maxQueuedTurns} replies waiting; wait for them to finish.`, { headers: { "Retry-After": "5" } }),
+      );
+    }
+    if (ifBusy === "reject" && this.turns.size > 0) return toRefusal(new ApiError("busy", "A reply is being generated in this conversation; nothing was stored."));
+    try {
+      return { kind: "accept", plan: planTurn(this.env, this.store, this.store.conversation() ?? create!.row, ask) };
+    } catch (error) {
+      if (error instanceof ApiError) return toRefusal(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Commits the turn: its orders (the next after the highest in use), its rows, the new current
+   * leaf and the Idempotency-Key, in one synchronous step. Then it queues the model call.
+   */
+  accept({ userId, create, idempotency, ifBusy }: TurnSubmission, plan: TurnPlan, lease: string): LiveTurn {
+    if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
+    // Turns ahead of this one stop (a running reply keeps its text), then this one runs.
+    if (ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    const conversation = this.store.conversation()!;
+    const rows = newTurnRows(conversation, plan, conversation.currentLeafId, this.store.nextOrder(), conversation.leafVersion + 1);
+    this.store.saveConversation(rows.conversation);
+    if (rows.isNewUserMessage) this.store.saveMessage(rows.userMessage);
+    this.store.saveMessage(rows.aiMessage);
+    const turn = new LiveTurn(rows, conversation.systemPrompt, lease);
+    if (this.turns.size === 0) {
+      // Nothing ahead can change its branch: the window is chosen now, so the first frame says
+      // what the model gets. If nothing fits, the turn fails with that when it starts.
+      turn.branch = this.store.branch(rows.userMessage.id);
+      try {
+        chooseContext(turn, getConfig(this.env), 1);
+      } catch {}
+    }
+    this.store.saveResponse(rows.aiResponse);
+    if (idempotency) this.journal.rememberIdempotent(userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
+    this.turns.set(rows.aiMessage.id, turn);
+    this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    void this.outbox.drain();
+    return turn;
+  }
+
+  /** Marks every reply still Generating in the store as cut off: nothing in memory is running it. */
+  interruptUnfinished(at: string): void {
+    for (const response of this.store.generatingResponses()) {
+      if (this.turns.has(response.aiMessageId)) continue;
+      const message = this.store.message(response.aiMessageId)!;
+      this.store.saveMessage({ ...message, content: this.journal.text(response.aiMessageId) });
+      this.store.saveResponse({ ...response, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at });
+      this.journal.close(response.aiMessageId);
+    }
+  }
+
+  async #run(turn: LiveTurn): Promise<void> {
+    turn.generating();
+    turn.branch ??= this.store.branch(turn.rows.userMessage.id);
+    await streamReply(turn, getConfig(this.env), this.journal);
+    this.#finish(turn);
+    this.afterTurn(turn).catch((error) => log.error("ending a turn failed", error, { ai_message_id: turn.rows.aiMessage.id }));
+  }
+
+  /**
+   * Commits the reply with its outcome and token counts, closes its journal entry and settles its
+   * slot, in one synchronous step; the next turn may start at once.
+   */
+  #finish(turn: LiveTurn): void {
+    const { rows, failure } = turn;
+    const finishedAt = nowIso();
+    const { aiResponse } = rows;
+    Object.assign(aiResponse, {
+      status: failure ? "Error" : "Completed",
+      errorCode: failure?.code ?? null,
+      errorMessage: failure?.message ?? null,
+      completedAt: finishedAt,
+    });
+    rows.aiMessage = { ...this.store.message(rows.aiMessage.id)!, content: turn.text, tokens: aiResponse.completionTokens };
+    this.store.saveMessage(rows.aiMessage);
+    const userTokens = this.#userMessageTokens(turn);
+    const userMessage = this.store.message(rows.userMessage.id);
+    // Only while the message still holds the text that was counted: an edit clears the count.
+    if (userTokens !== null && userMessage?.content === rows.userMessage.content) this.store.saveMessage({ ...userMessage, tokens: userTokens });
+    this.store.saveResponse(aiResponse);
+    rows.conversation = { ...this.store.conversation()!, updatedAt: finishedAt };
+    this.store.saveConversation(rows.conversation);
+    this.journal.close(rows.aiMessage.id);
+    this.ledger.settle(turn.lease, aiResponse.totalTokens ?? 0);
+    this.turns.delete(rows.aiMessage.id);
+    void this.outbox.drain();
+    log.info("model call", {
+      model: aiResponse.model,
+      outcome: failure?.code ?? "completed",
+      finish_reason: aiResponse.finishReason,
+      prompt_tokens: aiResponse.promptTokens,
+      completion_tokens: aiResponse.completionTokens,
+      ttft_ms: aiResponse.firstTokenAt ? Date.parse(aiResponse.firstTokenAt) - Date.parse(aiResponse.createdAt) : null,
+      conversation_id: rows.conversation.id,
+    });
+  }
+
+  /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
+  #userMessageTokens({ branch, selection, rows }: LiveTurn): number | null {
+    const own = branch?.messages.at(-1);
+    if (!own || own.id !== rows.userMessage.id || own.tokens !== null || !selection || rows.aiResponse.promptTokens === null) return null;
+    return ownMessageTokens(selection, own, rows.aiResponse.promptTokens);
+  }
+}

@@ -1,0 +1,81 @@
+import type { AdmitRequest, LeaseKind, Settlement } from "../user/user-object";
+import { userObject } from "../user/user-object";
+import { log } from "../lib/log";
+
+/**
+ * The user slots a conversation object holds and what it owes the user's object, in its own
+ * SQLite. A slot is written here before it is asked for, and marked for settlement (with the
+ * tokens its turn spent) in the same synchronous step that ends its turn or listener; a restart
+ * marks every slot still held, since nothing in memory survived to use it. Settlements are sent
+ * until the user's object has them, and it counts each id once.
+ */
+export class UserLedger {
+  readonly #sql: SqlStorage;
+  #sending: Promise<void> | null = null;
+
+  constructor(
+    sql: SqlStorage,
+    private readonly env: Env,
+    private readonly onStalled: () => void,
+  ) {
+    this.#sql = sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS user_ledger (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL, settle INTEGER NOT NULL, tokens INTEGER NOT NULL)`);
+  }
+
+  /** Journals the slot, then asks the user's object for it; a refused slot leaves no trace. */
+  async acquire(request: Omit<AdmitRequest, "kind"> & { kind: LeaseKind }) {
+    this.#sql.exec(`INSERT INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, ?, 0, 0)`, request.leaseId, request.userId, request.kind);
+    try {
+      const admission = await userObject(this.env, request.userId).admit(request);
+      if (!admission.ok) this.#sql.exec(`DELETE FROM user_ledger WHERE id = ?`, request.leaseId);
+      return admission;
+    } catch (error) {
+      this.settle(request.leaseId, 0);
+      throw error;
+    }
+  }
+
+  /** The slot's turn or listener ended, having spent `tokens`. */
+  settle(leaseId: string, tokens: number): void {
+    this.#sql.exec(`UPDATE user_ledger SET settle = 1, tokens = ? WHERE id = ?`, tokens, leaseId);
+    this.flush();
+  }
+
+  /** Tokens spent without a slot (a summary), counted once under `id`. */
+  charge(id: string, userId: string, tokens: number): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, 'charge', 1, ?)`, id, userId, tokens);
+    this.flush();
+  }
+
+  /** After a restart: every slot still held belongs to a turn or listener that is gone. */
+  settleAllHeld(): void {
+    this.#sql.exec(`UPDATE user_ledger SET settle = 1 WHERE settle = 0`);
+  }
+
+  get hasUnsent(): boolean {
+    return this.#sql.exec(`SELECT 1 FROM user_ledger WHERE settle = 1 LIMIT 1`).toArray().length > 0;
+  }
+
+  flush(): Promise<void> {
+    this.#sending ??= this.#send().finally(() => (this.#sending = null));
+    return this.#sending;
+  }
+
+  /** Sends what is owed, user by user, until nothing is left or a user's object cannot be reached. */
+  async #send(): Promise<void> {
+    for (;;) {
+      const rows = this.#sql.exec<{ id: string; user_id: string; tokens: number }>(`SELECT id, user_id, tokens FROM user_ledger WHERE settle = 1`).toArray();
+      const userId = rows[0]?.user_id;
+      if (userId === undefined) return;
+      const settlements: Settlement[] = rows.filter((row) => row.user_id === userId).map(({ id, tokens }) => ({ id, tokens }));
+      try {
+        await userObject(this.env, userId).settle(settlements);
+      } catch (error) {
+        log.warn("settling user slots failed; retrying from the alarm", { user_id: userId, error: String(error) });
+        this.onStalled();
+        return;
+      }
+      for (const { id } of settlements) this.#sql.exec(`DELETE FROM user_ledger WHERE id = ? AND settle = 1`, id);
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import { parseShardMap, parseVirtualShardSet, type ShardMap } from "../db/shard-map";
+
+/** Settings read from wrangler vars and secrets, parsed once per `env` object. */
+export interface AppConfig {
+  /** Which shard binding holds which virtual shards (SHARD_MAP). */
+  shardMap: ShardMap;
+  /** Virtual shards being moved to another database: their users' writes answer 503 meanwhile. */
+  frozenVirtualShards: ReadonlySet<number>;
+  allowedModels: readonly string[];
+  defaultModel: string;
+  maxMessageLength: number;
+  allowedOrigins: readonly string[];
+  /** Where clients reach the API (PUBLIC_URL), for links in responses; null: the request's own URL. */
+  publicUrl: URL | null;
+  maxQueuedTurns: number;
+  maxConcurrentGenerations: number;
+  maxListenersPerTurn: number;
+  maxListenersPerUser: number;
+  /** Tokens one user may spend per UTC day; 0: no limit. */
+  userDailyTokens: number;
+  /** The context window and the output allowance of a model, in tokens. */
+  modelBudget: (model: string) => ModelBudget;
+  model: {
+    apiKey: string | undefined;
+    baseURL: string;
+    timeoutMs: number;
+    idleTimeoutMs: number;
+    maxRetries: number;
+    offlineTokenDelayMs: number;
+  };
+}
+
+export interface ModelBudget {
+  contextTokens: number;
+  maxOutputTokens: number;
+}
+
+const parsed = new WeakMap<Env, AppConfig>();
+
+/** `gpt-4:8192,gpt-4o:128000,*:8192` → a lookup by model name, `*` for any other model. */
+function perModel(value: string | undefined, fallback: number): (model: string) => number {
+  const table = new Map<string, number>();
+  for (const entry of commaList(value ?? "")) {
+    const at = entry.lastIndexOf(":");
+    const n = Number(entry.slice(at + 1));
+    if (at > 0 && Number.isInteger(n) && n > 0) table.set(entry.slice(0, at).trim(), n);
+  }
+  return (model) => table.get(model) ?? table.get("*") ?? fallback;
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
+}
+
+const commaList = (value: string) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+export function getConfig(env: Env): AppConfig {
+  let config = parsed.get(env);
+  if (!config) {
+    const allowedModels = commaList(env.ALLOWED_MODELS ?? "gpt-4");
+    const defaultModel = env.DEFAULT_MODEL?.trim() || "gpt-4";
+    config = {
+      shardMap: parseShardMap(env.SHARD_MAP ?? ""),
+      frozenVirtualShards: parseVirtualShardSet(env.FROZEN_VIRTUAL_SHARDS ?? ""),
+      allowedModels: allowedModels.includes(defaultModel) ? allowedModels : [defaultModel, ...allowedModels],
+      defaultModel,
+      maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),
+      allowedOrigins: commaList(env.ALLOWED_ORIGINS ?? ""),
+      publicUrl: URL.canParse(env.PUBLIC_URL ?? "") ? new URL(env.PUBLIC_URL) : null,
+      maxQueuedTurns: positiveInt(env.MAX_QUEUED_TURNS, 32),
+      maxConcurrentGenerations: positiveInt(env.MAX_CONCURRENT_GENERATIONS, 50),
+      maxListenersPerTurn: positiveInt(env.MAX_LISTENERS_PER_TURN, 10),
+      maxListenersPerUser: positiveInt(env.MAX_LISTENERS_PER_USER, 50),
+      userDailyTokens: positiveInt(env.USER_DAILY_TOKENS, 2_000_000),
+      modelBudget: budgetLookup(env),
+      model: {
+        apiKey: env.OPENAI_API_KEY?.trim() || undefined,
+        baseURL: env.OPENAI_BASE_URL?.trim() || "https://api.openai.com/v1",
+        timeoutMs: positiveInt(env.MODEL_TIMEOUT_MS, 120_000),
+        idleTimeoutMs: positiveInt(env.MODEL_IDLE_TIMEOUT_MS, 30_000),
+        maxRetries: positiveInt(env.MODEL_MAX_RETRIES, 1),
+        offlineTokenDelayMs: positiveInt(env.OFFLINE_MODEL_TOKEN_DELAY_MS, 30),
+      },
+    };
+    parsed.set(env, config);
+  }
+  return config;
+}
+
+function budgetLookup(env: Env): (model: string) => ModelBudget {
+  const contextTokens = perModel(env.MODEL_CONTEXT_TOKENS, 8_192);
+  const maxOutputTokens = perModel(env.MODEL_MAX_OUTPUT_TOKENS, 1_024);
+  return (model) => {
+    const context = contextTokens(model);
+    // An allowance as large as the window would leave no room for a prompt.
+    return { contextTokens: context, maxOutputTokens: Math.min(maxOutputTokens(model), Math.floor(context / 2)) };
+  };
+}

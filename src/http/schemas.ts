@@ -1,0 +1,288 @@
+import { z } from "@hono/zod-openapi";
+import type { AiResponse, Conversation, Message, User } from "../db/schema";
+import { aiResponseStatuses, conversationStatuses, senders } from "../db/schema";
+import { errorStatus } from "./errors";
+import { MAX_PAGE_SIZE, PAGE_SIZE } from "../lib/page-size";
+
+/* The JSON shapes the API answers with, each next to the function that renders a row as it. */
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(errorStatus) as [keyof typeof errorStatus]),
+      message: z.string(),
+      details: z.unknown().optional(),
+      request_id: z.string(),
+    }),
+  })
+  .openapi("Error");
+
+export const UserSchema = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    is_active: z.boolean(),
+    date_joined: z.string(),
+  })
+  .openapi("User");
+
+export const renderUser = (user: User): z.infer<typeof UserSchema> => ({
+  id: user.id,
+  email: user.email,
+  name: user.name,
+  is_active: user.isActive,
+  date_joined: user.dateJoined,
+});
+
+export const TokenPairSchema = z
+  .object({
+    access: z.string(),
+    refresh: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int().openapi({ description: "Seconds until the access token expires." }),
+  })
+  .openapi("TokenPair");
+
+export const ConversationSchema = z
+  .object({
+    id: z.string(),
+    title: z.string().nullable(),
+    status: z.enum(conversationStatuses),
+    model_version: z.string(),
+    system_prompt: z.string().nullable(),
+    current_leaf: z.string().nullable().openapi({ description: "The last message of the branch shown and continued by default." }),
+    forked_from: z
+      .object({ conversation: z.string(), message: z.string() })
+      .nullable()
+      .openapi({ description: "For a fork: the conversation and message it was copied from." }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Conversation");
+
+export const renderConversation = (conversation: Conversation): z.infer<typeof ConversationSchema> => ({
+  id: conversation.id,
+  title: conversation.title,
+  status: conversation.status,
+  model_version: conversation.modelVersion,
+  system_prompt: conversation.systemPrompt,
+  current_leaf: conversation.currentLeafId,
+  forked_from:
+    conversation.forkedFromConversationId && conversation.forkedFromMessageId
+      ? { conversation: conversation.forkedFromConversationId, message: conversation.forkedFromMessageId }
+      : null,
+  created_at: conversation.createdAt,
+  updated_at: conversation.updatedAt,
+});
+
+export const ContextSchema = z
+  .object({
+    first_order: z.number().int().openapi({ description: "Order of the oldest message of the branch the model was given." }),
+    messages: z.number().int().openapi({ description: "How many messages of the branch it was given (soft-deleted and empty ones are never sent)." }),
+    summary_through_order: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The rolling summary it was given covers the branch through this order; null: no summary." }),
+    prompt_tokens: z.number().int().nullable().openapi({ description: "The provider's count of the prompt; null until it reports usage." }),
+  })
+  .openapi("Context", { description: "What the model was actually given for this reply." });
+
+export type ReplyContext = Pick<
+  AiResponse,
+  "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens" | "feedbackRating" | "feedbackComment"
+>;
+
+export const FeedbackSchema = z
+  .object({ rating: z.enum(["up", "down"]), comment: z.string().nullable() })
+  .openapi("Feedback", { description: "The owner's rating of a reply." });
+
+export const renderFeedback = (reply: Pick<AiResponse, "feedbackRating" | "feedbackComment">): z.infer<typeof FeedbackSchema> | null =>
+  reply.feedbackRating ? { rating: reply.feedbackRating, comment: reply.feedbackComment } : null;
+
+export const renderContext = (response: ReplyContext): z.infer<typeof ContextSchema> | null =>
+  response.contextFirstOrder === null
+    ? null
+    : {
+        first_order: response.contextFirstOrder,
+        messages: response.contextMessages ?? 0,
+        summary_through_order: response.contextSummaryThroughOrder,
+        prompt_tokens: response.promptTokens,
+      };
+
+export const SiblingsSchema = z
+  .object({
+    index: z.number().int().positive().openapi({ description: "1-based position among the messages with the same parent, in creation order." }),
+    count: z.number().int().positive(),
+    previous: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `current_leaf` to show the previous sibling's branch (its newest message); null for the first." }),
+    next: z.string().nullable().openapi({ description: "Pass as `current_leaf` to show the next sibling's branch (its newest message); null for the last." }),
+  })
+  .openapi("Siblings", { description: "Listings only: where this message sits among its alternatives (‹ index / count ›)." });
+
+export type Siblings = z.infer<typeof SiblingsSchema>;
+
+export const MessageSchema = z
+  .object({
+    id: z.string(),
+    conversation: z.string(),
+    sender: z.enum(senders),
+    content: z.string(),
+    timestamp: z.string(),
+    order: z.number().int().positive(),
+    is_edited: z.boolean(),
+    is_deleted: z.boolean(),
+    reply_to: z.string().nullable(),
+    parent: z.string().nullable().openapi({ description: "The message before this one on its branch; null for a first message." }),
+    siblings: SiblingsSchema.optional(),
+    ai_response_status: z
+      .enum(aiResponseStatuses)
+      .nullable()
+      .optional()
+      .openapi({ description: "User messages only: the status of the newest AI response that answers it." }),
+    finish_reason: z.string().nullable().optional().openapi({ description: "AI messages only: the provider's finish_reason of this reply." }),
+    context: ContextSchema.nullable().optional().openapi({ description: "AI messages only: what the model was given for this reply." }),
+    feedback: FeedbackSchema.nullable().optional().openapi({ description: "AI messages only: your rating of this reply." }),
+  })
+  .openapi("Message");
+
+export interface MessageExtras {
+  /** User messages: the status of the newest response answering it. */
+  aiResponseStatus?: AiResponse["status"] | null;
+  /** AI messages: the response this message carries. */
+  reply?: ReplyContext | null;
+  siblings?: Siblings;
+}
+
+export const renderMessage = (message: Message, { aiResponseStatus, reply, siblings }: MessageExtras = {}): z.infer<typeof MessageSchema> => ({
+  id: message.id,
+  conversation: message.conversationId,
+  sender: message.sender,
+  content: message.content,
+  timestamp: message.timestamp,
+  order: message.order,
+  is_edited: message.isEdited,
+  is_deleted: message.isDeleted,
+  reply_to: message.replyTo,
+  parent: message.parentId,
+  ...(siblings ? { siblings } : {}),
+  ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
+  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply) } : {}),
+});
+
+export const AiResponseSchema = z
+  .object({
+    id: z.string(),
+    message: z.string().openapi({ description: "The user message this response answers." }),
+    ai_message: z.string().openapi({ description: "The AI message that carries the reply." }),
+    response_content: z.string(),
+    status: z.enum(aiResponseStatuses),
+    error_code: z.string().nullable().openapi({ description: "Why the response is an Error, e.g. upstream_error, cancelled." }),
+    error_message: z.string().nullable(),
+    model: z.string(),
+    usage: z
+      .object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
+      .nullable(),
+    finish_reason: z
+      .string()
+      .nullable()
+      .openapi({ description: "The provider's: `stop`, `length` (cut off by the output limit), `content_filter`, …" }),
+    context: ContextSchema.nullable(),
+    created_at: z.string(),
+    first_token_at: z.string().nullable(),
+    completed_at: z.string().nullable(),
+  })
+  .openapi("AiResponse");
+
+/** `content`: the reply text, stored once, on the AI message. */
+export const renderAiResponse = (response: AiResponse, content: string): z.infer<typeof AiResponseSchema> => ({
+  id: response.id,
+  message: response.messageId,
+  ai_message: response.aiMessageId,
+  response_content: content,
+  status: response.status,
+  error_code: response.errorCode,
+  error_message: response.errorMessage,
+  model: response.model,
+  usage:
+    response.totalTokens === null
+      ? null
+      : {
+          prompt_tokens: response.promptTokens ?? 0,
+          completion_tokens: response.completionTokens ?? 0,
+          total_tokens: response.totalTokens,
+        },
+  finish_reason: response.finishReason,
+  context: renderContext(response),
+  created_at: response.createdAt,
+  first_token_at: response.firstTokenAt,
+  completed_at: response.completedAt,
+});
+
+export const IdParamSchema = z.object({
+  id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" }, example: "0193a1f0-8c2e-7d4b-9a51-3f6e2b1c0d9a" }),
+});
+
+export const BooleanQuerySchema = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
+export const PageQuerySchema = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1).openapi({ description: "1-based page number." }),
+  page_size: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE_SIZE)
+    .default(PAGE_SIZE)
+    .openapi({ description: `Items per page, 1–${MAX_PAGE_SIZE}; ${PAGE_SIZE} by default.` }),
+});
+
+export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
+  z
+    .object({
+      count: z.number().int(),
+      next: z.string().nullable(),
+      previous: z.string().nullable(),
+      results: z.array(item),
+    })
+    .openapi(name);
+
+export const MessagePageSchema = pageSchema(MessageSchema, "MessagePage");
+
+/** The error responses a route can answer with, for the OpenAPI document. */
+export const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { description: "Error", content: { "application/json": { schema: ErrorSchema } } },
+    ]),
+  );
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/* The JSON shapes as types, for clients of the API (the playground imports them). */
+export type ConversationJson = z.infer<typeof ConversationSchema>;
+export type MessageJson = z.infer<typeof MessageSchema>;
+export type AiResponseJson = z.infer<typeof AiResponseSchema>;
+export type Page<T> = Omit<z.infer<ReturnType<typeof pageSchema>>, "results"> & { results: T[] };
+export const SharedConversationSchema = z
+  .object({
+    title: z.string().nullable(),
+    messages: z.array(z.object({ sender: z.enum(senders), content: z.string(), timestamp: z.string() })),
+  })
+  .openapi("SharedConversation", { description: "Only the title and the messages: nothing else of the owner." });
+
+export type SharedConversation = z.infer<typeof SharedConversationSchema>;

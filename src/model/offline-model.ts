@@ -1,0 +1,167 @@
+/**
+ * The offline stand-in: an OpenAI-compatible `/chat/completions` endpoint implemented as a
+ * `fetch` function and handed to the real `openai` SDK, so the SDK parses a real
+ * chat-completions stream without any network. Used whenever OPENAI_API_KEY is empty.
+ *
+ * Its behaviour can be scripted from the last user message with a directive such as
+ * `[stub: tokens=5 delay=20 fail_after=3]` (used by tests, handy with curl):
+ *   delay=ms        pause between tokens (default: OFFLINE_MODEL_TOKEN_DELAY_MS)
+ *   first=ms        pause before the first token
+ *   tokens=n        reply with n numbered words instead of the default reply
+ *   echo=history    reply with the conversation it was sent, one `role: content` line each
+ *                   (assistant content is shortened to its length)
+ *   status=code     answer with that HTTP error status instead of a stream
+ *   fail_after=n    break the stream after n tokens
+ *   malformed_after=n  send a chunk that is not JSON after n tokens
+ *   hang_after=n    stop sending (without closing) after n tokens
+ *   empty=1         stream no content at all
+ *   context=n       a context window of n tokens instead of the configured one
+ *   prompt_factor=n count the prompt n times larger than usual (a provider whose count differs from ours)
+ *
+ * Like a real provider it counts the prompt (about 4 UTF-8 bytes a token, plus 4 per message and
+ * 3 for the reply), answers HTTP 400 `context_length_exceeded` when prompt + `max_tokens` exceed
+ * the model's window (MODEL_CONTEXT_TOKENS), stops at `max_tokens` with `finish_reason: "length"`,
+ * and reports usage.
+ */
+
+import type { ModelBudget } from "../http/config";
+import { log } from "../lib/log";
+
+interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+interface Script {
+  delay: number;
+  first: number;
+  tokens?: number;
+  echo?: string;
+  status?: number;
+  fail_after?: number;
+  malformed_after?: number;
+  hang_after?: number;
+  empty?: number;
+  context?: number;
+  prompt_factor?: number;
+}
+
+const encoder = new TextEncoder();
+const sleep = (ms: number, signal?: AbortSignal | null) =>
+  new Promise<void>((resolve) => {
+    if (ms <= 0) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+function parseScript(messages: ChatMessage[], defaultDelay: number): Script {
+  const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
+  const script: Script = { delay: defaultDelay, first: defaultDelay };
+  const directive = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
+  for (const [, key, value] of directive.matchAll(/(\w+)=([\w.-]+)/g)) {
+    if (key === "echo") script.echo = value;
+    else if (key && key in { delay: 1, first: 1, tokens: 1, status: 1, fail_after: 1, malformed_after: 1, hang_after: 1, empty: 1, context: 1, prompt_factor: 1 }) {
+      (script as unknown as Record<string, number>)[key] = Number(value);
+    }
+  }
+  return script;
+}
+
+function replyText(messages: ChatMessage[], script: Script): string {
+  if (script.empty) return "";
+  if (script.tokens !== undefined) return Array.from({ length: script.tokens }, (_, i) => `w${i + 1}`).join(" ");
+  if (script.echo === "history") {
+    return messages.map((m) => `${m.role}: ${m.role === "assistant" ? `(${m.content.length} chars)` : m.content}`).join("\n");
+  }
+  const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
+  const quoted = lastUser.length > 80 ? `${lastUser.slice(0, 80)}…` : lastUser;
+  const turn = messages.filter((m) => m.role === "user").length;
+  return (
+    `Hello! I am the offline stand-in model, answering because no OPENAI_API_KEY is set. ` +
+    `You said: "${quoted}". This is turn ${turn} of our conversation. ` +
+    `Set OPENAI_API_KEY and OPENAI_BASE_URL to talk to a real model.`
+  );
+}
+
+/** Splits text into word-sized tokens that concatenate back to exactly the text. */
+const tokenize = (text: string) => text.match(/\s*\S+/g) ?? [];
+
+/** The stand-in's own token count of a prompt. */
+const countPrompt = (messages: ChatMessage[]) => messages.reduce((n, m) => n + Math.ceil(encoder.encode(m.content).length / 4) + 4, 3);
+
+const sseChunk = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+
+export function createOfflineModelFetch(defaultDelayMs: number, budgetFor: (model: string) => ModelBudget): typeof fetch {
+  let announced = false;
+  return async (input, init) => {
+    if (!announced) {
+      announced = true;
+      log.warn("using the offline stand-in model: OPENAI_API_KEY is not set");
+    }
+    const request = new Request(input, init);
+    if (!new URL(request.url).pathname.endsWith("/chat/completions")) {
+      return Response.json({ error: { message: "The offline stand-in only serves /chat/completions." } }, { status: 404 });
+    }
+    const body = (await request.json()) as { model: string; messages: ChatMessage[]; stream?: boolean; max_tokens?: number };
+    const script = parseScript(body.messages, defaultDelayMs);
+    if (script.status) {
+      return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status });
+    }
+    const promptTokens = countPrompt(body.messages) * (script.prompt_factor ?? 1);
+    const window = script.context ?? budgetFor(body.model).contextTokens;
+    if (promptTokens + (body.max_tokens ?? 0) > window) {
+      const message =
+        `This model's maximum context length is ${window} tokens. However, you requested ${promptTokens + (body.max_tokens ?? 0)} tokens ` +
+        `(${promptTokens} in the messages, ${body.max_tokens ?? 0} in the completion). Please reduce the length of the messages or completion.`;
+      return Response.json({ error: { message, type: "invalid_request_error", param: "messages", code: "context_length_exceeded" } }, { status: 400 });
+    }
+    const id = `chatcmpl-offline-${crypto.randomUUID()}`;
+    // Reported like a provider's snapshot name, so a stored reply says it came from the stand-in.
+    const model = `offline-${body.model}`;
+    const created = Math.floor(Date.now() / 1000);
+    const fullReply = tokenize(replyText(body.messages, script));
+    const tokens = body.max_tokens === undefined ? fullReply : fullReply.slice(0, body.max_tokens);
+    const finishReason = tokens.length < fullReply.length ? "length" : "stop";
+    const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
+    const chunk = (delta: object, finish: string | null = null) => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    });
+
+    if (!body.stream) {
+      const message = { role: "assistant", content: tokens.join("") };
+      return Response.json({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: finishReason }], usage });
+    }
+
+    const signal = request.signal;
+    let sent = 0;
+    let roleSent = false;
+    const stream = new ReadableStream<Uint8Array>({
+      // Everything happens in pull(): an error raised from start() would drop chunks already queued.
+      async pull(controller) {
+        if (!roleSent) {
+          roleSent = true;
+          controller.enqueue(sseChunk(chunk({ role: "assistant", content: "" })));
+          await sleep(script.first, signal);
+          return;
+        }
+        if (sent < tokens.length) {
+          if (sent === script.fail_after) return controller.error(new Error("scripted mid-stream failure"));
+          if (sent === script.malformed_after) return controller.enqueue(sseChunk("{this is not json"));
+          if (sent === script.hang_after) return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+          if (sent > 0) await sleep(script.delay, signal);
+          controller.enqueue(sseChunk(chunk({ content: tokens[sent++] })));
+          return;
+        }
+        controller.enqueue(sseChunk(chunk({}, finishReason)));
+        controller.enqueue(sseChunk({ id, object: "chat.completion.chunk", created, model, choices: [], usage }));
+        controller.enqueue(sseChunk("[DONE]"));
+        controller.close();
+      },
+    });
+    return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+  };
+}

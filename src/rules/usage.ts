@@ -1,0 +1,26 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { usageDaily } from "../db/schema";
+
+/* The daily token budget (USER_DAILY_TOKENS): what each user spent today, as providers counted it. */
+
+const dayOf = (at: Date) => at.toISOString().slice(0, 10);
+
+const nextMidnight = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate() + 1)).toISOString();
+
+export async function usageToday(db: Database, userId: string): Promise<{ day: string; tokens: number; resetsAt: string }> {
+  const now = new Date();
+  const day = dayOf(now);
+  const [row] = await db
+    .select({ tokens: usageDaily.tokens })
+    .from(usageDaily)
+    .where(and(eq(usageDaily.userId, userId), eq(usageDaily.day, day)));
+  return { day, tokens: row?.tokens ?? 0, resetsAt: nextMidnight(now) };
+}
+
+/** Adds `tokens` to the user's count for the day of `at`: one statement, for the batch that stores what was spent. */
+export const addUsage = (db: Database, userId: string, tokens: number, at: string) =>
+  db
+    .insert(usageDaily)
+    .values({ userId, day: at.slice(0, 10), tokens })
+    .onConflictDoUpdate({ target: [usageDaily.userId, usageDaily.day], set: { tokens: sql`${usageDaily.tokens} + excluded.tokens` } });

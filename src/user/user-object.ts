@@ -1,0 +1,115 @@
+import { DurableObject } from "cloudflare:workers";
+import { shardSession } from "../db/client";
+import { usageToday } from "../rules/usage";
+
+export type LeaseKind = "generation" | "listener";
+
+export interface AdmitRequest {
+  userId: string;
+  kind: LeaseKind;
+  leaseId: string;
+  /** Slots of this kind the user may hold at once. */
+  limit: number;
+  ttlMs: number;
+  /** Tokens the user may spend per UTC day (generation only); 0: no limit. */
+  dailyTokens: number;
+}
+
+export type Admission = { ok: true } | { ok: false; reason: "busy" } | { ok: false; reason: "budget"; used: number; resetsAt: string };
+
+export interface Usage {
+  day: string;
+  tokens: number;
+  resetsAt: string;
+}
+
+/** What a conversation object owes the user's object: a slot to give back and/or tokens to count, under an id counted once. */
+export interface Settlement {
+  id: string;
+  tokens: number;
+}
+
+// Charged ids are remembered this long, so a settlement retried after a restart is counted once.
+const CHARGE_MEMORY_MS = 48 * 60 * 60 * 1000;
+
+const dayOf = (at: number) => new Date(at).toISOString().slice(0, 10);
+const nextMidnight = (at: number) => {
+  const d = new Date(at);
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)).toISOString();
+};
+
+/**
+ * One object per user holds the user's limited slots (replies waiting or generating, SSE
+ * listeners, across all conversations) and the day's token count that the budget is checked
+ * against. Both are synchronous SQL in one object, so concurrent requests cannot both take the
+ * last slot, and admission needs no D1 read. Every slot is a lease: given back by the conversation
+ * object that holds it (which journals it, so a restart gives it back too), and expiring by itself
+ * as a last resort. D1's usage_daily is written behind by the conversation objects.
+ */
+export class UserObject extends DurableObject<Env> {
+  readonly #sql = this.ctx.storage.sql;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, kind TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE INDEX IF NOT EXISTS leases_kind ON leases (kind, expires_at)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS usage_days (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
+  }
+
+  /** Takes one of the user's slots of `kind`, after the day's budget (for a generation): false when either is used up. */
+  admit(request: AdmitRequest): Admission {
+    const now = Date.now();
+    if (request.kind === "generation" && request.dailyTokens > 0) {
+      const used = this.#usedOn(request.userId, dayOf(now));
+      if (used >= request.dailyTokens) return { ok: false, reason: "budget", used, resetsAt: nextMidnight(now) };
+    }
+    this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
+    const held = this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases WHERE kind = ?`, request.kind).one().n;
+    if (held >= request.limit) return { ok: false, reason: "busy" };
+    this.#sql.exec(`INSERT OR REPLACE INTO leases (id, kind, expires_at) VALUES (?, ?, ?)`, request.leaseId, request.kind, now + request.ttlMs);
+    return { ok: true };
+  }
+
+  /** Gives slots back and counts tokens spent; an id already settled is not counted again. */
+  settle(settlements: Settlement[]): void {
+    const now = Date.now();
+    this.#sql.exec(`DELETE FROM charged WHERE at <= ?`, now - CHARGE_MEMORY_MS);
+    for (const { id, tokens } of settlements) {
+      this.#sql.exec(`DELETE FROM leases WHERE id = ?`, id);
+      if (tokens <= 0 || this.#sql.exec(`SELECT 1 FROM charged WHERE id = ?`, id).toArray().length > 0) continue;
+      this.#sql.exec(`INSERT INTO charged (id, at) VALUES (?, ?)`, id, now);
+      this.#add(dayOf(now), tokens);
+    }
+  }
+
+  usage(userId: string): Usage {
+    const now = Date.now();
+    return { day: dayOf(now), tokens: this.#usedOn(userId, dayOf(now)), resetsAt: nextMidnight(now) };
+  }
+
+  /**
+   * Tokens counted on `day`. The first time this object counts anything it takes over, in the
+   * background, what D1 holds for today (a user from before the count moved here): no turn waits
+   * on D1 for it, and only turns admitted in that moment miss D1's share. After that D1 only trails.
+   */
+  #usedOn(userId: string, day: string): number {
+    if (this.#sql.exec(`SELECT 1 FROM usage_days WHERE day = 'since'`).toArray().length === 0) {
+      this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES ('since', 0)`);
+      this.ctx.waitUntil(this.#takeOverD1Usage(userId));
+    }
+    return this.#sql.exec<{ tokens: number }>(`SELECT tokens FROM usage_days WHERE day = ?`, day).toArray()[0]?.tokens ?? 0;
+  }
+
+  async #takeOverD1Usage(userId: string): Promise<void> {
+    const fromD1 = await usageToday(shardSession(this.env, userId, "first-primary").db, userId);
+    this.#add(fromD1.day, fromD1.tokens);
+  }
+
+  #add(day: string, tokens: number): void {
+    this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens`, day, tokens);
+  }
+}
+
+/** The object of `userId`. */
+export const userObject = (env: Env, userId: string) => env.USER.get(env.USER.idFromName(userId));
