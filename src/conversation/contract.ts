@@ -17,8 +17,8 @@ export interface TurnSubmission {
   /** The client's Idempotency-Key and a hash of what it sent with it. */
   idempotency: { key: string; requestHash: string } | null;
   ifBusy: IfBusy;
-  /** The user's caps, from the Worker's configuration: the objects enforce them, the Worker sets them. */
-  limits: { maxConcurrentGenerations: number; userDailyTokens: number };
+  /** The user's generation slot the Worker took for this turn: the object holds it until the turn ends. */
+  lease: string;
   /** What a missing conversation is called in the 404 (a chat, for the AI SDK routes). */
   notFoundAs?: "Conversation" | "Chat";
 }

@@ -19,7 +19,7 @@ import { summarize } from "./summarizer";
 import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
 import { TurnRunner } from "./turn-lifecycle";
-import { admissionRefusal, refuse } from "./turn-checks";
+import { refuse } from "./turn-checks";
 import type { Attachment, Committed, ConversationOverlay, SubmitOutcome, TurnResult, TurnSubmission } from "./contract";
 import { UserLedger } from "./user-ledger";
 
@@ -54,32 +54,16 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   async submitTurn(submission: TurnSubmission, mode: "json" | "sse"): Promise<SubmitOutcome> {
-    const { userId, conversationId } = submission;
-    if (!(await this.#find(userId, conversationId, submission.create))) return toRefusal(notFound(submission.notFoundAs ?? "Conversation"));
-    const checked = this.#runner.check(submission);
-    if (checked.kind !== "accept") return this.#answerWithoutTurn(checked, mode);
-
-    const { maxQueuedTurns, model } = getConfig(this.env);
-    const lease = newId();
-    const admission = await this.#ledger.acquire({
-      userId,
-      kind: "generation",
-      leaseId: lease,
-      limit: submission.limits.maxConcurrentGenerations,
-      // Only a last resort: the lease is settled when its turn ends, or on the next start after a crash.
-      ttlMs: (maxQueuedTurns + 1) * model.timeoutMs,
-      dailyTokens: submission.limits.userDailyTokens,
-    });
-    if (!admission.ok) return admissionRefusal(admission, submission.limits);
-    // The object ran other requests while it waited: everything is checked again, and from here
-    // to the commit nothing awaits, so concurrent sends get distinct orders and parents, and of
-    // concurrent requests with one Idempotency-Key exactly one is accepted.
-    const recheck = this.#runner.check(submission);
-    if (recheck.kind !== "accept") {
-      this.#ledger.settle(lease, 0);
-      return this.#answerWithoutTurn(recheck, mode);
+    const { userId, conversationId, lease } = submission;
+    const found = await this.#find(userId, conversationId, submission.create);
+    // From here to the commit nothing awaits: concurrent sends get distinct orders and parents,
+    // and of concurrent requests with one Idempotency-Key exactly one is accepted.
+    const checked = found ? this.#runner.check(submission) : toRefusal(notFound(submission.notFoundAs ?? "Conversation"));
+    if (checked.kind !== "accept") {
+      this.#ledger.release(lease, userId);
+      return checked.kind === "rejected" ? checked : this.#replay(checked.aiMessageId, mode);
     }
-    const turn = this.#runner.accept(submission, recheck.plan, lease);
+    const turn = this.#runner.accept(submission, checked.plan);
     this.#ensureAlarm();
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
     const { result, bookmark } = await turn.whenFinished();
@@ -213,11 +197,6 @@ export class ConversationObject extends DurableObject<Env> {
     // A reply D1 still has as Generating was cut off before this object held the conversation.
     this.#runner.interruptUnfinished(nowIso());
     void this.#outbox.drain();
-  }
-
-  #answerWithoutTurn(checked: Exclude<ReturnType<TurnRunner["check"]>, { kind: "accept" }>, mode: "json" | "sse"): Promise<SubmitOutcome> | SubmitOutcome {
-    if (checked.kind === "rejected") return checked;
-    return this.#replay(checked.aiMessageId, mode);
   }
 
   /** A request repeating an Idempotency-Key: the original turn's result, live or stored. */

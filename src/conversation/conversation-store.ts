@@ -50,6 +50,8 @@ const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, 
 export class ConversationStore {
   readonly #sql: SqlStorage;
   #conversation: Conversation | null | undefined;
+  /** The newest change: numbers only compare within one run of the object, so they restart above what is still pending. */
+  #lastChange: number;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -65,7 +67,7 @@ export class ConversationStore {
     sql.exec(
       `CREATE TABLE IF NOT EXISTS outbox (kind TEXT NOT NULL, id TEXT NOT NULL, first_change INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (kind, id))`,
     );
-    sql.exec(`CREATE TABLE IF NOT EXISTS change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)`);
+    this.#lastChange = sql.exec<{ n: number }>(`SELECT coalesce(max(version), 0) AS n FROM outbox`).one().n;
   }
 
   /** The conversation, or null before it was loaded or created here. */
@@ -218,7 +220,7 @@ export class ConversationStore {
 
   /** The last change made here: D1 has everything once it has synced through it. */
   lastChange(): number {
-    return this.#sql.exec<{ n: number }>(`SELECT coalesce(max(n), 0) AS n FROM change_counter`).one().n;
+    return this.#lastChange;
   }
 
   /** Every change up to the returned one is in D1. */
@@ -244,16 +246,14 @@ export class ConversationStore {
    * so it no longer has to precede its children.
    */
   markSynced(rows: PendingRow[]): void {
-    for (const { kind, id, version } of rows) {
-      this.#sql.exec(`DELETE FROM outbox WHERE kind = ? AND id = ? AND version = ?`, kind, id, version);
-      this.#sql.exec(`UPDATE outbox SET first_change = version WHERE kind = ? AND id = ?`, kind, id);
-    }
+    const synced = JSON.stringify(rows.map(({ kind, id, version }) => [kind, id, version]));
+    const written = `SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS version FROM json_each(?)`;
+    this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
+    this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
   }
 
   #markPending(kind: RowKind, id: string): void {
-    const change = this.#sql
-      .exec<{ n: number }>(`INSERT INTO change_counter (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1 RETURNING n`)
-      .one().n;
+    const change = ++this.#lastChange;
     this.#sql.exec(
       `INSERT INTO outbox (kind, id, first_change, version) VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version`,
       kind,

@@ -15,6 +15,8 @@ import { newTurnRows, type TurnPlan } from "./turn-rows";
 import { chooseContext, streamReply } from "./turn-runner";
 import type { UserLedger } from "./user-ledger";
 
+const ACCEPT_WRITE_DELAY_MS = 1_000;
+
 const KEY_REUSED = new ApiError("idempotency_key_reused", "This Idempotency-Key was used with a different request, or more than 24 hours ago.");
 
 export type TurnCheck = { kind: "accept"; plan: TurnPlan } | { kind: "replay"; aiMessageId: string } | Refusal;
@@ -71,7 +73,7 @@ export class TurnRunner {
    * Commits the turn: its orders (the next after the highest in use), its rows, the new current
    * leaf and the Idempotency-Key, in one synchronous step. Then it queues the model call.
    */
-  accept({ userId, create, idempotency, ifBusy }: TurnSubmission, plan: TurnPlan, lease: string): LiveTurn {
+  accept({ userId, create, idempotency, ifBusy, lease }: TurnSubmission, plan: TurnPlan): LiveTurn {
     if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
     // Turns ahead of this one stop (a running reply keeps its text), then this one runs.
     if (ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
@@ -90,10 +92,14 @@ export class TurnRunner {
       } catch {}
     }
     this.store.saveResponse(rows.aiResponse);
+    this.ledger.hold(lease, userId, "generation");
     if (idempotency) this.journal.rememberIdempotent(userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
     this.turns.set(rows.aiMessage.id, turn);
     this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
-    void this.outbox.drain();
+    // The accept rows are safe in the store: D1 gets them once the model call is under way, so
+    // writing them never competes with sending it (or after ACCEPT_WRITE_DELAY_MS, behind a slow model or queue).
+    const delay = new Promise((resolve) => setTimeout(resolve, ACCEPT_WRITE_DELAY_MS));
+    void Promise.race([turn.whenStreaming(), delay]).then(() => this.outbox.drain());
     return turn;
   }
 
@@ -113,6 +119,7 @@ export class TurnRunner {
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
     await streamReply(turn, getConfig(this.env), this.journal);
     this.#finish(turn);
+    turn.streaming();
     this.afterTurn(turn).catch((error) => log.error("ending a turn failed", error, { ai_message_id: turn.rows.aiMessage.id }));
   }
 

@@ -35,6 +35,17 @@ export class UserLedger {
     }
   }
 
+  /** A slot taken for this object (by the Worker, for a turn) that it now holds, in the turn's commit. */
+  hold(leaseId: string, userId: string, kind: LeaseKind): void {
+    this.#sql.exec(`INSERT INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, ?, 0, 0)`, leaseId, userId, kind);
+  }
+
+  /** A slot taken for a turn this object refused: given back at once. */
+  release(leaseId: string, userId: string): void {
+    this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, 'generation', 1, 0)`, leaseId, userId);
+    this.flush();
+  }
+
   /** The slot's turn or listener ended, having spent `tokens`. */
   settle(leaseId: string, tokens: number): void {
     this.#sql.exec(`UPDATE user_ledger SET settle = 1, tokens = ? WHERE id = ?`, tokens, leaseId);

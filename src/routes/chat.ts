@@ -10,7 +10,7 @@ import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { authenticated } from "../http/middleware";
 import { errorResponses, jsonBody } from "../http/schemas";
-import { admitTurn, submitTurn } from "../conversation/client/turns";
+import { submitTurn } from "../conversation/client/turns";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message-stream";
 
 /*
@@ -92,13 +92,12 @@ export const chatRoutes = createRouter()
     const body = c.req.valid("json");
     const userId = c.get("userId");
     const conversationId = await conversationIdForChat(c.env, userId, body.id);
-    const common = { userId, conversationId, notFoundAs: "Chat", ifBusy: body.if_busy ?? "queue" } as const;
-    await admitTurn(c);
+    const common = { conversationId, notFoundAs: "Chat", ifBusy: body.if_busy ?? "queue" } as const;
 
     if (body.trigger === "regenerate-message") {
       const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
       const ask = { kind: "regenerate", messageId: body.messageId ?? null, model } as const;
-      return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, idempotency: null }, "sse"));
+      return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency: null }, "sse"));
     }
 
     const message = lastUserText(body.messages);
@@ -108,12 +107,12 @@ export const chatRoutes = createRouter()
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
       const ask = { kind: "resend", messageId: body.messageId, content } as const;
-      return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, idempotency }, "sse"));
+      return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency }, "sse"));
     }
     // A new chat id starts a conversation; the object tells whether the chat exists.
     const row = newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId);
     const ask = { kind: "send", content, replyTo: null } as const;
-    return uiStreamResponse(c, await submitTurn(c.env, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
+    return uiStreamResponse(c, await submitTurn(c, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {
     const userId = c.get("userId");

@@ -12,7 +12,7 @@ import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../http/middleware";
-import { admitTurn, attachListener, conversationOfMessage, submitTurn } from "../conversation/client/turns";
+import { attachListener, conversationOfMessage, submitTurn } from "../conversation/client/turns";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -195,14 +195,14 @@ type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
  */
 async function submit(
   c: Context<AppEnv>,
-  submission: Omit<TurnSubmission, "userId" | "idempotency" | "ifBusy" | "limits">,
+  submission: Omit<TurnSubmission, "userId" | "idempotency" | "ifBusy" | "lease">,
   target: string[],
   { stream, if_busy, ...body }: SendBody,
 ): Promise<Response> {
   const key = c.req.header("Idempotency-Key");
   const idempotency = key ? { key, requestHash: await requestHash([...target, body]) } : null;
   const mode = wantsEventStream(c, stream) ? "sse" : "json";
-  return turnResponse(c, await submitTurn(c.env, { ...submission, userId: c.get("userId"), idempotency, ifBusy: if_busy ?? "queue" }, mode));
+  return turnResponse(c, await submitTurn(c, { ...submission, idempotency, ifBusy: if_busy ?? "queue" }, mode));
 }
 
 export const turnRoutes = createRouter()
@@ -212,7 +212,6 @@ export const turnRoutes = createRouter()
     const id = key ? await conversationIdForKey(c.env, c.get("userId"), key) : undefined;
     const row = newConversationRow(c.env, c.get("userId"), body, id);
     const content = checkMessageContent(c.env, body.content);
-    await admitTurn(c);
     const ask = { kind: "send", content, replyTo: null } as const;
     return submit(c, { conversationId: row.id, create: { row, mayExist: false }, keyNamesConversation: id !== undefined, ask }, ["start"], body);
   })
@@ -220,7 +219,6 @@ export const turnRoutes = createRouter()
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    await admitTurn(c);
     return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
@@ -228,7 +226,6 @@ export const turnRoutes = createRouter()
     // The body is optional: with no Content-Type it validates as {}.
     const body = c.req.valid("json");
     const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
-    await admitTurn(c);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
     return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model } }, ["regenerate", id], body);
   })
@@ -236,7 +233,6 @@ export const turnRoutes = createRouter()
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    await admitTurn(c);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
     return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content } }, ["resend", id], body);
   })

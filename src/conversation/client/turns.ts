@@ -7,26 +7,49 @@ import { refuseWhileMoving } from "../../db/request-session";
 import { messages } from "../../db/schema";
 import type { Attachment, SubmitOutcome, TurnSubmission } from "../contract";
 import { conversationObject } from "./stub";
-import { notFound, unwrap } from "../../http/errors";
+import { fromRefusal, notFound, unwrap } from "../../http/errors";
+import { newId } from "../../lib/ids";
+import { userObject } from "../../user/user-object";
+import { admissionRefusal } from "../turn-checks";
 import { enforceRateLimit } from "../../lib/rate-limit";
 
 /* What the routes that start a turn or attach to one do before the conversation's object takes over. */
 
 /**
- * The checks a turn passes in the Worker: the per-user turn rate (the rate limiting binding) and
- * the shard not being moved. Ownership, status, the budget and the slots are the objects' (no D1
- * read before the model call).
+ * Takes the turn's generation slot (with the day's budget) from the user's object while the rate
+ * limiter answers, both at once, then hands the turn to the conversation's object, which checks
+ * and commits it with the slot in its ledger (it gives the slot back if it refuses the turn, and
+ * after a restart). Ownership, status, leaf and branch are the conversation object's: no D1 read
+ * before the model call.
  */
-export async function admitTurn(c: Context<AppEnv>): Promise<void> {
+export async function submitTurn(
+  c: Context<AppEnv>,
+  submission: Omit<TurnSubmission, "userId" | "lease">,
+  mode: "json" | "sse",
+): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
   refuseWhileMoving(c);
-  await enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${c.get("userId")}`], "messages");
-}
-
-/** Hands the turn to the conversation's object, which checks and commits it. */
-export async function submitTurn(env: Env, submission: Omit<TurnSubmission, "limits">, mode: "json" | "sse"): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
-  const { maxConcurrentGenerations, userDailyTokens } = getConfig(env);
-  const limits = { maxConcurrentGenerations, userDailyTokens };
-  return unwrap(await conversationObject(env, submission.conversationId).submitTurn({ ...submission, limits }, mode));
+  const userId = c.get("userId");
+  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens } = getConfig(c.env);
+  const lease = newId();
+  const slots = userObject(c.env, userId);
+  const [limited, admission] = await Promise.allSettled([
+    enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
+    // The lease outlasts the longest a turn may wait in a full queue and run; its object gives it back sooner.
+    slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens }),
+  ]);
+  const giveBack = () => c.executionCtx.waitUntil(slots.settle([{ id: lease, tokens: 0 }]).catch(() => undefined));
+  if (limited.status === "rejected" || admission.status === "rejected") {
+    if (admission.status === "fulfilled" && admission.value.ok) giveBack();
+    throw limited.status === "rejected" ? limited.reason : (admission as PromiseRejectedResult).reason;
+  }
+  if (!admission.value.ok) throw fromRefusal(admissionRefusal(admission.value, { maxConcurrentGenerations, userDailyTokens }));
+  try {
+    return unwrap(await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease }, mode));
+  } catch (error) {
+    // The object never took the turn (a refusal it already gave the slot back for is harmless to repeat).
+    giveBack();
+    throw error;
+  }
 }
 
 /**
