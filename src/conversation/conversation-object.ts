@@ -237,7 +237,7 @@ export class ConversationObject extends DurableObject<Env> {
   async #afterTurn(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
     const bookmark = await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
-    const result = turnResult(this.#store.turn(rows.aiMessage.id) ?? rows, turn.failure);
+    const result = turnResult(rows, turn.failure);
     turn.finished(result, bookmark, finalFrame(result, bookmark));
     if (!turn.selection?.unsummarized.length || this.#summarizing) return;
     this.#summarizing = true;

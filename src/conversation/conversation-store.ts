@@ -52,6 +52,9 @@ export class ConversationStore {
   #conversation: Conversation | null | undefined;
   /** The newest change: numbers only compare within one run of the object, so they restart above what is still pending. */
   #lastChange: number;
+  /** The rows D1 still lacks, as last saved: the outbox and the turn's steps read them back often. */
+  readonly #pendingCache = new Map<string, Message | AiResponse | StoredSummary>();
+  readonly #cachedVersions = new Map<string, number>();
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -107,12 +110,12 @@ export class ConversationStore {
       message.isEdited ? 1 : 0,
       message.timestamp,
     );
-    if (pending) this.#markPending("message", message.id);
+    if (pending) this.#markPending("message", message.id, message);
   }
 
   saveResponse(response: AiResponse, pending = true): void {
     this.#sql.exec(`INSERT OR REPLACE INTO store_responses (ai_message_id, status, row) VALUES (?, ?, ?)`, response.aiMessageId, response.status, JSON.stringify(response));
-    if (pending) this.#markPending("response", response.aiMessageId);
+    if (pending) this.#markPending("response", response.aiMessageId, response);
   }
 
   saveSummary(summary: StoredSummary, pending = true): void {
@@ -123,16 +126,20 @@ export class ConversationStore {
       summary.throughOrder,
       JSON.stringify(summary),
     );
-    if (pending) this.#markPending("summary", summary.id);
+    if (pending) this.#markPending("summary", summary.id, summary);
   }
 
   message(id: string): Message | null {
+    const cached = this.#pendingCache.get(`message:${id}`) as Message | undefined;
+    if (cached) return cached;
     const [row] = this.#sql.exec<MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM store_messages WHERE id = ?`, id).toArray();
     return row ? this.#toMessage(row) : null;
   }
 
   /** The AI response carried by the AI message `aiMessageId`. */
   response(aiMessageId: string): AiResponse | null {
+    const cached = this.#pendingCache.get(`response:${aiMessageId}`) as AiResponse | undefined;
+    if (cached) return cached;
     const [row] = this.#sql.exec<{ row: string }>(`SELECT row FROM store_responses WHERE ai_message_id = ?`, aiMessageId).toArray();
     return row ? (JSON.parse(row.row) as AiResponse) : null;
   }
@@ -146,6 +153,8 @@ export class ConversationStore {
   }
 
   summary(id: string): StoredSummary | null {
+    const cached = this.#pendingCache.get(`summary:${id}`) as StoredSummary | undefined;
+    if (cached) return cached;
     const [row] = this.#sql.exec<{ row: string }>(`SELECT row FROM store_summaries WHERE id = ?`, id).toArray();
     return row ? (JSON.parse(row.row) as StoredSummary) : null;
   }
@@ -250,10 +259,21 @@ export class ConversationStore {
     const written = `SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS version FROM json_each(?)`;
     this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
     this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
+    for (const { kind, id, version } of rows) if (this.#cachedVersions.get(`${kind}:${id}`) === version) this.#forget(`${kind}:${id}`);
   }
 
-  #markPending(kind: RowKind, id: string): void {
+  #forget(key: string): void {
+    this.#pendingCache.delete(key);
+    this.#cachedVersions.delete(key);
+  }
+
+  #markPending(kind: RowKind, id: string, row?: Message | AiResponse | StoredSummary): void {
     const change = ++this.#lastChange;
+    if (row) {
+      // A copy: the caller may go on changing its own object (a turn fills its response in as it streams).
+      this.#pendingCache.set(`${kind}:${id}`, { ...row });
+      this.#cachedVersions.set(`${kind}:${id}`, change);
+    }
     this.#sql.exec(
       `INSERT INTO outbox (kind, id, first_change, version) VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version`,
       kind,

@@ -48,6 +48,8 @@ const nextMidnight = (at: number) => {
  */
 export class UserObject extends DurableObject<Env> {
   readonly #sql = this.ctx.storage.sql;
+  #countsSince = false;
+  #purgedAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -74,7 +76,10 @@ export class UserObject extends DurableObject<Env> {
   /** Gives slots back and counts tokens spent; an id already settled is not counted again. */
   settle(settlements: Settlement[]): void {
     const now = Date.now();
-    this.#sql.exec(`DELETE FROM charged WHERE at <= ?`, now - CHARGE_MEMORY_MS);
+    if (now - this.#purgedAt > CHARGE_MEMORY_MS / 48) {
+      this.#purgedAt = now;
+      this.#sql.exec(`DELETE FROM charged WHERE at <= ?`, now - CHARGE_MEMORY_MS);
+    }
     for (const { id, tokens } of settlements) {
       this.#sql.exec(`DELETE FROM leases WHERE id = ?`, id);
       if (tokens <= 0 || this.#sql.exec(`SELECT 1 FROM charged WHERE id = ?`, id).toArray().length > 0) continue;
@@ -94,10 +99,11 @@ export class UserObject extends DurableObject<Env> {
    * on D1 for it, and only turns admitted in that moment miss D1's share. After that D1 only trails.
    */
   #usedOn(userId: string, day: string): number {
-    if (this.#sql.exec(`SELECT 1 FROM usage_days WHERE day = 'since'`).toArray().length === 0) {
+    if (!this.#countsSince && this.#sql.exec(`SELECT 1 FROM usage_days WHERE day = 'since'`).toArray().length === 0) {
       this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES ('since', 0)`);
       this.ctx.waitUntil(this.#takeOverD1Usage(userId));
     }
+    this.#countsSince = true;
     return this.#sql.exec<{ tokens: number }>(`SELECT tokens FROM usage_days WHERE day = ?`, day).toArray()[0]?.tokens ?? 0;
   }
 
