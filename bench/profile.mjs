@@ -93,8 +93,18 @@ function summarize(profile, bundleScriptId, bundleSource) {
     const group = module.split("/").slice(0, module.startsWith("@") ? 2 : 1).join("/").replace(/^src$/, module);
     byModule.set(group, (byModule.get(group) ?? 0) + us);
   }
+  // SQL on the objects' own storage is one native function, `exec`: charge it to its callers.
+  const parentOf = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+  const sqlCallers = new Map();
+  for (const node of profile.nodes) {
+    if (node.callFrame.functionName !== "exec") continue;
+    const caller = parentOf.get(node.id)?.callFrame;
+    const key = caller ? `${caller.functionName || "(anonymous)"}  ${caller.scriptId === bundleScriptId ? moduleOf(caller.lineNumber) : caller.url}` : "?";
+    sqlCallers.set(key, (sqlCallers.get(key) ?? 0) + (intervals.get(node.id) ?? 0));
+  }
   const top = (map, n) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n);
-  return { total, functions: top(byFunction, 30), modules: top(byModule, 20) };
+  return { total, functions: top(byFunction, 30), modules: top(byModule, 20), sqlCallers: top(sqlCallers, 12) };
 }
 
 export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
@@ -134,7 +144,7 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
     inspector.close();
 
     const turnCount = conversations * turns;
-    const { total, functions, modules } = summarize(profile, scriptId, bundleSource);
+    const { total, functions, modules, sqlCallers } = summarize(profile, scriptId, bundleSource);
     const ms = (us) => (us / 1000 / turnCount).toFixed(2);
     return [
       `${conversations} conversations × ${turns} streamed \`add_message\` turns in ${(wall / 1000).toFixed(1)} s.`,
@@ -148,6 +158,10 @@ export async function profileTurns({ conversations = 20, turns = 3 } = {}) {
       "| function | self ms per turn |",
       "| --- | --- |",
       ...functions.map(([name, us]) => `| \`${name}\` | ${ms(us)} |`),
+      "",
+      "| SQL (`exec`) called from | ms per turn |",
+      "| --- | --- |",
+      ...sqlCallers.map(([name, us]) => `| \`${name}\` | ${ms(us)} |`),
     ].join("\n");
   } finally {
     cleanup();

@@ -44,16 +44,17 @@ it("kill after the local commit, before the outbox wrote: every accepted row rea
 it("kill between the outbox's batches: the final rows land after the restart, and usage is counted once", async () => {
   const user = await createUser();
   const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
-  // The conversation's own write went before: from now on the accept batch passes, the final one fails.
+  // The conversation's own write went before: from now on the accept batch passes (a reply longer
+  // than a second sends its accept rows ahead), the final one fails.
   await setObjectEnv(id, faultyEnv(d1DownAfter(1)));
-  const frames = await collectFrames(await call(`/conversations/${id}/add_message/`, { token: user.access, headers: { Accept: "text/event-stream" }, body: { content: "[stub: tokens=20 delay=20] finish me" } }));
+  const frames = await collectFrames(await call(`/conversations/${id}/add_message/`, { token: user.access, headers: { Accept: "text/event-stream" }, body: { content: "[stub: tokens=60 delay=25] finish me" } }));
   const done = frames.at(-1)!;
   expect(done.event).toBe("done");
   expect((await storedMessages(id)).map((m) => m.status)).toEqual([null, "Generating"]);
 
   await killAndWake(id);
   expect((await storedMessages(id)).map((m) => [m.order, m.status, m.content.length])).toEqual([
-    [1, null, "[stub: tokens=20 delay=20] finish me".length],
+    [1, null, "[stub: tokens=60 delay=25] finish me".length],
     [2, "Completed", done.data.ai_message.content.length],
   ]);
   const [usage] = await rowsInShards<{ tokens: number }>("SELECT tokens FROM usage_daily WHERE user_id = ?", user.id);

@@ -36,7 +36,7 @@ export const D1_WAIT_MS = 2_000;
  * a turn reads can change behind its back.
  */
 export class ConversationObject extends DurableObject<Env> {
-  readonly #store = new ConversationStore(this.ctx.storage.sql);
+  readonly #store = new ConversationStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(() => this.#withPruning(body)));
   readonly #journal = new TurnJournal(this.ctx.storage.sql);
   readonly #outbox = new Outbox(this.#store, () => this.#connect(), () => this.#ensureAlarm());
   readonly #ledger = new UserLedger(this.ctx.storage.sql, this.env, () => this.#ensureAlarm());
@@ -152,6 +152,13 @@ export class ConversationObject extends DurableObject<Env> {
     if (this.#turns.size > 0 || !this.#outbox.isEmpty || this.#ledger.hasUnsent) this.#ensureAlarm();
   }
 
+  /** A commit also carries the ledger's deletions: a write event of their own would cost a storage commit each. */
+  #withPruning<T>(body: () => T): T {
+    const result = body();
+    this.#ledger.prune();
+    return result;
+  }
+
   /** Commits the row `change` makes (or refuses with its ApiError), and answers once D1 has it. */
   #apply<T>(change: () => T, save: (row: T) => void): Promise<Committed<T>> | Refusal {
     let row: T;
@@ -161,7 +168,7 @@ export class ConversationObject extends DurableObject<Env> {
       if (error instanceof ApiError) return toRefusal(error);
       throw error;
     }
-    save(row);
+    this.#store.commit(() => save(row));
     return this.#committed(row);
   }
 

@@ -56,7 +56,11 @@ export class ConversationStore {
   readonly #pendingCache = new Map<string, Message | AiResponse | StoredSummary>();
   readonly #cachedVersions = new Map<string, number>();
 
-  constructor(sql: SqlStorage) {
+  constructor(
+    sql: SqlStorage,
+    /** Runs its callback as one SQLite transaction (`storage.transactionSync`). */
+    private readonly transaction: <T>(body: () => T) => T,
+  ) {
     this.#sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS store_conversation (id INTEGER PRIMARY KEY CHECK (id = 1), row TEXT NOT NULL)`);
     sql.exec(
@@ -80,14 +84,24 @@ export class ConversationStore {
   }
 
   /**
+   * Runs `body`'s writes (here, in the journal, in the ledger: one SQLite) as one transaction: a
+   * statement on its own is its own transaction, and a turn's commit is a dozen of them.
+   */
+  commit<T>(body: () => T): T {
+    return this.transaction(body);
+  }
+
+  /**
    * Takes a conversation over: from D1 on a cold start (`pending` false: D1 has it all), or a new
    * one (`pending` true: D1 gets it from the outbox).
    */
   adopt(rows: { conversation: Conversation; messages: Message[]; responses: AiResponse[]; summaries: Summary[] }, pending: boolean): void {
-    this.saveConversation(rows.conversation, pending);
-    for (const message of rows.messages) this.saveMessage(message, pending);
-    for (const response of rows.responses) this.saveResponse(response, pending);
-    for (const summary of rows.summaries) this.saveSummary(summary, pending);
+    this.commit(() => {
+      this.saveConversation(rows.conversation, pending);
+      for (const message of rows.messages) this.saveMessage(message, pending);
+      for (const response of rows.responses) this.saveResponse(response, pending);
+      for (const summary of rows.summaries) this.saveSummary(summary, pending);
+    });
   }
 
   saveConversation(conversation: Conversation, pending = true): void {
@@ -257,8 +271,10 @@ export class ConversationStore {
   markSynced(rows: PendingRow[]): void {
     const synced = JSON.stringify(rows.map(({ kind, id, version }) => [kind, id, version]));
     const written = `SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS version FROM json_each(?)`;
-    this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
-    this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
+    this.commit(() => {
+      this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
+      this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
+    });
     for (const { kind, id, version } of rows) if (this.#cachedVersions.get(`${kind}:${id}`) === version) this.#forget(`${kind}:${id}`);
   }
 

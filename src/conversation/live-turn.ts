@@ -19,7 +19,6 @@ export class LiveTurn {
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
   readonly #finished = Promise.withResolvers<{ result: TurnResult; bookmark: string | null }>();
-  readonly #streaming = Promise.withResolvers<void>();
   /** The model asked for; the response's `model` becomes the name the upstream answers with. */
   readonly model: string;
 
@@ -41,18 +40,10 @@ export class LiveTurn {
     return this.#finished.promise;
   }
 
-  /** Resolves once the model's stream opened, or the turn ended without one. */
-  whenStreaming(): Promise<void> {
-    return this.#streaming.promise;
-  }
-
   generating(): void {
     this.#phase = "generating";
   }
 
-  streaming(): void {
-    this.#streaming.resolve();
-  }
 
   /** Appends a piece of the reply and sends its frame, encoded once, to every listener. */
   addDelta(content: string): void {
@@ -64,7 +55,6 @@ export class LiveTurn {
   /** The turn ended: the last frame goes out and the streams end. */
   finished(result: TurnResult, bookmark: string | null, finalFrame: Uint8Array): void {
     this.#phase = "finished";
-    this.#streaming.resolve();
     this.listeners.close(finalFrame);
     this.#finished.resolve({ result, bookmark });
   }

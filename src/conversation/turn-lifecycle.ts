@@ -73,10 +73,25 @@ export class TurnRunner {
    * Commits the turn: its orders (the next after the highest in use), its rows, the new current
    * leaf and the Idempotency-Key, in one synchronous step. Then it queues the model call.
    */
-  accept({ userId, create, idempotency, ifBusy, lease }: TurnSubmission, plan: TurnPlan): LiveTurn {
-    if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
+  accept(submission: TurnSubmission, plan: TurnPlan): LiveTurn {
     // Turns ahead of this one stop (a running reply keeps its text), then this one runs.
-    if (ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    if (submission.ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    const isNew = !this.store.conversation();
+    const turn = this.store.commit(() => this.#commitAccepted(submission, plan));
+    this.turns.set(turn.rows.aiMessage.id, turn);
+    const { rows } = turn;
+    this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    // The accept rows are safe in the store. D1 gets them with the final rows when the reply is
+    // done within ACCEPT_WRITE_DELAY_MS (one batch for the whole turn), else once that has passed;
+    // a new conversation's at once, so the caller's conversation list shows it.
+    if (isNew) void this.outbox.drain();
+    else setTimeout(() => this.turns.has(rows.aiMessage.id) && void this.outbox.drain(), ACCEPT_WRITE_DELAY_MS);
+    return turn;
+  }
+
+  /** The accept step's writes, in one transaction. */
+  #commitAccepted({ userId, create, idempotency, lease }: TurnSubmission, plan: TurnPlan): LiveTurn {
+    if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
     const conversation = this.store.conversation()!;
     const rows = newTurnRows(conversation, plan, conversation.currentLeafId, this.store.nextOrder(), conversation.leafVersion + 1);
     this.store.saveConversation(rows.conversation);
@@ -94,32 +109,28 @@ export class TurnRunner {
     this.store.saveResponse(rows.aiResponse);
     this.ledger.hold(lease, userId, "generation");
     if (idempotency) this.journal.rememberIdempotent(userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId: rows.aiMessage.id });
-    this.turns.set(rows.aiMessage.id, turn);
-    this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
-    // The accept rows are safe in the store: D1 gets them once the model call is under way, so
-    // writing them never competes with sending it (or after ACCEPT_WRITE_DELAY_MS, behind a slow model or queue).
-    const delay = new Promise((resolve) => setTimeout(resolve, ACCEPT_WRITE_DELAY_MS));
-    void Promise.race([turn.whenStreaming(), delay]).then(() => this.outbox.drain());
     return turn;
   }
 
   /** Marks every reply still Generating in the store as cut off: nothing in memory is running it. */
   interruptUnfinished(at: string): void {
-    for (const response of this.store.generatingResponses()) {
-      if (this.turns.has(response.aiMessageId)) continue;
-      const message = this.store.message(response.aiMessageId)!;
-      this.store.saveMessage({ ...message, content: this.journal.text(response.aiMessageId) });
-      this.store.saveResponse({ ...response, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at });
-      this.journal.close(response.aiMessageId);
-    }
+    this.store.commit(() => {
+      for (const response of this.store.generatingResponses()) {
+        if (this.turns.has(response.aiMessageId)) continue;
+        const message = this.store.message(response.aiMessageId)!;
+        this.store.saveMessage({ ...message, content: this.journal.text(response.aiMessageId) });
+        this.store.saveResponse({ ...response, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at });
+        this.journal.close(response.aiMessageId);
+      }
+    });
   }
 
   async #run(turn: LiveTurn): Promise<void> {
     turn.generating();
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
     await streamReply(turn, getConfig(this.env), this.journal);
-    this.#finish(turn);
-    turn.streaming();
+    this.store.commit(() => this.#finish(turn));
+    void this.outbox.drain();
     this.afterTurn(turn).catch((error) => log.error("ending a turn failed", error, { ai_message_id: turn.rows.aiMessage.id }));
   }
 
@@ -149,7 +160,6 @@ export class TurnRunner {
     this.journal.close(rows.aiMessage.id);
     this.ledger.settle(turn.lease, aiResponse.totalTokens ?? 0);
     this.turns.delete(rows.aiMessage.id);
-    void this.outbox.drain();
     log.info("model call", {
       model: aiResponse.model,
       outcome: failure?.code ?? "completed",

@@ -12,6 +12,14 @@ import { log } from "../lib/log";
 export class UserLedger {
   readonly #sql: SqlStorage;
   #sending: Promise<void> | null = null;
+  /**
+   * Sent and acknowledged, not yet deleted here: a write of its own after the acknowledgement
+   * would cost the object a storage commit per turn, so the rows go with the next commit
+   * (`prune`). Sent again after a restart, the user's object counts them once.
+   */
+  readonly #acknowledged = new Set<string>();
+  /** Bumped by every new settlement, so a send knows whether to look again (each look costs the object a read). */
+  #owedChanges = 0;
 
   constructor(
     sql: SqlStorage,
@@ -42,18 +50,21 @@ export class UserLedger {
 
   /** A slot taken for a turn this object refused: given back at once. */
   release(leaseId: string, userId: string): void {
+    this.#owedChanges++;
     this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, 'generation', 1, 0)`, leaseId, userId);
     this.flush();
   }
 
   /** The slot's turn or listener ended, having spent `tokens`. */
   settle(leaseId: string, tokens: number): void {
+    this.#owedChanges++;
     this.#sql.exec(`UPDATE user_ledger SET settle = 1, tokens = ? WHERE id = ?`, tokens, leaseId);
     this.flush();
   }
 
   /** Tokens spent without a slot (a summary), counted once under `id`. */
   charge(id: string, userId: string, tokens: number): void {
+    this.#owedChanges++;
     this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, 'charge', 1, ?)`, id, userId, tokens);
     this.flush();
   }
@@ -64,7 +75,21 @@ export class UserLedger {
   }
 
   get hasUnsent(): boolean {
-    return this.#sql.exec(`SELECT 1 FROM user_ledger WHERE settle = 1 LIMIT 1`).toArray().length > 0;
+    return this.#owed().length > 0;
+  }
+
+  /** Deletes what the user's objects acknowledged; called inside the object's next commit. */
+  prune(): void {
+    if (this.#acknowledged.size === 0) return;
+    this.#sql.exec(`DELETE FROM user_ledger WHERE settle = 1 AND id IN (SELECT value FROM json_each(?))`, JSON.stringify([...this.#acknowledged]));
+    this.#acknowledged.clear();
+  }
+
+  #owed(): { id: string; user_id: string; tokens: number }[] {
+    return this.#sql
+      .exec<{ id: string; user_id: string; tokens: number }>(`SELECT id, user_id, tokens FROM user_ledger WHERE settle = 1`)
+      .toArray()
+      .filter((row) => !this.#acknowledged.has(row.id));
   }
 
   flush(): Promise<void> {
@@ -75,7 +100,8 @@ export class UserLedger {
   /** Sends what is owed, user by user, until nothing is left or a user's object cannot be reached. */
   async #send(): Promise<void> {
     for (;;) {
-      const rows = this.#sql.exec<{ id: string; user_id: string; tokens: number }>(`SELECT id, user_id, tokens FROM user_ledger WHERE settle = 1`).toArray();
+      const looked = this.#owedChanges;
+      const rows = this.#owed();
       const userId = rows[0]?.user_id;
       if (userId === undefined) return;
       const settlements: Settlement[] = rows.filter((row) => row.user_id === userId).map(({ id, tokens }) => ({ id, tokens }));
@@ -86,7 +112,8 @@ export class UserLedger {
         this.onStalled();
         return;
       }
-      for (const { id } of settlements) this.#sql.exec(`DELETE FROM user_ledger WHERE id = ? AND settle = 1`, id);
+      for (const { id } of settlements) this.#acknowledged.add(id);
+      if (settlements.length === rows.length && looked === this.#owedChanges) return;
     }
   }
 }

@@ -8,8 +8,6 @@ export interface ChatMessage {
 }
 
 export type ModelEvent =
-  /** The provider accepted the request and started its stream. */
-  | { type: "open" }
   | { type: "delta"; content: string }
   | { type: "model"; model: string }
   | { type: "finish"; reason: string }
@@ -68,7 +66,6 @@ export async function* streamChat(
     { model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } },
     { signal },
   );
-  yield { type: "open" };
   let reportedModel = false;
   for await (const chunk of stream) {
     if (!reportedModel && chunk.model) {
