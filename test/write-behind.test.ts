@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { d1AnswersLost, d1Down, faultyEnv, heldSlots, conversationStub, setObjectEnv } from "./d1-faults";
+import { virtualShardOf } from "../src/db/shard-map";
 import { call, callJson, countInShards, createUser, expectError, rowsInShards } from "./helpers";
 import { collectFrames, deltaText, firstFrames } from "./sse";
 
@@ -57,6 +58,22 @@ describe("write-behind", () => {
     expect(await usageInD1(user.id)).toBe(turn.ai_response.usage.total_tokens);
     expect((await callJson("/users/me/usage/", { token: user.access, status: 200 })).tokens_used).toBe(turn.ai_response.usage.total_tokens);
     expect(await heldSlots(user.id)).toBe(0);
+  });
+
+  it("holds its writes while the owner's virtual shard is frozen (being moved), and writes them once it is not", { timeout: 30_000 }, async () => {
+    const user = await createUser();
+    const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+    // The object's configuration says the shard is being moved; the Worker's does not yet (it is
+    // about to be, or a deploy is rolling out): the turn is accepted, and D1 must not get it.
+    await setObjectEnv(id, { ...env, FROZEN_VIRTUAL_SHARDS: String(virtualShardOf(user.id)) } as Env);
+    const turn = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=3] during the move" }, status: 201 });
+    expect(await storedRows(id)).toEqual({ conversations: 1, messages: 0, responses: 0 });
+    expect((await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 })).count).toBe(2);
+
+    await setObjectEnv(id, env);
+    await runDurableObjectAlarm(conversationStub(id));
+    expect(await storedRows(id)).toEqual({ conversations: 1, messages: 2, responses: 1 });
+    expect(await usageInD1(user.id)).toBe(turn.ai_response.usage.total_tokens);
   });
 });
 
