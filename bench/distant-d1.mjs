@@ -5,7 +5,7 @@
 // request and its model request (counted by the entry, not inferred), D1 writes per turn and the
 // outbox's lag at C=20, and workerd CPU per turn.
 import os from "node:os";
-import { percentiles, readSse, requestJson } from "./load.mjs";
+import { percentiles, readSse, requestJson, streamedTurn } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { cpuSeconds, workerdPids } from "./workerd-stats.mjs";
 
@@ -13,30 +13,7 @@ const PORT = 8813;
 const API = `http://127.0.0.1:${PORT}`;
 const PASSWORD = "correct horse battery staple";
 
-/** One streamed add_message: TTFT, last delta → final frame, outcome. */
-async function streamedTurn(token, conversationId, index) {
-  const t0 = performance.now();
-  const response = await fetch(`${API}/conversations/${conversationId}/add_message/`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token}` },
-    body: JSON.stringify({ content: `Benchmark turn ${index}: tell me something.` }),
-  });
-  if (response.status !== 200) return { error: `HTTP ${response.status} ${await response.text()}` };
-  let first;
-  let lastDelta;
-  let final;
-  let outcome = "no final frame";
-  await readSse(response, (event, data, at) => {
-    if (event === "delta") {
-      first ??= at;
-      lastDelta = at;
-    } else if (event === "done" || event === "error") {
-      final = at;
-      outcome = event === "done" ? JSON.parse(data).ai_response.status : `error: ${JSON.parse(data).code}`;
-    }
-  });
-  return outcome === "Completed" ? { ttft: first - t0, toDone: final - lastDelta } : { error: outcome };
-}
+const turn = (token, conversationId, index) => streamedTurn(API, token, conversationId, index);
 
 /** The same request straight to the fake upstream. */
 async function directTurn(upstream, index) {
@@ -83,14 +60,14 @@ async function measure(rttMs, { turns, concurrency, turnsEach }) {
     const newConversation = (token, title) => requestJson(API, "/conversations/", { token, body: { title } });
     // Warm-up: compile the Worker, start the objects, take the first turn of each user (its user object's first count).
     const conversations = await Promise.all(users.map((token, u) => newConversation(token, `bench ${u}`)));
-    await Promise.all(users.map((token, u) => streamedTurn(token, conversations[u].id, -1)));
+    await Promise.all(users.map((token, u) => turn(token, conversations[u].id, -1)));
     for (let i = 0; i < 3; i++) await directTurn(upstream, i);
     await events();
 
     const direct = [];
     for (let i = 0; i < turns; i++) direct.push((await directTurn(upstream, i)).ttft);
     const single = [];
-    for (let i = 0; i < turns; i++) single.push(await streamedTurn(users[0], conversations[0].id, i));
+    for (let i = 0; i < turns; i++) single.push(await turn(users[0], conversations[0].id, i));
     const singleEvents = await events();
 
     const pids = workerdPids(api.pid);
@@ -98,7 +75,7 @@ async function measure(rttMs, { turns, concurrency, turnsEach }) {
     const loaded = [];
     await Promise.all(
       users.map(async (token, u) => {
-        for (let t = 0; t < turnsEach; t++) loaded.push(await streamedTurn(token, conversations[u].id, t));
+        for (let t = 0; t < turnsEach; t++) loaded.push(await turn(token, conversations[u].id, t));
       }),
     );
     const cpu = cpuSeconds(pids) - cpuBefore;

@@ -82,3 +82,31 @@ export async function readSse(response, onEvent) {
     }
   }
 }
+
+/** One streamed `add_message` through the API at `api`: TTFT, total time, gaps between deltas, last delta → final frame, outcome. */
+export async function streamedTurn(api, token, conversationId, index) {
+  const t0 = performance.now();
+  const response = await fetch(`${api}/conversations/${conversationId}/add_message/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ content: `Benchmark turn ${index}: tell me something.` }),
+  });
+  if (response.status !== 200) return { error: `HTTP ${response.status} ${await response.text()}` };
+  let first;
+  let last;
+  let final;
+  let outcome = "no final frame";
+  const gaps = [];
+  await readSse(response, (event, data, at) => {
+    if (event === "delta") {
+      if (first === undefined) first = at;
+      else gaps.push(at - last);
+      last = at;
+    } else if (event === "done" || event === "error") {
+      final = at;
+      outcome = event === "done" ? JSON.parse(data).ai_response.status : `error: ${JSON.parse(data).code}`;
+    }
+  });
+  const total = performance.now() - t0;
+  return outcome === "Completed" ? { ttft: first - t0, total, gaps, toDone: final - last } : { error: outcome };
+}

@@ -19,7 +19,7 @@ import { memoryBench } from "./memory.mjs";
 import { profileTurns } from "./profile.mjs";
 import { searchBench } from "./search.mjs";
 import { signInBench } from "./signin.mjs";
-import { loadEndpoint, percentiles, readSse, requestJson } from "./load.mjs";
+import { loadEndpoint, percentiles, readSse, requestJson, streamedTurn } from "./load.mjs";
 import { executeLocal, listSeedSql, PASSWORD, rareSearchPath, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
 import { startPassthrough, startProcess, stopAll } from "./processes.mjs";
 import { ttftBreakdown } from "./ttft-breakdown.mjs";
@@ -40,34 +40,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 process.on("SIGINT", () => process.exit(130));
 
-
-
 const apiJson = (pathname, options) => requestJson(API, pathname, options);
 
-/** One streamed turn through the API: TTFT, total time, gaps between deltas, outcome. */
-async function apiTurn(token, conversationId, index) {
-  const t0 = performance.now();
-  const response = await fetch(`${API}/conversations/${conversationId}/add_message/`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token}` },
-    body: JSON.stringify({ content: `Benchmark turn ${index}: tell me something.` }),
-  });
-  if (response.status !== 200) return { error: `HTTP ${response.status} ${await response.text()}` };
-  let first;
-  let last;
-  let outcome = "no final frame";
-  const gaps = [];
-  await readSse(response, (event, data, at) => {
-    if (event === "delta") {
-      if (first === undefined) first = at;
-      else gaps.push(at - last);
-      last = at;
-    } else if (event === "done") outcome = JSON.parse(data).ai_response.status;
-    else if (event === "error") outcome = `error: ${JSON.parse(data).code}`;
-  });
-  const total = performance.now() - t0;
-  return outcome === "Completed" ? { ttft: first - t0, total, gaps } : { error: outcome };
-}
+const apiTurn = (token, conversationId, index) => streamedTurn(API, token, conversationId, index);
 
 /** The same request straight to the fake upstream (the physical limit), or through the passthrough Worker. */
 async function directTurn(upstream, index) {

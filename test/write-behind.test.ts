@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { d1AnswersLost, d1Down, faultyEnv, heldSlots, conversationStub, setObjectEnv } from "./d1-faults";
 import { virtualShardOf } from "../src/db/shard-map";
+import { type D1Call, recordingEnv } from "./d1-recorder";
 import { call, callJson, countInShards, createUser, expectError, rowsInShards } from "./helpers";
 import { collectFrames, deltaText, firstFrames } from "./sse";
 
@@ -36,10 +37,15 @@ describe("write-behind", () => {
     expect(paged.count).toBe(2);
     expect(paged.results.map((m: { order: number }) => m.order)).toEqual([1, 2]);
 
-    await setObjectEnv(id, env);
+    const calls: D1Call[] = [];
+    await setObjectEnv(id, recordingEnv(env, calls));
     await runDurableObjectAlarm(conversationStub(id));
     expect(await storedRows(id)).toEqual({ conversations: 1, messages: 2, responses: 1 });
     expect(await usageInD1(user.id)).toBe(done.data.ai_response.usage.total_tokens);
+    // The reply ended before its accept rows were written: one batch carries the whole turn.
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.statements.filter((s) => /^insert into "messages"/i.test(s.sql))).toHaveLength(2);
+    expect(calls[0]!.statements.find((s) => /^insert into "ai_responses"/i.test(s.sql))!.params).toContain("Completed");
   });
 
   it("writes a batch D1 applied but never acknowledged again without a second copy or a second charge", { timeout: 30_000 }, async () => {

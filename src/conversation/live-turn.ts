@@ -19,6 +19,7 @@ export class LiveTurn {
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
   readonly #finished = Promise.withResolvers<{ result: TurnResult; bookmark: string | null }>();
+  readonly #streaming = Promise.withResolvers<void>();
   /** The model asked for; the response's `model` becomes the name the upstream answers with. */
   readonly model: string;
 
@@ -40,8 +41,17 @@ export class LiveTurn {
     return this.#finished.promise;
   }
 
+  /** Resolves once the model's stream is open, or the turn ended without one. */
+  whenStreaming(): Promise<void> {
+    return this.#streaming.promise;
+  }
+
   generating(): void {
     this.#phase = "generating";
+  }
+
+  streaming(): void {
+    this.#streaming.resolve();
   }
 
 

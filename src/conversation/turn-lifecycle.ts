@@ -81,11 +81,13 @@ export class TurnRunner {
     this.turns.set(turn.rows.aiMessage.id, turn);
     const { rows } = turn;
     this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
-    // The accept rows are safe in the store. D1 gets them with the final rows when the reply is
-    // done within ACCEPT_WRITE_DELAY_MS (one batch for the whole turn), else once that has passed;
-    // a new conversation's at once, so the caller's conversation list shows it.
+    // The accept rows are safe in the store. D1 gets them once the model's stream is open, so
+    // writing them never competes with sending the request (a reply that ends before then takes
+    // them along in its own batch); behind a slow model or queue, after ACCEPT_WRITE_DELAY_MS. A
+    // new conversation's at once, so the caller's conversation list shows it.
+    const delay = new Promise((resolve) => setTimeout(resolve, ACCEPT_WRITE_DELAY_MS));
     if (isNew) void this.outbox.drain();
-    else setTimeout(() => this.turns.has(rows.aiMessage.id) && void this.outbox.drain(), ACCEPT_WRITE_DELAY_MS);
+    else void Promise.race([turn.whenStreaming(), delay]).then(() => this.outbox.drain());
     return turn;
   }
 
@@ -130,6 +132,7 @@ export class TurnRunner {
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
     await streamReply(turn, getConfig(this.env), this.journal);
     this.store.commit(() => this.#finish(turn));
+    turn.streaming();
     void this.outbox.drain();
     this.afterTurn(turn).catch((error) => log.error("ending a turn failed", error, { ai_message_id: turn.rows.aiMessage.id }));
   }

@@ -52,7 +52,9 @@ async function callModel(turn: LiveTurn, selection: ContextSelection, config: Ap
   const maxTokens = config.modelBudget(turn.model).maxOutputTokens;
   for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, maxTokens, turn.abort.signal)) {
     const now = watchdog.touch();
-    if (event.type === "model") {
+    if (event.type === "open") {
+      turn.streaming();
+    } else if (event.type === "model") {
       // The upstream's own name for the model that answered, e.g. a dated snapshot.
       aiResponse.model = event.model;
     } else if (event.type === "finish") {

@@ -8,6 +8,8 @@ export interface ChatMessage {
 }
 
 export type ModelEvent =
+  /** The provider took the request: its stream is open. */
+  | { type: "open" }
   | { type: "delta"; content: string }
   | { type: "model"; model: string }
   | { type: "finish"; reason: string }
@@ -66,6 +68,7 @@ export async function* streamChat(
     { model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } },
     { signal },
   );
+  yield { type: "open" };
   let reportedModel = false;
   for await (const chunk of stream) {
     if (!reportedModel && chunk.model) {
