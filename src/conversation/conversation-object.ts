@@ -25,7 +25,7 @@ import { UserLedger } from "./user-ledger";
 
 const RECOVERY_CHECK_MS = 20_000;
 /** How long a write's answer waits for D1 to have it (it is committed in the object either way). */
-export const D1_WAIT_MS = 2_000;
+const D1_WAIT_MS = 2_000;
 
 /**
  * One object per conversation owns the conversation. Its SQLite (`ConversationStore`) is the

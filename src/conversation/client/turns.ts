@@ -43,13 +43,15 @@ export async function submitTurn(
     throw limited.status === "rejected" ? limited.reason : (admission as PromiseRejectedResult).reason;
   }
   if (!admission.value.ok) throw fromRefusal(admissionRefusal(admission.value, { maxConcurrentGenerations, userDailyTokens }));
+  let answer: SubmitOutcome;
   try {
-    return unwrap(await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease }, mode));
+    answer = await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease }, mode);
   } catch (error) {
-    // The object never took the turn (a refusal it already gave the slot back for is harmless to repeat).
+    // The object never answered, so it may never have taken the slot (a refusal gives it back itself).
     giveBack();
     throw error;
   }
+  return unwrap(answer);
 }
 
 /**
