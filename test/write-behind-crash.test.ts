@@ -97,3 +97,18 @@ it("gives a listener's slot back after a restart", async () => {
   await killAndWake(id);
   expect(await heldSlots(user.id)).toBe(0);
 });
+
+it("writes rows whose confirmation a crash lost once more, and D1 still holds each once, charged once", async () => {
+  const user = await createUser();
+  const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+  const turn = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=4] confirmed" }, status: 201 });
+  // D1 confirmed the final rows; the object notes that with its next commit, which never comes.
+  await killAndWake(id);
+  const stored = await storedMessages(id);
+  expect(stored.map((m) => [m.order, m.status])).toEqual([
+    [1, null],
+    [2, "Completed"],
+  ]);
+  const [usage] = await rowsInShards<{ tokens: number }>("SELECT tokens FROM usage_daily WHERE user_id = ?", user.id);
+  expect(usage!.tokens).toBe(turn.ai_response.usage.total_tokens);
+});

@@ -21,6 +21,8 @@ export type PendingRow = {
   version: number;
 };
 
+const SYNCED_WRITE_DELAY_MS = 10_000;
+
 /** A summary as the object holds it: with the tokens writing it cost, which D1's usage_daily gets with it. */
 export type StoredSummary = Summary & { spentTokens?: number };
 
@@ -55,6 +57,16 @@ export class ConversationStore {
   /** The rows D1 still lacks, as last saved: the outbox and the turn's steps read them back often. */
   readonly #pendingCache = new Map<string, Message | AiResponse | StoredSummary>();
   readonly #cachedVersions = new Map<string, number>();
+  /** The `outbox` table as it is meant to be: the rows D1 lacks, oldest change first. */
+  readonly #pending = new Map<string, PendingRow & { firstChange: number }>();
+  /**
+   * Rows D1 confirmed that the `outbox` table still lists. A write of their own after each D1
+   * answer would cost the object a storage commit; they go with the next commit instead (or
+   * SYNCED_WRITE_DELAY_MS later). Lost in a crash, they are only written to D1 once more, which
+   * changes nothing there.
+   */
+  #syncedUnsaved: PendingRow[] = [];
+  #syncedTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     sql: SqlStorage,
@@ -74,7 +86,10 @@ export class ConversationStore {
     sql.exec(
       `CREATE TABLE IF NOT EXISTS outbox (kind TEXT NOT NULL, id TEXT NOT NULL, first_change INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (kind, id))`,
     );
-    this.#lastChange = sql.exec<{ n: number }>(`SELECT coalesce(max(version), 0) AS n FROM outbox`).one().n;
+    for (const row of sql.exec<PendingRow & { first_change: number }>(`SELECT kind, id, first_change, version FROM outbox`)) {
+      this.#pending.set(`${row.kind}:${row.id}`, { kind: row.kind, id: row.id, version: row.version, firstChange: row.first_change });
+    }
+    this.#lastChange = Math.max(0, ...[...this.#pending.values()].map((row) => row.version));
   }
 
   /** The conversation, or null before it was loaded or created here. */
@@ -88,7 +103,11 @@ export class ConversationStore {
    * statement on its own is its own transaction, and a turn's commit is a dozen of them.
    */
   commit<T>(body: () => T): T {
-    return this.transaction(body);
+    return this.transaction(() => {
+      const result = body();
+      this.#saveSynced();
+      return result;
+    });
   }
 
   /**
@@ -248,20 +267,21 @@ export class ConversationStore {
 
   /** Every change up to the returned one is in D1. */
   syncedThrough(): number {
-    const oldest = this.#sql.exec<{ n: number | null }>(`SELECT min(first_change) AS n FROM outbox`).one().n;
-    return oldest === null ? this.lastChange() : oldest - 1;
+    let oldest = Infinity;
+    for (const row of this.#pending.values()) oldest = Math.min(oldest, row.firstChange);
+    return oldest === Infinity ? this.lastChange() : oldest - 1;
   }
 
   /** The oldest pending rows, at most `limit`: parents were changed before their children, so references come first. */
   pendingRows(limit: number): PendingRow[] {
-    return this.#sql.exec<PendingRow>(`SELECT kind, id, version FROM outbox ORDER BY first_change LIMIT ?`, limit).toArray();
+    return [...this.#pending.values()]
+      .sort((a, b) => a.firstChange - b.firstChange)
+      .slice(0, limit)
+      .map(({ kind, id, version }) => ({ kind, id, version }));
   }
 
   pendingIds(kind: RowKind): string[] {
-    return this.#sql
-      .exec<{ id: string }>(`SELECT id FROM outbox WHERE kind = ?`, kind)
-      .toArray()
-      .map((r) => r.id);
+    return [...this.#pending.values()].filter((row) => row.kind === kind).map((row) => row.id);
   }
 
   /**
@@ -269,13 +289,27 @@ export class ConversationStore {
    * so it no longer has to precede its children.
    */
   markSynced(rows: PendingRow[]): void {
-    const synced = JSON.stringify(rows.map(({ kind, id, version }) => [kind, id, version]));
+    for (const { kind, id, version } of rows) {
+      const key = `${kind}:${id}`;
+      const pending = this.#pending.get(key);
+      if (pending?.version === version) this.#pending.delete(key);
+      else if (pending) pending.firstChange = pending.version;
+      if (this.#cachedVersions.get(key) === version) this.#forget(key);
+    }
+    this.#syncedUnsaved.push(...rows);
+    this.#syncedTimer ??= setTimeout(() => this.commit(() => undefined), SYNCED_WRITE_DELAY_MS);
+  }
+
+  /** Brings the `outbox` table in line with what D1 confirmed; runs inside every commit. */
+  #saveSynced(): void {
+    clearTimeout(this.#syncedTimer);
+    this.#syncedTimer = undefined;
+    if (this.#syncedUnsaved.length === 0) return;
+    const synced = JSON.stringify(this.#syncedUnsaved.map(({ kind, id, version }) => [kind, id, version]));
+    this.#syncedUnsaved = [];
     const written = `SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS version FROM json_each(?)`;
-    this.commit(() => {
-      this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
-      this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
-    });
-    for (const { kind, id, version } of rows) if (this.#cachedVersions.get(`${kind}:${id}`) === version) this.#forget(`${kind}:${id}`);
+    this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
+    this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
   }
 
   #forget(key: string): void {
@@ -285,6 +319,10 @@ export class ConversationStore {
 
   #markPending(kind: RowKind, id: string, row?: Message | AiResponse | StoredSummary): void {
     const change = ++this.#lastChange;
+    const key = `${kind}:${id}`;
+    const pending = this.#pending.get(key);
+    if (pending) pending.version = change;
+    else this.#pending.set(key, { kind, id, version: change, firstChange: change });
     if (row) {
       // A copy: the caller may go on changing its own object (a turn fills its response in as it streams).
       this.#pendingCache.set(`${kind}:${id}`, { ...row });
