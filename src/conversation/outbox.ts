@@ -1,9 +1,7 @@
-import { and, eq, ne, notExists, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
-import type { Connection, Database } from "../db/client";
-import { aiResponses, conversations, messages, summaries, usageDaily } from "../db/schema";
+import type { Connection } from "../db/client";
 import { log } from "../lib/log";
 import type { ConversationStore, PendingRow } from "./conversation-store";
+import { conversationWrites, messageWrites, responseWrites, summaryWrites } from "./d1-writes";
 
 /** Rows per D1 batch: a turn is 3–4 rows, so one batch carries several turns' worth. */
 const ROWS_PER_BATCH = 40;
@@ -74,8 +72,7 @@ export class Outbox {
       if (!connection) return this.#stall("the conversation's shard is frozen");
       const started = Date.now();
       try {
-        const [first, ...rest]: BatchItem<"sqlite">[] = rows.flatMap((row) => this.#statements(connection.db, row));
-        await connection.db.batch([first!, ...rest]);
+        await connection.batch(rows.flatMap((row) => this.#statements(connection, row)));
       } catch (error) {
         return this.#stall(String(error));
       }
@@ -103,45 +100,11 @@ export class Outbox {
   }
 
   /** The idempotent writes that bring D1's copy of `row` to the object's. */
-  #statements(db: Database, { kind, id }: PendingRow): BatchItem<"sqlite">[] {
-    if (kind === "conversation") {
-      const row = this.store.conversation()!;
-      const { id: _id, userId: _user, createdAt: _created, ...mutable } = row;
-      return [db.insert(conversations).values(row).onConflictDoUpdate({ target: conversations.id, set: mutable })];
-    }
-    if (kind === "message") {
-      const row = this.store.message(id)!;
-      return [
-        db
-          .insert(messages)
-          .values(row)
-          .onConflictDoUpdate({ target: messages.id, set: { content: row.content, tokens: row.tokens, isDeleted: row.isDeleted, isEdited: row.isEdited } }),
-      ];
-    }
-    if (kind === "response") {
-      // Feedback is the owner's, written by its route; the object never overwrites it.
-      const { feedbackRating: _rating, feedbackComment: _comment, ...row } = this.store.response(id)!;
-      const { id: _id, userId: _user, messageId: _message, aiMessageId: _ai, createdAt: _created, ...mutable } = row;
-      const final = row.status !== "Generating";
-      // Before the response's own write: counted only by the batch that first stores it as finished.
-      const firstFinal = notExists(db.select({ one: sql`1` }).from(aiResponses).where(and(eq(aiResponses.id, row.id), ne(aiResponses.status, "Generating"))));
-      return [
-        ...(final && row.totalTokens ? [addUsageOnce(db, row.userId, row.totalTokens, row.completedAt!, firstFinal)] : []),
-        db.insert(aiResponses).values(row).onConflictDoUpdate({ target: aiResponses.id, set: mutable }),
-      ];
-    }
+  #statements(connection: Connection, { kind, id }: PendingRow): D1PreparedStatement[] {
+    if (kind === "conversation") return conversationWrites(connection, this.store.conversation()!);
+    if (kind === "message") return messageWrites(connection, this.store.message(id)!);
+    if (kind === "response") return responseWrites(connection, this.store.response(id)!);
     const { spentTokens, ...summary } = this.store.summary(id)!;
-    const firstWrite = notExists(db.select({ one: sql`1` }).from(summaries).where(eq(summaries.id, summary.id)));
-    return [
-      ...(spentTokens ? [addUsageOnce(db, this.store.conversation()!.userId, spentTokens, summary.createdAt, firstWrite)] : []),
-      db.insert(summaries).values(summary).onConflictDoNothing(),
-    ];
+    return summaryWrites(connection, summary, this.store.conversation()!.userId, spentTokens);
   }
 }
-
-/** Adds `tokens` to the user's day of `at` in D1's usage_daily, if `condition` holds when the statement runs. */
-const addUsageOnce = (db: Database, userId: string, tokens: number, at: string, condition: ReturnType<typeof notExists>) =>
-  db
-    .insert(usageDaily)
-    .select(sql`SELECT ${userId}, ${at.slice(0, 10)}, ${tokens} WHERE ${condition}`)
-    .onConflictDoUpdate({ target: [usageDaily.userId, usageDaily.day], set: { tokens: sql`${usageDaily.tokens} + excluded.tokens` } });

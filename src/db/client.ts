@@ -17,6 +17,15 @@ export class Connection {
     this.db = drizzle(session as unknown as D1Database);
   }
 
+  /** A statement on the session itself, for writers that build their SQL once instead of per call (the outbox). */
+  prepare(query: string): D1PreparedStatement {
+    return this.#session.prepare(query);
+  }
+
+  batch(statements: D1PreparedStatement[]): Promise<D1Result[]> {
+    return this.#session.batch(statements);
+  }
+
   /** The newest point of the database this session has seen: send it back to read at least that. */
   get bookmark(): string | null {
     return this.#session.getBookmark();
