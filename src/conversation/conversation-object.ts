@@ -115,7 +115,7 @@ export class ConversationObject extends DurableObject<Env> {
   async synced(userId: string, conversationId: string): Promise<Conversation | Refusal> {
     const conversation = await this.#find(userId, conversationId);
     if (!conversation) return toRefusal(notFound("Conversation"));
-    await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    await this.#outbox.synced(this.#store.pending.lastChange(), D1_WAIT_MS);
     return this.#store.conversation()!;
   }
 
@@ -175,7 +175,7 @@ export class ConversationObject extends DurableObject<Env> {
   /** Answers with `value` once D1 has everything committed so far (with D1's bookmark), or after D1_WAIT_MS (without). */
   async #committed<T>(value: T): Promise<Committed<T>> {
     this.#ensureAlarm();
-    return { value, bookmark: await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS) };
+    return { value, bookmark: await this.#outbox.synced(this.#store.pending.lastChange(), D1_WAIT_MS) };
   }
 
   async #ownedMessage(userId: string, conversationId: string, messageId: string): Promise<Message | Refusal> {
@@ -215,7 +215,7 @@ export class ConversationObject extends DurableObject<Env> {
     }
     const stored = this.#store.turn(aiMessageId);
     if (!stored) return refuse("internal_error", "The message could not be stored.");
-    const bookmark = await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    const bookmark = await this.#outbox.synced(this.#store.pending.lastChange(), D1_WAIT_MS);
     if (mode === "sse") return { kind: "stream", stream: framesStream(storedFrames(stored, "start", bookmark)) };
     return { kind: "result", result: turnResult(stored, storedFailure(stored)), bookmark };
   }
@@ -243,7 +243,7 @@ export class ConversationObject extends DurableObject<Env> {
   /** After a turn's commit: the last frame once D1 has it (or D1_WAIT_MS passed), then the summary in the background. */
   async #afterTurn(turn: LiveTurn): Promise<void> {
     const { rows } = turn;
-    const bookmark = await this.#outbox.synced(this.#store.lastChange(), D1_WAIT_MS);
+    const bookmark = await this.#outbox.synced(this.#store.pending.lastChange(), D1_WAIT_MS);
     const result = turnResult(rows, turn.failure);
     turn.finished(result, bookmark, finalFrame(result, bookmark));
     if (!turn.selection?.unsummarized.length || this.#summarizing) return;
@@ -280,7 +280,7 @@ export class ConversationObject extends DurableObject<Env> {
     this.#ledger.settleAllHeld();
     if (this.#store.conversation()) this.#runner.interruptUnfinished(nowIso());
     if (this.#outbox.isEmpty && !this.#ledger.hasUnsent) return;
-    log.info("recovering a conversation object", { pending_rows: this.#store.pendingRows(1_000).length });
+    log.info("recovering a conversation object", { pending_rows: this.#store.pending.oldest(1_000).length });
     this.#ensureAlarm();
     this.ctx.waitUntil(Promise.all([this.#outbox.drain(), this.#ledger.flush()]));
   }

@@ -1,5 +1,6 @@
 import type { AiResponse, Conversation, Message, Summary } from "../db/schema";
 import type { Branch, BranchSummary } from "./context-window";
+import { PendingIndex } from "./pending-index";
 import type { TurnRows } from "./turn-rows";
 
 /** A message as a listing shows it: with its reply's response (AI) or its newest reply's status (user). */
@@ -20,8 +21,6 @@ export type PendingRow = {
   /** The change that last touched it: it is synced once D1 has this version. */
   version: number;
 };
-
-const SYNCED_WRITE_DELAY_MS = 10_000;
 
 /** A summary as the object holds it: with the tokens writing it cost, which D1's usage_daily gets with it. */
 export type StoredSummary = Summary & { spentTokens?: number };
@@ -52,22 +51,11 @@ const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, 
 export class ConversationStore {
   readonly #sql: SqlStorage;
   #conversation: Conversation | null | undefined;
-  /** The newest change: numbers only compare within one run of the object, so they restart above what is still pending. */
-  #lastChange: number;
   /** The rows D1 still lacks, as last saved: the outbox and the turn's steps read them back often. */
   readonly #pendingCache = new Map<string, Message | AiResponse | StoredSummary>();
   readonly #cachedVersions = new Map<string, number>();
-  /** The `outbox` table as it is meant to be: the rows D1 lacks, oldest change first. */
-  readonly #pending = new Map<string, PendingRow & { firstChange: number }>();
-  /**
-   * Rows D1 confirmed that the `outbox` table still lists. A write of their own after each D1
-   * answer would cost the object a storage commit; they go with the next commit instead (or
-   * SYNCED_WRITE_DELAY_MS later). Lost in a crash, they are only written to D1 once more, which
-   * changes nothing there.
-   */
-  #syncedUnsaved: PendingRow[] = [];
-  #syncedTimer: ReturnType<typeof setTimeout> | undefined;
-
+  /** Which rows D1 lacks: what the outbox drains. */
+  readonly pending: PendingIndex;
   constructor(
     sql: SqlStorage,
     /** Runs its callback as one SQLite transaction (`storage.transactionSync`). */
@@ -83,13 +71,7 @@ export class ConversationStore {
     sql.exec(
       `CREATE TABLE IF NOT EXISTS store_summaries (id TEXT PRIMARY KEY, through_message_id TEXT NOT NULL, through_order INTEGER NOT NULL, row TEXT NOT NULL)`,
     );
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS outbox (kind TEXT NOT NULL, id TEXT NOT NULL, first_change INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (kind, id))`,
-    );
-    for (const row of sql.exec<PendingRow & { first_change: number }>(`SELECT kind, id, first_change, version FROM outbox`)) {
-      this.#pending.set(`${row.kind}:${row.id}`, { kind: row.kind, id: row.id, version: row.version, firstChange: row.first_change });
-    }
-    this.#lastChange = Math.max(0, ...[...this.#pending.values()].map((row) => row.version));
+    this.pending = new PendingIndex(sql, () => this.commit(() => undefined));
   }
 
   /** The conversation, or null before it was loaded or created here. */
@@ -105,7 +87,7 @@ export class ConversationStore {
   commit<T>(body: () => T): T {
     return this.transaction(() => {
       const result = body();
-      this.#saveSynced();
+      this.pending.saveSynced();
       return result;
     });
   }
@@ -203,7 +185,7 @@ export class ConversationStore {
 
   /** The messages D1 lacks in their latest version (and those of `liveTexts`, with that text), as listings show them. */
   pendingMessages(liveTexts: ReadonlyMap<string, string>): MessageView[] {
-    const ids = new Set([...this.pendingIds("message"), ...this.pendingIds("response"), ...liveTexts.keys()]);
+    const ids = new Set([...this.pending.ids("message"), ...this.pending.ids("response"), ...liveTexts.keys()]);
     return [...ids].flatMap((id) => {
       const message = this.message(id);
       if (!message) return [];
@@ -258,83 +240,25 @@ export class ConversationStore {
     };
   }
 
-  // The outbox: which rows D1 lacks in their latest version.
-
-  /** The last change made here: D1 has everything once it has synced through it. */
-  lastChange(): number {
-    return this.#lastChange;
-  }
-
-  /** Every change up to the returned one is in D1. */
-  syncedThrough(): number {
-    let oldest = Infinity;
-    for (const row of this.#pending.values()) oldest = Math.min(oldest, row.firstChange);
-    return oldest === Infinity ? this.lastChange() : oldest - 1;
-  }
-
-  /** The oldest pending rows, at most `limit`: parents were changed before their children, so references come first. */
-  pendingRows(limit: number): PendingRow[] {
-    return [...this.#pending.values()]
-      .sort((a, b) => a.firstChange - b.firstChange)
-      .slice(0, limit)
-      .map(({ kind, id, version }) => ({ kind, id, version }));
-  }
-
-  pendingIds(kind: RowKind): string[] {
-    return [...this.#pending.values()].filter((row) => row.kind === kind).map((row) => row.id);
-  }
-
-  /**
-   * D1 has `rows` in these versions. A row changed again since stays pending; it is in D1 now,
-   * so it no longer has to precede its children.
-   */
+  /** D1 has `rows` in these versions: the outbox drained them. */
   markSynced(rows: PendingRow[]): void {
+    this.pending.synced(rows);
     for (const { kind, id, version } of rows) {
       const key = `${kind}:${id}`;
-      const pending = this.#pending.get(key);
-      if (pending?.version === version) this.#pending.delete(key);
-      else if (pending) pending.firstChange = pending.version;
-      if (this.#cachedVersions.get(key) === version) this.#forget(key);
+      if (this.#cachedVersions.get(key) === version) {
+        this.#pendingCache.delete(key);
+        this.#cachedVersions.delete(key);
+      }
     }
-    this.#syncedUnsaved.push(...rows);
-    this.#syncedTimer ??= setTimeout(() => this.commit(() => undefined), SYNCED_WRITE_DELAY_MS);
-  }
-
-  /** Brings the `outbox` table in line with what D1 confirmed; runs inside every commit. */
-  #saveSynced(): void {
-    clearTimeout(this.#syncedTimer);
-    this.#syncedTimer = undefined;
-    if (this.#syncedUnsaved.length === 0) return;
-    const synced = JSON.stringify(this.#syncedUnsaved.map(({ kind, id, version }) => [kind, id, version]));
-    this.#syncedUnsaved = [];
-    const written = `SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS version FROM json_each(?)`;
-    this.#sql.exec(`DELETE FROM outbox WHERE (kind, id, version) IN (${written})`, synced);
-    this.#sql.exec(`UPDATE outbox SET first_change = version WHERE (kind, id) IN (SELECT kind, id FROM (${written}))`, synced);
-  }
-
-  #forget(key: string): void {
-    this.#pendingCache.delete(key);
-    this.#cachedVersions.delete(key);
   }
 
   #markPending(kind: RowKind, id: string, row?: Message | AiResponse | StoredSummary): void {
-    const change = ++this.#lastChange;
-    const key = `${kind}:${id}`;
-    const pending = this.#pending.get(key);
-    if (pending) pending.version = change;
-    else this.#pending.set(key, { kind, id, version: change, firstChange: change });
+    const change = this.pending.mark(kind, id);
     if (row) {
       // A copy: the caller may go on changing its own object (a turn fills its response in as it streams).
       this.#pendingCache.set(`${kind}:${id}`, { ...row });
       this.#cachedVersions.set(`${kind}:${id}`, change);
     }
-    this.#sql.exec(
-      `INSERT INTO outbox (kind, id, first_change, version) VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version`,
-      kind,
-      id,
-      change,
-      change,
-    );
   }
 
   #toMessage(row: MessageRow): Message {

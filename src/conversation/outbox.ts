@@ -36,7 +36,7 @@ export class Outbox {
   ) {}
 
   get isEmpty(): boolean {
-    return this.store.syncedThrough() >= this.store.lastChange();
+    return this.store.pending.syncedThrough() >= this.store.pending.lastChange();
   }
 
   /** Starts draining, unless a drain is running (it will pick up what is pending now). */
@@ -50,7 +50,7 @@ export class Outbox {
    * `timeoutMs` (the change is committed in the object either way; only D1 is behind).
    */
   synced(change: number, timeoutMs: number): Promise<string | null> {
-    if (this.store.syncedThrough() >= change) return Promise.resolve(this.#bookmark);
+    if (this.store.pending.syncedThrough() >= change) return Promise.resolve(this.#bookmark);
     const { promise, resolve } = Promise.withResolvers<string | null>();
     const waiter = { change, resolve };
     this.#waiters.push(waiter);
@@ -66,7 +66,7 @@ export class Outbox {
   async #drainAll(): Promise<void> {
     clearTimeout(this.#retry);
     for (;;) {
-      const rows = this.store.pendingRows(ROWS_PER_BATCH);
+      const rows = this.store.pending.oldest(ROWS_PER_BATCH);
       if (rows.length === 0) return;
       const connection = this.connect();
       if (!connection) return this.#stall("the conversation's shard is frozen");
@@ -85,7 +85,7 @@ export class Outbox {
   }
 
   #wake(): void {
-    const through = this.store.syncedThrough();
+    const through = this.store.pending.syncedThrough();
     const ready = this.#waiters.filter((w) => w.change <= through);
     this.#waiters = this.#waiters.filter((w) => w.change > through);
     for (const waiter of ready) waiter.resolve(this.#bookmark);
