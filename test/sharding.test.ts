@@ -1,6 +1,6 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { getConfig } from "../src/http/config";
 import { parseShardMap, parseVirtualShardSet, virtualShardOf } from "../src/db/shard-map";
 import { deleteDeadRefreshTokens } from "../src/db/housekeeping";
@@ -112,13 +112,14 @@ describe("sharding", () => {
     expect(response.status).toBe(200);
     // Ownership, status, leaf, branch and budget are the objects': the Worker asks D1 nothing.
     expect(workerCalls).toEqual([]);
+    // The final frame waits at most 2 s for D1; on a loaded machine the final batch may land after it.
+    await vi.waitFor(() => expect(calls.at(-1)!.statements.find((s) => /^insert into "ai_responses"/i.test(s.sql))!.params).toContain("Completed"), {
+      timeout: 10_000,
+    });
     expect(calls.every((c) => c.writes)).toBe(true);
-    expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(calls.length).toBeLessThanOrEqual(2);
     expect(calls.every((c) => c.binding === bindingOf(user))).toBe(true);
     expect(calls[0]!.statements.some((s) => /^insert into "messages"/i.test(s.sql))).toBe(true);
-    const last = calls.at(-1)!.statements.find((s) => /^insert into "ai_responses"/i.test(s.sql))!;
-    expect(last.params).toContain("Completed");
     const listed = await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 });
     expect(listed.results[1].content.split(" ")).toHaveLength(400);
   });

@@ -43,7 +43,8 @@ export class ConversationObject extends DurableObject<Env> {
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
   readonly #runner = new TurnRunner(this.env, this.#store, this.#journal, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
-  #loading: Promise<void> | undefined;
+  /** Take-overs in flight, by the caller whose shard they read: another user's call must not answer for the owner's. */
+  readonly #loading = new Map<string, Promise<void>>();
   #alarmSet = false;
   #summarizing = false;
 
@@ -190,8 +191,12 @@ export class ConversationObject extends DurableObject<Env> {
    */
   async #find(userId: string, conversationId: string, create?: TurnSubmission["create"]): Promise<Conversation | null> {
     if (!this.#store.conversation() && !(create && !create.mayExist)) {
-      this.#loading ??= this.#takeOver(userId, conversationId).finally(() => (this.#loading = undefined));
-      await this.#loading;
+      let loading = this.#loading.get(userId);
+      if (!loading) {
+        loading = this.#takeOver(userId, conversationId).finally(() => this.#loading.delete(userId));
+        this.#loading.set(userId, loading);
+      }
+      await loading;
     }
     const conversation = this.#store.conversation() ?? create?.row ?? null;
     return conversation?.id === conversationId && conversation.userId === userId ? conversation : null;

@@ -22,6 +22,8 @@ interface Waiter {
  */
 export class Outbox {
   #running: Promise<void> | null = null;
+  /** A drain was asked for since the running one last looked: it looks again, or another starts. */
+  #requested = false;
   #failures = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #waiters: Waiter[] = [];
@@ -41,7 +43,13 @@ export class Outbox {
 
   /** Starts draining, unless a drain is running (it will pick up what is pending now). */
   drain(): Promise<void> {
-    this.#running ??= this.#drainAll().finally(() => (this.#running = null));
+    this.#requested = true;
+    // A drain that found nothing left settles a moment after it looked: one asked for in that
+    // moment starts again rather than waiting for the alarm.
+    this.#running ??= this.#drainAll().finally(() => {
+      this.#running = null;
+      if (this.#requested) void this.drain();
+    });
     return this.#running;
   }
 
@@ -66,6 +74,7 @@ export class Outbox {
   async #drainAll(): Promise<void> {
     clearTimeout(this.#retry);
     for (;;) {
+      this.#requested = false;
       const rows = this.store.pending.oldest(ROWS_PER_BATCH);
       if (rows.length === 0) return;
       const connection = this.connect();
@@ -93,6 +102,8 @@ export class Outbox {
 
   /** D1 refused or was unreachable: try again with backoff while the object lives, and from its alarm after a restart. */
   #stall(reason: string): void {
+    // The retry below is the next attempt: nothing asked for meanwhile may skip its backoff.
+    this.#requested = false;
     const delay = Math.min(MAX_RETRY_MS, 250 * 2 ** this.#failures++);
     log.warn("outbox could not write to D1; retrying", { reason, retry_ms: delay });
     this.#retry = setTimeout(() => this.drain(), delay);
