@@ -14,9 +14,11 @@ export default defineConfig(async () => {
             TEST_SHARD_MIGRATIONS: await migrationsOf("shard"),
             JWT_SECRET: "test-secret-that-is-long-enough-for-hs256-signing",
             OPENAI_API_KEY: "",
-            // Fast stand-in and short timeouts keep the suite quick; tests script slower cases.
+            // Fast stand-in and short timeouts keep the suite quick; tests script slower cases. The idle
+            // limit leaves room for a starved isolate: three files at once on two cores can stall a
+            // reply for over a second, which then failed as upstream_timeout.
             OFFLINE_MODEL_TOKEN_DELAY_MS: "2",
-            MODEL_IDLE_TIMEOUT_MS: "1000",
+            MODEL_IDLE_TIMEOUT_MS: "2500",
             MODEL_TIMEOUT_MS: "5000",
             MODEL_MAX_RETRIES: "0",
             MAX_MESSAGE_LENGTH: "2000",

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { getConfig } from "../src/http/config";
 import { call, callJson, countInShards, createUser, expectError, rowsInShards, shardOf, type TestUser } from "./helpers";
 import { collectFrames } from "./sse";
 
@@ -158,5 +159,23 @@ describe("long conversations", () => {
     expect(await counted(turn.ai_message.id)).toBe(3);
     await callJson(`/messages/${turn.user_message.id}/edit_message/`, { token: user.access, method: "PATCH", body: { content: "shorter" }, status: 200 });
     expect(await counted(turn.user_message.id)).toBeNull();
+  });
+});
+
+describe("output allowance", () => {
+  it("defaults to each model's own output limit (capped at half its window), not 1,024 tokens for every model", () => {
+    const { modelBudget } = getConfig({ ...env, MODEL_MAX_OUTPUT_TOKENS: "" } as Env);
+    expect(modelBudget("gpt-4o").maxOutputTokens).toBe(16_384);
+    expect(modelBudget("gpt-4.1").maxOutputTokens).toBe(32_768);
+    expect(modelBudget("gpt-4").maxOutputTokens).toBe(4_096);
+    // A configured table still wins.
+    expect(getConfig({ ...env, MODEL_MAX_OUTPUT_TOKENS: "gpt-4o:2000" } as Env).modelBudget("gpt-4o").maxOutputTokens).toBe(2_000);
+  });
+
+  it("lets a reply of 3,500 tokens finish on a model whose allowance is larger (gpt-4.1 here)", { timeout: 30_000 }, async () => {
+    const user = await createUser();
+    const { id } = await callJson("/conversations/", { token: user.access, body: { model_version: "gpt-4.1" }, status: 201 });
+    const turn = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=3500 delay=0] a long essay" }, status: 201 });
+    expect(turn.ai_response).toMatchObject({ status: "Completed", finish_reason: "stop", usage: { completion_tokens: 3500 } });
   });
 });

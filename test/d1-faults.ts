@@ -1,4 +1,3 @@
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { shardDatabases } from "./helpers";
 
@@ -42,18 +41,4 @@ export function faultyEnv(fault: BatchFault): Env {
     wrapped[name] = { ...db, prepare: db.prepare.bind(db), batch: db.batch.bind(db), withSession: (c?: string) => faultySession(db.withSession(c), fault) };
   }
   return wrapped as unknown as Env;
-}
-
-export const conversationStub = (conversationId: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(conversationId));
-
-/** Gives the running object of a conversation another `env` (D1 faults for its outbox), or its own back. */
-export async function setObjectEnv(conversationId: string, objectEnv: Env): Promise<void> {
-  await runInDurableObject(conversationStub(conversationId), (instance) => {
-    (instance as unknown as { env: Env }).env = objectEnv;
-  });
-}
-
-/** Slots the user's object holds (generation and listener leases). */
-export async function heldSlots(userId: string): Promise<number> {
-  return runInDurableObject(env.USER.get(env.USER.idFromName(userId)), (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM leases").one().n);
 }

@@ -1,7 +1,6 @@
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { call, callJson, countInShards, createUser, rowsInShards, shardOf } from "./helpers";
+import { call, callJson, conversationStub, countInShards, createUser, rowsInShards, shardOf } from "./helpers";
 import { deltaText, firstFrames, readFrames } from "./sse";
 
 // Its own file: aborting every Durable Object would disturb other tests' conversations.
@@ -80,8 +79,6 @@ it("recovers a regenerate cut off by a restart: the new sibling is interrupted, 
     "user: [stub: echo=history] and then?",
   ]);
 });
-
-const conversationStub = (conversationId: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(conversationId));
 
 async function storedReply(aiMessageId: string) {
   const [row] = await rowsInShards<{ content: string; status: string; error_code: string | null }>(

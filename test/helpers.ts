@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { getConfig } from "../src/http/config";
 import { shardDatabase } from "../src/db/client";
@@ -88,4 +89,18 @@ export async function countInShards(query: string, ...params: unknown[]): Promis
 export async function withinOneRateWindow(seconds = 15): Promise<void> {
   const left = 60_000 - (Date.now() % 60_000);
   if (left < seconds * 1000) await new Promise((resolve) => setTimeout(resolve, left + 50));
+}
+
+export const conversationStub = (conversationId: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(conversationId));
+
+/** Gives the running object of a conversation another `env` (D1 faults for its outbox), or its own back. */
+export async function setObjectEnv(conversationId: string, objectEnv: Env): Promise<void> {
+  await runInDurableObject(conversationStub(conversationId), (instance) => {
+    (instance as unknown as { env: Env }).env = objectEnv;
+  });
+}
+
+/** Slots the user's object holds (generation and listener leases). */
+export async function heldSlots(userId: string): Promise<number> {
+  return runInDurableObject(env.USER.get(env.USER.idFromName(userId)), (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM leases").one().n);
 }

@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { conversationStub, d1Down, d1DownAfter, faultyEnv, heldSlots, setObjectEnv } from "./d1-faults";
-import { call, callJson, createUser, rowsInShards } from "./helpers";
+import { d1Down, d1DownAfter, faultyEnv } from "./d1-faults";
+import { call, callJson, conversationStub, createUser, heldSlots, rowsInShards, setObjectEnv } from "./helpers";
 import { collectFrames, firstFrames } from "./sse";
 
 // Its own file: aborting every Durable Object would disturb other tests' conversations.

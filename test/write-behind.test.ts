@@ -1,10 +1,10 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { d1AnswersLost, d1Down, faultyEnv, heldSlots, conversationStub, setObjectEnv } from "./d1-faults";
+import { d1AnswersLost, d1Down, faultyEnv } from "./d1-faults";
 import { virtualShardOf } from "../src/db/shard-map";
 import { type D1Call, recordingEnv } from "./d1-recorder";
-import { call, callJson, countInShards, createUser, expectError, rowsInShards } from "./helpers";
+import { call, callJson, conversationStub, countInShards, createUser, expectError, heldSlots, rowsInShards, setObjectEnv } from "./helpers";
 import { collectFrames, deltaText, firstFrames } from "./sse";
 
 const storedRows = async (conversationId: string) => ({

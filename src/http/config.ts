@@ -92,9 +92,15 @@ export function getConfig(env: Env): AppConfig {
   return config;
 }
 
+/**
+ * The models' own output limits, when MODEL_MAX_OUTPUT_TOKENS does not say: a reply is cut only
+ * where the model would cut it (or at half its window), not at a round number for every model.
+ */
+const MODEL_OUTPUT_LIMITS = "gpt-4:4096,gpt-4o:16384,gpt-4o-mini:16384,gpt-4.1:32768,gpt-4.1-mini:32768,*:4096";
+
 function budgetLookup(env: Env): (model: string) => ModelBudget {
   const contextTokens = perModel(env.MODEL_CONTEXT_TOKENS, 8_192);
-  const maxOutputTokens = perModel(env.MODEL_MAX_OUTPUT_TOKENS, 1_024);
+  const maxOutputTokens = perModel(env.MODEL_MAX_OUTPUT_TOKENS?.trim() || MODEL_OUTPUT_LIMITS, 4_096);
   return (model) => {
     const context = contextTokens(model);
     // An allowance as large as the window would leave no room for a prompt.
