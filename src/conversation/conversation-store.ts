@@ -10,9 +10,8 @@ export interface MessageView {
   aiResponseStatus: AiResponse["status"] | null;
 }
 
-/** The kinds of rows the object holds, in the order their D1 writes must go (a row's references first). */
-export const ROW_KINDS = ["conversation", "message", "response", "summary"] as const;
-export type RowKind = (typeof ROW_KINDS)[number];
+/** The kinds of rows the object holds. */
+export type RowKind = "conversation" | "message" | "response" | "summary";
 
 /** A row D1 does not have in its latest version yet, as the outbox drains it. */
 export type PendingRow = {

@@ -27,7 +27,7 @@ export function turnResult(rows: TurnRows, failure: TurnFailure | null): TurnRes
   };
 }
 
-export function messageFrame(rows: TurnRows): Uint8Array {
+function messageFrame(rows: TurnRows): Uint8Array {
   return encodeFrame("message", frameId(rows.aiMessage.id, 0), {
     conversation: renderConversation(rows.conversation),
     user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),

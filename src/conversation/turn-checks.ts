@@ -18,7 +18,7 @@ export type TurnAsk =
 /** What a send does when a reply of the conversation is already in flight. */
 export type IfBusy = "queue" | "reject" | "interrupt";
 
-export function checkActive(conversation: Conversation): void {
+function checkActive(conversation: Conversation): void {
   if (conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to add messages.");
 }
 

@@ -21,9 +21,6 @@ export interface TurnRows {
   aiResponse: AiResponse;
 }
 
-/** How many orders a turn of this plan reserves: the user message (unless it exists) and the reply. */
-export const ordersNeeded = (plan: TurnPlan) => (plan.kind === "regenerate" ? 1 : 2);
-
 /**
  * The rows of a new turn. `parentId` is the current leaf for a send; `firstOrder` the first of the
  * orders reserved for it; `leafVersion` the version under which its reply becomes the current leaf.

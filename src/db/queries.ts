@@ -62,17 +62,3 @@ export async function loadOwnedMessage(db: Database, userId: string, id: string)
   if (!row) throw notFound("Message");
   return row;
 }
-
-const parentMessages = alias(messages, "parent_message");
-
-/** One of the user's messages with its conversation and its parent message (null for a first message). */
-export async function loadOwnedMessageInContext(db: Database, userId: string, id: string) {
-  const [row] = await db
-    .select({ message: messages, conversation: conversations, parent: parentMessages })
-    .from(messages)
-    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
-    .leftJoin(parentMessages, eq(parentMessages.id, messages.parentId))
-    .where(and(eq(messages.id, id), eq(messages.userId, userId)));
-  if (!row) throw notFound("Message");
-  return row;
-}

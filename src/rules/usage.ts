@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { usageDaily } from "../db/schema";
 
@@ -18,9 +18,3 @@ export async function usageToday(db: Database, userId: string): Promise<{ day: s
   return { day, tokens: row?.tokens ?? 0, resetsAt: nextMidnight(now) };
 }
 
-/** Adds `tokens` to the user's count for the day of `at`: one statement, for the batch that stores what was spent. */
-export const addUsage = (db: Database, userId: string, tokens: number, at: string) =>
-  db
-    .insert(usageDaily)
-    .values({ userId, day: at.slice(0, 10), tokens })
-    .onConflictDoUpdate({ target: [usageDaily.userId, usageDaily.day], set: { tokens: sql`${usageDaily.tokens} + excluded.tokens` } });
