@@ -13,6 +13,7 @@ import { BOOKMARK_HEADER, bookmarkHeader } from "./db/request-session";
 import { getConfig } from "./http/config";
 import { ApiError, type ErrorCode } from "./http/errors";
 import { log, setLogLevel } from "./lib/log";
+import { RegistryError } from "./model/registry";
 import { authRoutes } from "./routes/auth";
 import { chatRoutes } from "./routes/chat";
 import { conversationRoutes } from "./routes/conversations";
@@ -128,6 +129,10 @@ export function createApp() {
     if (error instanceof ApiError) return errorResponse(c, error);
     const known = error instanceof HTTPException ? fromHttpException(error) : null;
     if (known) return errorResponse(c, known);
+    if (error instanceof RegistryError) {
+      log.error("the model registry is invalid", error, { request_id: c.get("requestId") });
+      return errorResponse(c, new ApiError("misconfigured", `The server's model registry is invalid: ${error.message}`));
+    }
     log.error("unhandled error", error, { request_id: c.get("requestId") });
     return errorResponse(c, new ApiError("internal_error", "Internal server error."));
   });

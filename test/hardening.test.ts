@@ -119,7 +119,7 @@ describe("cost and concurrency caps", () => {
       tight,
     );
     const error = await expectError(refused, 429, "budget_exceeded");
-    expect(error.details).toEqual({ daily_limit: spent, tokens_used: spent, resets_at: usage.resets_at });
+    expect(error.details).toEqual({ daily_limit: spent, tokens_used: spent, daily_cost_limit_usd: null, cost_usd: 0, resets_at: usage.resets_at });
     expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
     const stored = await countInShards("SELECT count(*) AS n FROM messages WHERE conversation_id = ?", first.conversation.id);
     expect(stored).toBe(4);

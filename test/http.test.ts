@@ -94,11 +94,13 @@ describe("API documentation", () => {
   });
 
   it("lists the allowed models without authentication", async () => {
-    expect(await callJson("/models/", { status: 200 })).toEqual({
+    const listed = await callJson("/models/", { status: 200 });
+    expect(listed).toMatchObject({
       default_model: "gpt-4",
       // ALLOWED_MODELS of vitest.config.ts
       allowed_models: ["gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "small-window"],
     });
+    expect(listed.models.map((model: { id: string }) => model.id)).toEqual(listed.allowed_models);
   });
 
   it("serves an API reference page", async () => {

@@ -42,7 +42,7 @@ export class ConversationObject extends DurableObject<Env> {
   readonly #ledger = new UserLedger(this.ctx.storage.sql, this.env, () => this.#ensureAlarm());
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
-  readonly #runner = new TurnRunner(this.env, this.#store, this.#journal, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
+  readonly #runner = new TurnRunner(() => this.env, this.#store, this.#journal, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
   /** Take-overs in flight, by the caller whose shard they read: another user's call must not answer for the owner's. */
   readonly #loading = new Map<string, Promise<void>>();
   #alarmSet = false;
@@ -130,7 +130,7 @@ export class ConversationObject extends DurableObject<Env> {
   async update(userId: string, conversationId: string, fields: ConversationFields): Promise<Committed<Conversation> | Refusal> {
     const conversation = await this.#find(userId, conversationId);
     if (!conversation) return toRefusal(notFound("Conversation"));
-    return this.#apply(() => updatedConversation(this.#store, conversation, fields, nowIso()), (row) => this.#store.saveConversation(row));
+    return this.#apply(() => updatedConversation(this.#store, conversation, fields, getConfig(this.env).modelEntry(conversation.modelVersion), nowIso()), (row) => this.#store.saveConversation(row));
   }
 
   async editMessage(userId: string, conversationId: string, messageId: string, content: string): Promise<Committed<Message> | Refusal> {
@@ -229,7 +229,7 @@ export class ConversationObject extends DurableObject<Env> {
     const { maxListenersPerTurn, maxListenersPerUser, maxQueuedTurns, model } = getConfig(this.env);
     if (turn.listeners.size >= maxListenersPerTurn) return refuse("rate_limited", `This reply already has ${maxListenersPerTurn} listeners.`, { "Retry-After": "5" });
     const lease = newId();
-    const admission = await this.#ledger.acquire({ userId, kind: "listener", leaseId: lease, limit: maxListenersPerUser, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: 0 });
+    const admission = await this.#ledger.acquire({ userId, kind: "listener", leaseId: lease, limit: maxListenersPerUser, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: 0, dailyCostUsd: 0 });
     if (!admission.ok) return refuse("rate_limited", `You already have ${maxListenersPerUser} streams open; close one first.`, { "Retry-After": "5" });
     if (turn.phase === "finished") {
       // It ended while the slot was being taken.

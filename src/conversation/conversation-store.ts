@@ -21,8 +21,8 @@ export type PendingRow = {
   version: number;
 };
 
-/** A summary as the object holds it: with the tokens writing it cost, which D1's usage_daily gets with it. */
-export type StoredSummary = Summary & { spentTokens?: number };
+/** A summary as the object holds it: with the tokens (and dollars) writing it cost, which D1's usage_daily gets with it. */
+export type StoredSummary = Summary & { spentTokens?: number; spentCostUsd?: number };
 
 type MessageRow = {
   id: string;

@@ -21,19 +21,19 @@ function upsert(table: SQLiteTable, update: string[]) {
   return (connection: Connection, row: Row) => connection.prepare(query).bind(...values(row));
 }
 
-const upsertConversation = upsert(conversations, ["title", "titleSearch", "status", "modelVersion", "systemPrompt", "currentLeafId", "leafVersion", "forkedFromConversationId", "forkedFromMessageId", "updatedAt"]);
+const upsertConversation = upsert(conversations, ["title", "titleSearch", "status", "modelVersion", "systemPrompt", "maxOutputTokens", "currentLeafId", "leafVersion", "forkedFromConversationId", "forkedFromMessageId", "updatedAt"]);
 // Text and deletion apart: the search index's trigger fires on any write of those columns, and a
 // turn rewrites its user message only for its token count.
 const upsertMessage = upsert(messages, ["tokens", "isEdited"]);
 // Feedback is the owner's, written by its route: never overwritten here.
-const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "finishReason", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
+const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "finishReason", "maxOutputTokens", "provider", "attempts", "costUsd", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
 const insertSummary = upsert(summaries, []);
 
 const MESSAGE_TEXT = `UPDATE "messages" SET "content" = ?, "is_deleted" = ? WHERE "id" = ? AND ("content" <> ? OR "is_deleted" <> ?)`;
 
-/** Adds tokens to a user's day, unless the row it pays for is already stored (finished): the first write that stores it counts. */
-const usageUnless = (paidFor: string) => `INSERT INTO "usage_daily" ("user_id", "day", "tokens") SELECT ?, ?, ? WHERE NOT EXISTS (${paidFor})
-  ON CONFLICT ("user_id", "day") DO UPDATE SET "tokens" = "tokens" + excluded."tokens"`;
+/** Adds tokens and cost to a user's day, unless the row it pays for is already stored (finished): the first write that stores it counts. */
+const usageUnless = (paidFor: string) => `INSERT INTO "usage_daily" ("user_id", "day", "tokens", "cost_usd") SELECT ?, ?, ?, ? WHERE NOT EXISTS (${paidFor})
+  ON CONFLICT ("user_id", "day") DO UPDATE SET "tokens" = "tokens" + excluded."tokens", "cost_usd" = "cost_usd" + excluded."cost_usd"`;
 const USAGE_FOR_RESPONSE = usageUnless(`SELECT 1 FROM "ai_responses" WHERE "id" = ? AND "status" <> 'Generating'`);
 const USAGE_FOR_SUMMARY = usageUnless(`SELECT 1 FROM "summaries" WHERE "id" = ?`);
 
@@ -47,13 +47,13 @@ export const messageWrites = (connection: Connection, row: Message) => {
 /** A response, and with its first write as finished, what it cost its user. */
 export const responseWrites = (connection: Connection, row: AiResponse) => [
   ...(row.status !== "Generating" && row.totalTokens
-    ? [connection.prepare(USAGE_FOR_RESPONSE).bind(row.userId, row.completedAt!.slice(0, 10), row.totalTokens, row.id)]
+    ? [connection.prepare(USAGE_FOR_RESPONSE).bind(row.userId, row.completedAt!.slice(0, 10), row.totalTokens, row.costUsd ?? 0, row.id)]
     : []),
   upsertResponse(connection, row),
 ];
 
 /** A summary, and with its first write, what writing it cost its user. */
-export const summaryWrites = (connection: Connection, row: Summary, userId: string, spentTokens: number | undefined) => [
-  ...(spentTokens ? [connection.prepare(USAGE_FOR_SUMMARY).bind(userId, row.createdAt.slice(0, 10), spentTokens, row.id)] : []),
+export const summaryWrites = (connection: Connection, row: Summary, userId: string, spent: { tokens?: number; costUsd?: number }) => [
+  ...(spent.tokens ? [connection.prepare(USAGE_FOR_SUMMARY).bind(userId, row.createdAt.slice(0, 10), spent.tokens, spent.costUsd ?? 0, row.id)] : []),
   insertSummary(connection, row),
 ];

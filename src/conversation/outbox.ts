@@ -115,7 +115,7 @@ export class Outbox {
     if (kind === "conversation") return conversationWrites(connection, this.store.conversation()!);
     if (kind === "message") return messageWrites(connection, this.store.message(id)!);
     if (kind === "response") return responseWrites(connection, this.store.response(id)!);
-    const { spentTokens, ...summary } = this.store.summary(id)!;
-    return summaryWrites(connection, summary, this.store.conversation()!.userId, spentTokens);
+    const { spentTokens, spentCostUsd, ...summary } = this.store.summary(id)!;
+    return summaryWrites(connection, summary, this.store.conversation()!.userId, { tokens: spentTokens, costUsd: spentCostUsd });
   }
 }

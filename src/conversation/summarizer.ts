@@ -3,7 +3,8 @@ import { newId, nowIso } from "../lib/ids";
 import { log } from "../lib/log";
 import { type BranchMessage, type BranchSummary, estimateTokens } from "./context-window";
 import type { ConversationStore } from "./conversation-store";
-import { completeChat, getModelClient } from "../model/model";
+import { costUsd } from "../model/cost";
+import { completeChat } from "../model/model";
 import { summaryRequest } from "./summary-request";
 import type { UserLedger } from "./user-ledger";
 
@@ -14,11 +15,12 @@ import type { UserLedger } from "./user-ledger";
  */
 export async function summarize(env: Env, store: ConversationStore, ledger: UserLedger, previous: BranchSummary | null, dropped: BranchMessage[], model: string): Promise<void> {
   const config = getConfig(env);
+  const entry = config.modelEntry(model);
   const request = summaryRequest(previous, dropped, config.modelBudget(model));
   if (!request) return;
   const { id: conversationId, userId } = store.conversation()!;
   try {
-    const { content, completionTokens, totalTokens } = await completeChat(getModelClient(config), model, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs));
+    const { content, promptTokens, completionTokens, totalTokens } = await completeChat(config, entry, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs));
     if (!content.trim()) throw new Error("the model returned an empty summary");
     const summary = {
       id: newId(),
@@ -29,8 +31,9 @@ export async function summarize(env: Env, store: ConversationStore, ledger: User
       tokens: completionTokens ?? estimateTokens(content),
       createdAt: nowIso(),
     };
-    store.saveSummary({ ...summary, spentTokens: totalTokens });
-    ledger.charge(summary.id, userId, totalTokens);
+    const spentCostUsd = costUsd(entry.price, promptTokens, completionTokens ?? 0) ?? 0;
+    store.saveSummary({ ...summary, spentTokens: totalTokens, spentCostUsd });
+    ledger.charge(summary.id, userId, totalTokens, spentCostUsd);
     log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
   } catch (error) {
     log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) });

@@ -4,16 +4,22 @@ import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } 
 import type { Admission } from "../user/user-object";
 import { selectContext } from "./context-window";
 import type { ConversationStore } from "./conversation-store";
-import type { TurnPlan } from "./turn-rows";
+import type { ModelEntry } from "../model/registry";
+import { checkedAllowance } from "../rules/conversation-rules";
+import type { TurnPlan, TurnSteps } from "./turn-rows";
 
 /** A turn as a route asks for it, before the object resolves the messages it names. */
-export type TurnAsk =
-  /** A new user message after the current leaf (add_message, start_conversation, a chat send). */
-  | { kind: "send"; content: string; replyTo: string | null }
+export type TurnAsk = (
+  | /** A new user message after the current leaf (add_message, start_conversation, a chat send). */
+  { kind: "send"; content: string; replyTo: string | null }
   /** Edit-and-resend of the user message `messageId`. */
   | { kind: "resend"; messageId: string; content: string }
   /** A new reply beside the AI message `messageId`; null: the current leaf (a chat's regenerate). */
-  | { kind: "regenerate"; messageId: string | null; model: string | null };
+  | { kind: "regenerate"; messageId: string | null; model: string | null }
+) & {
+  /** A smaller output allowance for this turn than the conversation's or the model's. */
+  maxOutputTokens?: number | null;
+};
 
 /** What a send does when a reply of the conversation is already in flight. */
 export type IfBusy = "queue" | "reject" | "interrupt";
@@ -25,15 +31,19 @@ function checkActive(conversation: Conversation): void {
 /** The stored turn `ask` names, checked against what the object holds; an ApiError says why not. */
 export function planTurn(env: Env, store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnPlan {
   checkActive(conversation);
-  const plan = resolve(store, conversation, ask);
-  checkFitsContext(env, conversation, plan);
+  const steps = resolve(store, conversation, ask);
+  const model = getConfig(env).modelEntry((steps.kind === "regenerate" && steps.model) || conversation.modelVersion);
+  // The turn's own ask must fit the model; the conversation's, set for another model perhaps, is capped.
+  const maxOutputTokens = ask.maxOutputTokens != null ? checkedAllowance(model, ask.maxOutputTokens) : Math.min(conversation.maxOutputTokens ?? Infinity, model.maxOutputTokens);
+  const plan = { ...steps, maxOutputTokens };
+  checkFitsContext(conversation, plan, model);
   return plan;
 }
 
-function resolve(store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnPlan {
+function resolve(store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnSteps {
   if (ask.kind === "send") {
     if (ask.replyTo !== null && !store.message(ask.replyTo)) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    return ask;
+    return { kind: "send", content: ask.content, replyTo: ask.replyTo };
   }
   const messageId = ask.kind === "regenerate" ? (ask.messageId ?? conversation.currentLeafId) : ask.messageId;
   const message = messageId === null ? null : store.message(messageId);
@@ -50,25 +60,36 @@ function resolve(store: ConversationStore, conversation: Conversation, ask: Turn
 }
 
 /** A message that cannot fit the model's window even with no history is refused before anything is stored. */
-function checkFitsContext(env: Env, conversation: Conversation, plan: TurnPlan): void {
-  const model = (plan.kind === "regenerate" && plan.model) || conversation.modelVersion;
+function checkFitsContext(conversation: Conversation, plan: TurnPlan, model: ModelEntry): void {
   const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
   const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null }], summary: null };
-  if (!selectContext(conversation.systemPrompt, alone, getConfig(env).modelBudget(model))) {
-    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model}.`);
+  if (!selectContext(conversation.systemPrompt, alone, { contextTokens: model.contextWindow, maxOutputTokens: plan.maxOutputTokens })) {
+    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model.id}.`);
   }
 }
 
 export const refuse = (code: ErrorCode, message: string, headers?: Record<string, string>): Refusal => ({ kind: "rejected", code, message, headers });
 
 /** Why the user's object refused a turn's slot: all of the user's slots are taken, or the day's budget is spent. */
-export function admissionRefusal(admission: Exclude<Admission, { ok: true }>, limits: { maxConcurrentGenerations: number; userDailyTokens: number }): Refusal {
+export function admissionRefusal(
+  admission: Exclude<Admission, { ok: true }>,
+  limits: { maxConcurrentGenerations: number; userDailyTokens: number; userDailyCostUsd: number },
+): Refusal {
   if (admission.reason === "busy") {
     return refuse("rate_limited", `You already have ${limits.maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`, { "Retry-After": "5" });
   }
+  const { used } = admission;
+  const outOfTokens = limits.userDailyTokens > 0 && used.tokens >= limits.userDailyTokens;
+  const what = outOfTokens ? `${limits.userDailyTokens} tokens` : `$${limits.userDailyCostUsd} budget`;
   return toRefusal(
-    new ApiError("budget_exceeded", `You have used your ${limits.userDailyTokens} tokens for today; the budget resets at ${admission.resetsAt}.`, {
-      details: { daily_limit: limits.userDailyTokens, tokens_used: admission.used, resets_at: admission.resetsAt },
+    new ApiError("budget_exceeded", `You have used your ${what} for today; the budget resets at ${admission.resetsAt}.`, {
+      details: {
+        daily_limit: limits.userDailyTokens > 0 ? limits.userDailyTokens : null,
+        tokens_used: used.tokens,
+        daily_cost_limit_usd: limits.userDailyCostUsd > 0 ? limits.userDailyCostUsd : null,
+        cost_usd: used.costUsd,
+        resets_at: admission.resetsAt,
+      },
       headers: { "Retry-After": String(Math.ceil((Date.parse(admission.resetsAt) - Date.now()) / 1000)) },
     }),
   );

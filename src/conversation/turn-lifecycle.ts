@@ -6,6 +6,7 @@ import { ownMessageTokens } from "./context-window";
 import type { TurnSubmission } from "./contract";
 import type { ConversationStore } from "./conversation-store";
 import { LiveTurn } from "./live-turn";
+import { costUsd } from "../model/cost";
 import { TurnFailure } from "../model/model";
 import type { Outbox } from "./outbox";
 import { planTurn } from "./turn-checks";
@@ -29,7 +30,8 @@ export type TurnCheck = { kind: "accept"; plan: TurnPlan } | { kind: "replay"; a
  */
 export class TurnRunner {
   constructor(
-    private readonly env: Env,
+    /** The object's env as it is now: a test may give a running object another. */
+    private readonly currentEnv: () => Env,
     private readonly store: ConversationStore,
     private readonly journal: TurnJournal,
     private readonly outbox: Outbox,
@@ -40,6 +42,10 @@ export class TurnRunner {
     /** Runs once a turn's end is committed: its last frame, its summary. */
     private readonly afterTurn: (turn: LiveTurn) => Promise<void>,
   ) {}
+
+  private get env(): Env {
+    return this.currentEnv();
+  }
 
   generating(): LiveTurn | undefined {
     for (const turn of this.turns.values()) if (turn.phase === "generating") return turn;
@@ -145,7 +151,9 @@ export class TurnRunner {
     const { rows, failure } = turn;
     const finishedAt = nowIso();
     const { aiResponse } = rows;
+    const { price } = getConfig(this.env).modelEntry(turn.model);
     Object.assign(aiResponse, {
+      costUsd: aiResponse.promptTokens === null ? null : costUsd(price, aiResponse.promptTokens, aiResponse.completionTokens ?? 0),
       status: failure ? "Error" : "Completed",
       errorCode: failure?.code ?? null,
       errorMessage: failure?.message ?? null,
@@ -161,10 +169,14 @@ export class TurnRunner {
     rows.conversation = { ...this.store.conversation()!, updatedAt: finishedAt };
     this.store.saveConversation(rows.conversation);
     this.journal.close(rows.aiMessage.id);
-    this.ledger.settle(turn.lease, aiResponse.totalTokens ?? 0);
+    this.ledger.settle(turn.lease, aiResponse.totalTokens ?? 0, aiResponse.costUsd ?? 0);
     this.turns.delete(rows.aiMessage.id);
     log.info("model call", {
       model: aiResponse.model,
+      provider: aiResponse.provider,
+      attempts: aiResponse.attempts?.length ?? 0,
+      failovers: aiResponse.attempts?.filter((attempt) => attempt.outcome !== "ok").length ?? 0,
+      cost_usd: aiResponse.costUsd,
       outcome: failure?.code ?? "completed",
       finish_reason: aiResponse.finishReason,
       prompt_tokens: aiResponse.promptTokens,

@@ -2,8 +2,11 @@ import { titleFromMessage } from "../rules/conversation-rules";
 import type { AiResponse, Conversation, Message } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
 
+/** What a turn adds to the conversation tree, and the output allowance its reply gets. */
+export type TurnPlan = TurnSteps & { maxOutputTokens: number };
+
 /** What a turn adds to the conversation tree. */
-export type TurnPlan =
+export type TurnSteps =
   /** A new user message after the current leaf (add_message, start_conversation). */
   | { kind: "send"; content: string; replyTo: string | null }
   /** A new user message beside `original` (same parent), with its own reply: edit-and-resend. */
@@ -57,6 +60,10 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       completionTokens: null,
       totalTokens: null,
       finishReason: null,
+      maxOutputTokens: plan.maxOutputTokens,
+      provider: null,
+      attempts: null,
+      costUsd: null,
       contextFirstOrder: null,
       contextMessages: null,
       contextSummaryThroughOrder: null,

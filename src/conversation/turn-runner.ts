@@ -2,13 +2,13 @@ import type { AppConfig } from "../http/config";
 import { log } from "../lib/log";
 import { type ContextSelection, RETRY_TIGHTENING, selectContext } from "./context-window";
 import type { LiveTurn } from "./live-turn";
-import { classifyModelError, getModelClient, isContextLengthError, streamChat, TurnFailure } from "../model/model";
+import { classifyModelError, isContextLengthError, streamChat, TurnFailure } from "../model/model";
 import type { TurnJournal } from "./turn-journal";
 import { Watchdog } from "./watchdog";
 
 /** Chooses what of the turn's branch fits `tighten` of the model's window, and records it on the response. */
 export function chooseContext(turn: LiveTurn, config: AppConfig, tighten: number): ContextSelection {
-  const selection = selectContext(turn.systemPrompt, turn.branch!, config.modelBudget(turn.model), tighten);
+  const selection = selectContext(turn.systemPrompt, turn.branch!, turnBudget(turn, config), tighten);
   if (!selection) throw new TurnFailure("context_length_exceeded", "The message does not fit in the model's context window.");
   turn.selection = selection;
   Object.assign(turn.rows.aiResponse, {
@@ -17,6 +17,12 @@ export function chooseContext(turn: LiveTurn, config: AppConfig, tighten: number
     contextSummaryThroughOrder: selection.window.summaryThroughOrder,
   });
   return selection;
+}
+
+/** The model's window, and the output allowance the turn asked for (at most the model's own). */
+function turnBudget(turn: LiveTurn, config: AppConfig) {
+  const budget = config.modelBudget(turn.model);
+  return { ...budget, maxOutputTokens: Math.min(budget.maxOutputTokens, turn.rows.aiResponse.maxOutputTokens ?? Infinity) };
 }
 
 /** Calls the model for a turn whose branch is set and fans its deltas out; any failure ends up in `turn.failure`. */
@@ -49,10 +55,14 @@ export async function streamReply(turn: LiveTurn, config: AppConfig, journal: Tu
 /** One model call with the prompt of `selection`. */
 async function callModel(turn: LiveTurn, selection: ContextSelection, config: AppConfig, journal: TurnJournal, watchdog: Watchdog): Promise<void> {
   const { aiResponse, aiMessage } = turn.rows;
-  const maxTokens = config.modelBudget(turn.model).maxOutputTokens;
-  for await (const event of streamChat(getModelClient(config), turn.model, selection.prompt, maxTokens, turn.abort.signal)) {
+  const { maxOutputTokens } = turnBudget(turn, config);
+  aiResponse.maxOutputTokens = maxOutputTokens;
+  aiResponse.attempts ??= [];
+  const attempts = aiResponse.attempts;
+  for await (const event of streamChat(config, config.modelEntry(turn.model), selection.prompt, maxOutputTokens, turn.abort.signal, attempts, () => watchdog.touch())) {
     const now = watchdog.touch();
     if (event.type === "open") {
+      aiResponse.provider = event.provider;
       turn.streaming();
     } else if (event.type === "model") {
       // The upstream's own name for the model that answered, e.g. a dated snapshot.

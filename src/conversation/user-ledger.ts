@@ -1,6 +1,7 @@
 import type { AdmitRequest, LeaseKind, Settlement } from "../user/user-object";
 import { userObject } from "../user/user-object";
 import { log } from "../lib/log";
+import { addColumnIfMissing } from "../lib/sqlite-columns";
 
 /**
  * The user slots a conversation object holds and what it owes the user's object, in its own
@@ -28,6 +29,7 @@ export class UserLedger {
   ) {
     this.#sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS user_ledger (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL, settle INTEGER NOT NULL, tokens INTEGER NOT NULL)`);
+    addColumnIfMissing(sql, "user_ledger", "cost_usd", "REAL NOT NULL DEFAULT 0");
   }
 
   /** Journals the slot, then asks the user's object for it; a refused slot leaves no trace. */
@@ -55,17 +57,17 @@ export class UserLedger {
     this.flush();
   }
 
-  /** The slot's turn or listener ended, having spent `tokens`. */
-  settle(leaseId: string, tokens: number): void {
+  /** The slot's turn or listener ended, having spent `tokens` (and `costUsd`). */
+  settle(leaseId: string, tokens: number, costUsd = 0): void {
     this.#owedChanges++;
-    this.#sql.exec(`UPDATE user_ledger SET settle = 1, tokens = ? WHERE id = ?`, tokens, leaseId);
+    this.#sql.exec(`UPDATE user_ledger SET settle = 1, tokens = ?, cost_usd = ? WHERE id = ?`, tokens, costUsd, leaseId);
     this.flush();
   }
 
   /** Tokens spent without a slot (a summary), counted once under `id`. */
-  charge(id: string, userId: string, tokens: number): void {
+  charge(id: string, userId: string, tokens: number, costUsd: number): void {
     this.#owedChanges++;
-    this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, 'charge', 1, ?)`, id, userId, tokens);
+    this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens, cost_usd) VALUES (?, ?, 'charge', 1, ?, ?)`, id, userId, tokens, costUsd);
     this.flush();
   }
 
@@ -85,9 +87,9 @@ export class UserLedger {
     this.#acknowledged.clear();
   }
 
-  #owed(): { id: string; user_id: string; tokens: number }[] {
+  #owed(): { id: string; user_id: string; tokens: number; cost_usd: number }[] {
     return this.#sql
-      .exec<{ id: string; user_id: string; tokens: number }>(`SELECT id, user_id, tokens FROM user_ledger WHERE settle = 1`)
+      .exec<{ id: string; user_id: string; tokens: number; cost_usd: number }>(`SELECT id, user_id, tokens, cost_usd FROM user_ledger WHERE settle = 1`)
       .toArray()
       .filter((row) => !this.#acknowledged.has(row.id));
   }
@@ -104,7 +106,7 @@ export class UserLedger {
       const rows = this.#owed();
       const userId = rows[0]?.user_id;
       if (userId === undefined) return;
-      const settlements: Settlement[] = rows.filter((row) => row.user_id === userId).map(({ id, tokens }) => ({ id, tokens }));
+      const settlements: Settlement[] = rows.filter((row) => row.user_id === userId).map(({ id, tokens, cost_usd }) => ({ id, tokens, costUsd: cost_usd }));
       try {
         await userObject(this.env, userId).settle(settlements);
       } catch (error) {

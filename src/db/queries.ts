@@ -43,6 +43,8 @@ export const messageStatusColumns = {
     promptTokens: replyResponses.promptTokens,
     feedbackRating: replyResponses.feedbackRating,
     feedbackComment: replyResponses.feedbackComment,
+    provider: replyResponses.provider,
+    costUsd: replyResponses.costUsd,
   },
   aiResponseStatus: sql<AiResponse["status"] | null>`(
     SELECT r.status FROM ai_responses r WHERE r.message_id = ${messages.id} ORDER BY r.id DESC LIMIT 1)`,

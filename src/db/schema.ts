@@ -4,10 +4,18 @@ import {
   index,
   integer,
   primaryKey,
+  real,
   sqliteTable,
   text,
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
+
+/** One provider tried for a reply: how it went ("ok", "http_<status>", "timeout", "connection_error"), and how long it took to answer or fail. */
+export interface Attempt {
+  provider: string;
+  outcome: string;
+  ms: number;
+}
 
 const timestampColumn = (name: string) =>
   text(name)
@@ -38,6 +46,8 @@ export const conversations = sqliteTable(
     status: text({ enum: conversationStatuses }).notNull().default("Active"),
     modelVersion: text("model_version").notNull(),
     systemPrompt: text("system_prompt"),
+    /** An output allowance below the model's for every reply of the conversation; null: the model's. */
+    maxOutputTokens: integer("max_output_tokens"),
     /** The last message of the branch shown and continued by default; null before the first message. */
     currentLeafId: text("current_leaf_id"),
     /**
@@ -119,6 +129,13 @@ export const aiResponses = sqliteTable(
     totalTokens: integer("total_tokens"),
     /** The provider's finish_reason: stop, length, content_filter, ... */
     finishReason: text("finish_reason"),
+    /** The output allowance sent upstream (max_tokens). */
+    maxOutputTokens: integer("max_output_tokens"),
+    /** The registry's provider that answered, and every provider tried for it, in order. */
+    provider: text(),
+    attempts: text({ mode: "json" }).$type<Attempt[]>(),
+    /** What the reply cost at the model's prices, in USD; null when the model has no price or no usage came. */
+    costUsd: real("cost_usd"),
     /** What the model was given: the branch from this order on, that many messages, after a summary through that order. */
     contextFirstOrder: integer("context_first_order"),
     contextMessages: integer("context_messages"),
@@ -182,6 +199,7 @@ export const usageDaily = sqliteTable(
     userId: text("user_id").notNull(),
     day: text().notNull(),
     tokens: integer().notNull().default(0),
+    costUsd: real("cost_usd").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.userId, t.day] })],
 );

@@ -1,4 +1,5 @@
 import { parseShardMap, parseVirtualShardSet, type ShardMap } from "../db/shard-map";
+import { type ModelEntry, type ModelRegistry, type Provider, parseRegistry, registryOf, STAND_IN_BASE_URL } from "../model/registry";
 
 /** Settings read from wrangler vars and secrets, parsed once per `env` object. */
 export interface AppConfig {
@@ -6,8 +7,12 @@ export interface AppConfig {
   shardMap: ShardMap;
   /** Virtual shards being moved to another database: their users' writes answer 503 meanwhile. */
   frozenVirtualShards: ReadonlySet<number>;
+  /** The models and their providers (PROVIDERS and MODELS, or the one-provider shorthand). */
+  registry: ModelRegistry;
   allowedModels: readonly string[];
   defaultModel: string;
+  /** The registry's entry of a model; a model no longer listed (an older conversation's) answers as the default. */
+  modelEntry: (model: string) => ModelEntry;
   maxMessageLength: number;
   allowedOrigins: readonly string[];
   /** Where clients reach the API (PUBLIC_URL), for links in responses; null: the request's own URL. */
@@ -18,12 +23,16 @@ export interface AppConfig {
   maxListenersPerUser: number;
   /** Tokens one user may spend per UTC day; 0: no limit. */
   userDailyTokens: number;
+  /** Dollars one user may spend per UTC day, at the registry's prices; 0: no limit. */
+  userDailyCostUsd: number;
   /** The context window and the output allowance of a model, in tokens. */
   modelBudget: (model: string) => ModelBudget;
   model: {
-    apiKey: string | undefined;
-    baseURL: string;
     timeoutMs: number;
+    /** How long a provider may take to send its first byte before the turn fails over. */
+    firstByteTimeoutMs: number;
+    /** How long a provider that failed CIRCUIT_FAILURES times in a row is tried only after the others. */
+    circuitOpenMs: number;
     idleTimeoutMs: number;
     maxRetries: number;
     offlineTokenDelayMs: number;
@@ -53,6 +62,11 @@ function positiveInt(value: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n >= 0 ? n : fallback;
 }
 
+function positiveNumber(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
 const commaList = (value: string) =>
   value
     .split(",")
@@ -62,13 +76,15 @@ const commaList = (value: string) =>
 export function getConfig(env: Env): AppConfig {
   let config = parsed.get(env);
   if (!config) {
-    const allowedModels = commaList(env.ALLOWED_MODELS ?? "gpt-4");
-    const defaultModel = env.DEFAULT_MODEL?.trim() || "gpt-4";
+    const registry = parseRegistry(env as unknown as Record<string, unknown>) ?? shorthandRegistry(env);
+    const defaultEntry = registry.models[0]!;
     config = {
       shardMap: parseShardMap(env.SHARD_MAP ?? ""),
       frozenVirtualShards: parseVirtualShardSet(env.FROZEN_VIRTUAL_SHARDS ?? ""),
-      allowedModels: allowedModels.includes(defaultModel) ? allowedModels : [defaultModel, ...allowedModels],
-      defaultModel,
+      registry,
+      allowedModels: registry.models.map((model) => model.id),
+      defaultModel: defaultEntry.id,
+      modelEntry: (model) => registry.model(model) ?? defaultEntry,
       maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),
       allowedOrigins: commaList(env.ALLOWED_ORIGINS ?? ""),
       publicUrl: URL.canParse(env.PUBLIC_URL ?? "") ? new URL(env.PUBLIC_URL) : null,
@@ -77,11 +93,15 @@ export function getConfig(env: Env): AppConfig {
       maxListenersPerTurn: positiveInt(env.MAX_LISTENERS_PER_TURN, 10),
       maxListenersPerUser: positiveInt(env.MAX_LISTENERS_PER_USER, 50),
       userDailyTokens: positiveInt(env.USER_DAILY_TOKENS, 2_000_000),
-      modelBudget: budgetLookup(env),
+      userDailyCostUsd: positiveNumber(env.USER_DAILY_COST_USD, 0),
+      modelBudget: (model) => {
+        const entry = registry.model(model) ?? defaultEntry;
+        return { contextTokens: entry.contextWindow, maxOutputTokens: entry.maxOutputTokens };
+      },
       model: {
-        apiKey: env.OPENAI_API_KEY?.trim() || undefined,
-        baseURL: env.OPENAI_BASE_URL?.trim() || "https://api.openai.com/v1",
         timeoutMs: positiveInt(env.MODEL_TIMEOUT_MS, 120_000),
+        firstByteTimeoutMs: positiveInt(env.PROVIDER_FIRST_BYTE_TIMEOUT_MS, 15_000),
+        circuitOpenMs: positiveInt(env.PROVIDER_CIRCUIT_OPEN_MS, 30_000),
         idleTimeoutMs: positiveInt(env.MODEL_IDLE_TIMEOUT_MS, 30_000),
         maxRetries: positiveInt(env.MODEL_MAX_RETRIES, 1),
         offlineTokenDelayMs: positiveInt(env.OFFLINE_MODEL_TOKEN_DELAY_MS, 30),
@@ -98,12 +118,33 @@ export function getConfig(env: Env): AppConfig {
  */
 const MODEL_OUTPUT_LIMITS = "gpt-4:4096,gpt-4o:16384,gpt-4o-mini:16384,gpt-4.1:32768,gpt-4.1-mini:32768,*:4096";
 
-function budgetLookup(env: Env): (model: string) => ModelBudget {
+/**
+ * ALLOWED_MODELS, DEFAULT_MODEL, MODEL_CONTEXT_TOKENS, MODEL_MAX_OUTPUT_TOKENS and
+ * OPENAI_BASE_URL/OPENAI_API_KEY as a registry of one provider: OpenAI-compatible with the key,
+ * the stand-in without. Every model counts as capable of everything, and has no price.
+ */
+function shorthandRegistry(env: Env): ModelRegistry {
+  const defaultModel = env.DEFAULT_MODEL?.trim() || "gpt-4";
+  const listed = commaList(env.ALLOWED_MODELS ?? "gpt-4");
+  const ids = [defaultModel, ...listed.filter((id) => id !== defaultModel)];
+  const apiKey = env.OPENAI_API_KEY?.trim() || null;
+  const provider: Provider = apiKey
+    ? { name: "openai", baseURL: env.OPENAI_BASE_URL?.trim() || "https://api.openai.com/v1", apiKey, standIn: false }
+    : { name: STAND_IN_BASE_URL, baseURL: STAND_IN_BASE_URL, apiKey: null, standIn: true };
   const contextTokens = perModel(env.MODEL_CONTEXT_TOKENS, 8_192);
   const maxOutputTokens = perModel(env.MODEL_MAX_OUTPUT_TOKENS?.trim() || MODEL_OUTPUT_LIMITS, 4_096);
-  return (model) => {
-    const context = contextTokens(model);
-    // An allowance as large as the window would leave no room for a prompt.
-    return { contextTokens: context, maxOutputTokens: Math.min(maxOutputTokens(model), Math.floor(context / 2)) };
-  };
+  const models = ids.map((id): ModelEntry => {
+    const contextWindow = contextTokens(id);
+    return {
+      id,
+      providers: [provider.name],
+      upstreamModel: id,
+      contextWindow,
+      // An allowance as large as the window would leave no room for a prompt.
+      maxOutputTokens: Math.min(maxOutputTokens(id), Math.floor(contextWindow / 2)),
+      capabilities: { vision: true, tools: true, reasoning: false },
+      price: null,
+    };
+  });
+  return registryOf(models, new Map([[provider.name, provider]]));
 }

@@ -19,6 +19,8 @@ export const errorStatus = {
   rate_limited: 429,
   budget_exceeded: 429,
   internal_error: 500,
+  /** PROVIDERS or MODELS cannot be used: the message names the field (never a secret's value). */
+  misconfigured: 500,
   upstream_error: 502,
   /** The caller's virtual shard is being moved to another database (FROZEN_VIRTUAL_SHARDS): writes wait. */
   moving: 503,

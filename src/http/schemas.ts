@@ -51,6 +51,7 @@ export const ConversationSchema = z
     status: z.enum(conversationStatuses),
     model_version: z.string(),
     system_prompt: z.string().nullable(),
+    max_output_tokens: z.number().int().nullable().openapi({ description: "The conversation's own output allowance per reply; null: the model's." }),
     current_leaf: z.string().nullable().openapi({ description: "The last message of the branch shown and continued by default." }),
     forked_from: z
       .object({ conversation: z.string(), message: z.string() })
@@ -67,6 +68,7 @@ export const renderConversation = (conversation: Conversation): z.infer<typeof C
   status: conversation.status,
   model_version: conversation.modelVersion,
   system_prompt: conversation.systemPrompt,
+  max_output_tokens: conversation.maxOutputTokens,
   current_leaf: conversation.currentLeafId,
   forked_from:
     conversation.forkedFromConversationId && conversation.forkedFromMessageId
@@ -91,7 +93,15 @@ export const ContextSchema = z
 
 export type ReplyContext = Pick<
   AiResponse,
-  "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens" | "feedbackRating" | "feedbackComment"
+  | "finishReason"
+  | "contextFirstOrder"
+  | "contextMessages"
+  | "contextSummaryThroughOrder"
+  | "promptTokens"
+  | "feedbackRating"
+  | "feedbackComment"
+  | "provider"
+  | "costUsd"
 >;
 
 export const FeedbackSchema = z
@@ -146,6 +156,8 @@ export const MessageSchema = z
     finish_reason: z.string().nullable().optional().openapi({ description: "AI messages only: the provider's finish_reason of this reply." }),
     context: ContextSchema.nullable().optional().openapi({ description: "AI messages only: what the model was given for this reply." }),
     feedback: FeedbackSchema.nullable().optional().openapi({ description: "AI messages only: your rating of this reply." }),
+    provider: z.string().nullable().optional().openapi({ description: "AI messages only: the provider that answered." }),
+    cost_usd: z.number().nullable().optional().openapi({ description: "AI messages only: what the reply cost at the model's prices." }),
   })
   .openapi("Message");
 
@@ -170,7 +182,7 @@ export const renderMessage = (message: Message, { aiResponseStatus, reply, sibli
   parent: message.parentId,
   ...(siblings ? { siblings } : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
-  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply) } : {}),
+  ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply), provider: reply.provider, cost_usd: reply.costUsd } : {}),
 });
 
 export const AiResponseSchema = z
@@ -190,6 +202,18 @@ export const AiResponseSchema = z
       .string()
       .nullable()
       .openapi({ description: "The provider's: `stop`, `length` (cut off by the output limit), `content_filter`, …" }),
+    max_output_tokens: z.number().int().nullable().openapi({ description: "The output allowance sent upstream." }),
+    provider: z.string().nullable().openapi({ description: "The registry's provider that answered (PROVIDERS)." }),
+    attempts: z
+      .array(
+        z.object({
+          provider: z.string(),
+          outcome: z.string().openapi({ description: "`ok`, `http_<status>`, `timeout` or `connection_error`." }),
+          ms: z.number().int().openapi({ description: "Until its first token, or its failure." }),
+        }),
+      )
+      .openapi({ description: "Every provider asked for this reply, in order: more than one after a failover." }),
+    cost_usd: z.number().nullable().openapi({ description: "At the model's prices (MODELS); null when it has none or no usage came." }),
     context: ContextSchema.nullable(),
     created_at: z.string(),
     first_token_at: z.string().nullable(),
@@ -216,6 +240,10 @@ export const renderAiResponse = (response: AiResponse, content: string): z.infer
           total_tokens: response.totalTokens,
         },
   finish_reason: response.finishReason,
+  max_output_tokens: response.maxOutputTokens,
+  provider: response.provider,
+  attempts: response.attempts ?? [],
+  cost_usd: response.costUsd,
   context: renderContext(response),
   created_at: response.createdAt,
   first_token_at: response.firstTokenAt,

@@ -1,6 +1,11 @@
 import OpenAI from "openai";
+import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
+import type { Attempt } from "../db/schema";
 import type { AppConfig } from "../http/config";
+import { log } from "../lib/log";
+import { circuits } from "./circuits";
 import { createOfflineModelFetch } from "./offline-model";
+import type { ModelEntry, Provider } from "./registry";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -8,8 +13,8 @@ export interface ChatMessage {
 }
 
 export type ModelEvent =
-  /** The provider took the request: its stream is open. */
-  | { type: "open" }
+  /** A provider answered (`provider`): its stream is open and its first token is in. */
+  | { type: "open"; provider: string }
   | { type: "delta"; content: string }
   | { type: "model"; model: string }
   | { type: "finish"; reason: string }
@@ -32,74 +37,164 @@ export class TurnFailure extends Error {
   }
 }
 
-// One SDK client per isolate and configuration (config objects live as long as their env):
-// building it per turn is wasted CPU.
-const clients = new WeakMap<AppConfig, OpenAI>();
+// One SDK client per isolate, configuration and provider (config objects live as long as their
+// env): building it per turn is wasted CPU.
+const clients = new WeakMap<AppConfig, Map<string, OpenAI>>();
 
-export function getModelClient(config: AppConfig): OpenAI {
-  const { model } = config;
-  let client = clients.get(config);
+/** `retry`: only the last provider of a model retries; before it, the next provider is the retry. */
+function clientFor(config: AppConfig, provider: Provider, retry: boolean): OpenAI {
+  let byProvider = clients.get(config);
+  if (!byProvider) clients.set(config, (byProvider = new Map()));
+  const key = `${provider.name}:${retry}`;
+  let client = byProvider.get(key);
   if (!client) {
     client = new OpenAI({
       // Both passed explicitly: with nodejs_compat the SDK would otherwise read stray process.env values.
-      apiKey: model.apiKey ?? "offline",
-      baseURL: model.apiKey ? model.baseURL : "https://offline-stand-in.invalid/v1",
-      fetch: model.apiKey ? undefined : createOfflineModelFetch(model.offlineTokenDelayMs, config.modelBudget),
-      maxRetries: model.maxRetries,
-      timeout: model.timeoutMs,
+      apiKey: provider.apiKey ?? "none",
+      baseURL: provider.standIn ? "https://stand-in.invalid/v1" : provider.baseURL,
+      fetch: provider.standIn ? createOfflineModelFetch(provider.name, config.model.offlineTokenDelayMs, config.modelBudget) : undefined,
+      maxRetries: retry ? config.model.maxRetries : 0,
+      timeout: config.model.timeoutMs,
     });
-    clients.set(config, client);
+    byProvider.set(key, client);
   }
   return client;
 }
 
+class FirstByteTimeout extends Error {}
+
+/** How a provider failed before its first token: `http_<status>`, `timeout` or `connection_error`. */
+function attemptOutcome(error: unknown, attempt: AbortSignal): string {
+  if (attempt.reason instanceof FirstByteTimeout || error instanceof OpenAI.APIConnectionTimeoutError) return "timeout";
+  if (error instanceof OpenAI.APIError && error.status) return `http_${error.status}`;
+  return "connection_error";
+}
+
+/** Failures the next provider may not have; any other 4xx (a prompt too long, a refused request) it would repeat. */
+const FAILS_OVER = /^(http_429|http_5\d\d|timeout|connection_error)$/;
+
 /**
- * Streams one chat completion as deltas, the model's name, the finish reason and the usage.
- * `max_tokens` (not `max_completion_tokens`) because every OpenAI-compatible server takes it.
+ * Asks the model's providers in order of preference (those whose circuit is open last) until one
+ * gives a first answer: `open` is what counts as one. A 429, 5xx, connection error or silence past
+ * the first-byte limit moves on at once; anything else, or the last provider's failure, is thrown.
+ * Every provider tried is recorded in `attempts`. The answer's signal stays tied to `signal` until
+ * `release()`.
  */
-export async function* streamChat(
-  client: OpenAI,
-  model: string,
-  messages: ChatMessage[],
-  maxTokens: number,
+async function firstAnswer<T>(
+  config: AppConfig,
+  model: ModelEntry,
   signal: AbortSignal,
-): AsyncGenerator<ModelEvent> {
-  const stream = await client.chat.completions.create(
-    { model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } },
-    { signal },
-  );
-  yield { type: "open" };
-  let reportedModel = false;
-  for await (const chunk of stream) {
-    if (!reportedModel && chunk.model) {
-      reportedModel = true;
-      yield { type: "model", model: chunk.model };
+  attempts: Attempt[],
+  open: (client: OpenAI, signal: AbortSignal) => Promise<T>,
+  onFailover: () => void = () => undefined,
+): Promise<{ answer: T; provider: string; release: () => void }> {
+  const order = circuits.order(model.providers);
+  for (const [i, name] of order.entries()) {
+    const provider = config.registry.providers.get(name)!;
+    const last = i === order.length - 1;
+    const started = Date.now();
+    const attempt = new AbortController();
+    const stop = () => attempt.abort(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+    const release = () => signal.removeEventListener("abort", stop);
+    const firstByte = setTimeout(() => attempt.abort(new FirstByteTimeout()), config.model.firstByteTimeoutMs);
+    try {
+      const answer = await open(clientFor(config, provider, last), attempt.signal);
+      attempts.push({ provider: name, outcome: "ok", ms: Date.now() - started });
+      circuits.succeeded(name);
+      return { answer, provider: name, release };
+    } catch (error) {
+      release();
+      // The turn itself was stopped (cancelled, or past its own time limits): no provider failed.
+      if (signal.aborted) throw error;
+      const outcome = attemptOutcome(error, attempt.signal);
+      attempts.push({ provider: name, outcome, ms: Date.now() - started });
+      const failsOver = FAILS_OVER.test(outcome);
+      if (failsOver) circuits.failed(name, config);
+      if (!failsOver || last) {
+        if (attempt.signal.reason instanceof FirstByteTimeout) throw new TurnFailure("upstream_timeout", `The model's provider sent nothing for ${config.model.firstByteTimeoutMs / 1000} s.`);
+        throw error;
+      }
+      log.warn("provider failed before the first token; failing over", { model: model.id, provider: name, outcome, next: order[i + 1] });
+      onFailover();
+    } finally {
+      clearTimeout(firstByte);
     }
-    const choice = chunk.choices[0];
-    if (choice?.delta?.content) yield { type: "delta", content: choice.delta.content };
-    if (choice?.finish_reason) yield { type: "finish", reason: choice.finish_reason };
-    if (chunk.usage) {
-      yield {
-        type: "usage",
-        promptTokens: chunk.usage.prompt_tokens,
-        completionTokens: chunk.usage.completion_tokens,
-        totalTokens: chunk.usage.total_tokens,
-      };
-    }
+  }
+  throw new Error("a model has at least one provider");
+}
+
+type ChatStream = AsyncIterator<ChatCompletionChunk>;
+
+const carriesAnswer = (chunk: ChatCompletionChunk) => Boolean(chunk.usage || chunk.choices[0]?.delta?.content || chunk.choices[0]?.finish_reason);
+
+/** Opens the stream and reads it up to its first answer: until then a failure may still fail over. */
+async function openStream(client: OpenAI, signal: AbortSignal, body: ChatCompletionCreateParamsStreaming) {
+  const chunks: ChatStream = (await client.chat.completions.create(body, { signal }))[Symbol.asyncIterator]();
+  const head: ChatCompletionChunk[] = [];
+  for (;;) {
+    const next = await chunks.next();
+    if (next.done) break;
+    head.push(next.value);
+    if (carriesAnswer(next.value)) break;
+  }
+  return { head, chunks };
+}
+
+function* eventsOf(chunk: ChatCompletionChunk, reportModel: boolean): Generator<ModelEvent> {
+  if (reportModel && chunk.model) yield { type: "model", model: chunk.model };
+  const choice = chunk.choices[0];
+  if (choice?.delta?.content) yield { type: "delta", content: choice.delta.content };
+  if (choice?.finish_reason) yield { type: "finish", reason: choice.finish_reason };
+  if (chunk.usage) {
+    yield { type: "usage", promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens, totalTokens: chunk.usage.total_tokens };
   }
 }
 
-/** One chat completion without streaming: its text and how many tokens the provider counted for it. */
-export async function completeChat(
-  client: OpenAI,
-  model: string,
+/**
+ * Streams one chat completion as deltas, the model's name, the finish reason and the usage, from
+ * the first of the model's providers that answers. Once a token has streamed, a failure is the
+ * reply's: never two providers' text in one reply.
+ * `max_tokens` (not `max_completion_tokens`) because every OpenAI-compatible server takes it.
+ */
+export async function* streamChat(
+  config: AppConfig,
+  model: ModelEntry,
   messages: ChatMessage[],
   maxTokens: number,
   signal: AbortSignal,
-): Promise<{ content: string; completionTokens: number | null; totalTokens: number }> {
-  const completion = await client.chat.completions.create({ model, messages, max_tokens: maxTokens }, { signal });
+  attempts: Attempt[],
+  /** Called when a provider failed and the next one is asked: the caller's idle limit starts again. */
+  onFailover?: () => void,
+): AsyncGenerator<ModelEvent> {
+  const body = { model: model.upstreamModel, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } } as const;
+  const { answer, provider, release } = await firstAnswer(config, model, signal, attempts, (client, attemptSignal) => openStream(client, attemptSignal, body), onFailover);
+  try {
+    yield { type: "open", provider };
+    let reportedModel = false;
+    const report = (chunk: ChatCompletionChunk) => !reportedModel && Boolean(chunk.model) && (reportedModel = true);
+    for (const chunk of answer.head) yield* eventsOf(chunk, report(chunk));
+    for (let next = await answer.chunks.next(); !next.done; next = await answer.chunks.next()) yield* eventsOf(next.value, report(next.value));
+  } finally {
+    release();
+  }
+}
+
+/** One chat completion without streaming, from the first of the model's providers that answers: its text and how many tokens the provider counted. */
+export async function completeChat(
+  config: AppConfig,
+  model: ModelEntry,
+  messages: ChatMessage[],
+  maxTokens: number,
+  signal: AbortSignal,
+): Promise<{ content: string; promptTokens: number; completionTokens: number | null; totalTokens: number }> {
+  const { answer: completion, release } = await firstAnswer(config, model, signal, [], (client, attemptSignal) =>
+    client.chat.completions.create({ model: model.upstreamModel, messages, max_tokens: maxTokens }, { signal: attemptSignal }),
+  );
+  release();
   return {
     content: completion.choices[0]?.message?.content ?? "",
+    promptTokens: completion.usage?.prompt_tokens ?? 0,
     completionTokens: completion.usage?.completion_tokens ?? null,
     totalTokens: completion.usage?.total_tokens ?? 0,
   };

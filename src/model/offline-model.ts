@@ -1,16 +1,20 @@
 /**
  * The offline stand-in: an OpenAI-compatible `/chat/completions` endpoint implemented as a
  * `fetch` function and handed to the real `openai` SDK, so the SDK parses a real
- * chat-completions stream without any network. Used whenever OPENAI_API_KEY is empty.
+ * chat-completions stream without any network. Used by every provider whose base_url is
+ * "stand-in", and by the shorthand configuration whenever OPENAI_API_KEY is empty.
  *
  * Its behaviour can be scripted from the last user message with a directive such as
- * `[stub: tokens=5 delay=20 fail_after=3]` (used by tests, handy with curl):
+ * `[stub: tokens=5 delay=20 fail_after=3]` (used by tests, handy with curl). A directive
+ * `[stub@name: ...]` applies to the stand-in provider `name` only, after any `[stub: ...]`:
  *   delay=ms        pause between tokens (default: OFFLINE_MODEL_TOKEN_DELAY_MS)
  *   first=ms        pause before the first token
  *   tokens=n        reply with n numbered words instead of the default reply
  *   echo=history    reply with the conversation it was sent, one `role: content` line each
  *                   (assistant content is shortened to its length)
  *   status=code     answer with that HTTP error status instead of a stream
+ *   refuse=1        refuse the connection (the SDK's connection error)
+ *   first_byte=ms   answer nothing at all for that long (a provider that hangs)
  *   fail_after=n    break the stream after n tokens
  *   malformed_after=n  send a chunk that is not JSON after n tokens
  *   hang_after=n    stop sending (without closing) after n tokens
@@ -38,6 +42,8 @@ interface Script {
   tokens?: number;
   echo?: string;
   status?: number;
+  refuse?: number;
+  first_byte?: number;
   fail_after?: number;
   malformed_after?: number;
   hang_after?: number;
@@ -54,14 +60,17 @@ const sleep = (ms: number, signal?: AbortSignal | null) =>
     signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 
-function parseScript(messages: ChatMessage[], defaultDelay: number): Script {
+const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "status", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "empty", "context", "prompt_factor"]);
+
+function parseScript(messages: ChatMessage[], defaultDelay: number, provider: string): Script {
   const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
   const script: Script = { delay: defaultDelay, first: defaultDelay };
-  const directive = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
-  for (const [, key, value] of directive.matchAll(/(\w+)=([\w.-]+)/g)) {
-    if (key === "echo") script.echo = value;
-    else if (key && key in { delay: 1, first: 1, tokens: 1, status: 1, fail_after: 1, malformed_after: 1, hang_after: 1, empty: 1, context: 1, prompt_factor: 1 }) {
-      (script as unknown as Record<string, number>)[key] = Number(value);
+  const forAll = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
+  const forThis = [...lastUser.matchAll(/\[stub@([\w.-]+):([^\]]*)\]/g)].filter(([, name]) => name === provider).map(([, , directive]) => directive ?? "");
+  for (const directive of [forAll, ...forThis]) {
+    for (const [, key, value] of directive.matchAll(/(\w+)=([\w.-]+)/g)) {
+      if (key === "echo") script.echo = value;
+      else if (key && SCRIPT_NUMBERS.has(key)) (script as unknown as Record<string, number>)[key] = Number(value);
     }
   }
   return script;
@@ -91,19 +100,23 @@ const countPrompt = (messages: ChatMessage[]) => messages.reduce((n, m) => n + M
 
 const sseChunk = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 
-export function createOfflineModelFetch(defaultDelayMs: number, budgetFor: (model: string) => ModelBudget): typeof fetch {
+/** The stand-in as provider `provider`: the name `[stub@name: ...]` directives address. */
+export function createOfflineModelFetch(provider: string, defaultDelayMs: number, budgetFor: (model: string) => ModelBudget): typeof fetch {
   let announced = false;
   return async (input, init) => {
     if (!announced) {
       announced = true;
-      log.warn("using the offline stand-in model: OPENAI_API_KEY is not set");
+      log.warn("using the offline stand-in model", { provider });
     }
     const request = new Request(input, init);
     if (!new URL(request.url).pathname.endsWith("/chat/completions")) {
       return Response.json({ error: { message: "The offline stand-in only serves /chat/completions." } }, { status: 404 });
     }
     const body = (await request.json()) as { model: string; messages: ChatMessage[]; stream?: boolean; max_tokens?: number };
-    const script = parseScript(body.messages, defaultDelayMs);
+    const script = parseScript(body.messages, defaultDelayMs, provider);
+    if (script.refuse) throw new TypeError("fetch failed: connection refused (scripted)");
+    if (script.first_byte) await sleep(script.first_byte, request.signal);
+    request.signal.throwIfAborted();
     if (script.status) {
       return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status });
     }

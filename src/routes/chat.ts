@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
-import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../rules/conversation-rules";
+import { IfBusySchema, MaxOutputTokensSchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema } from "../rules/conversation-rules";
 import { createRouter } from "../http/create-router";
 import type { SubmitOutcome } from "../conversation/contract";
 import { conversationObject } from "../conversation/client/stub";
@@ -36,6 +36,7 @@ const ChatRequestSchema = z
       .openapi({ description: "regenerate: the reply to regenerate (default: the last); submit: a user message to edit and resend." }),
     model_version: ModelVersionSchema.optional().openapi({ description: "A new chat's model (the transport's `body` option)." }),
     system_prompt: SystemPromptSchema.optional().openapi({ description: "A new chat's system prompt (the transport's `body` option)." }),
+    max_output_tokens: MaxOutputTokensSchema.optional().openapi({ description: "This turn's output allowance (the transport's `body` option)." }),
     if_busy: IfBusySchema,
   })
   .openapi("ChatRequest");
@@ -93,10 +94,11 @@ export const chatRoutes = createRouter()
     const userId = c.get("userId");
     const conversationId = await conversationIdForChat(c.env, userId, body.id);
     const common = { conversationId, notFoundAs: "Chat", ifBusy: body.if_busy ?? "queue" } as const;
+    const maxOutputTokens = body.max_output_tokens;
 
     if (body.trigger === "regenerate-message") {
       const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
-      const ask = { kind: "regenerate", messageId: body.messageId ?? null, model } as const;
+      const ask = { kind: "regenerate", messageId: body.messageId ?? null, model, maxOutputTokens } as const;
       return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency: null }, "sse"));
     }
 
@@ -106,12 +108,12 @@ export const chatRoutes = createRouter()
     const idempotency = { key: `chat:${message.id}`, requestHash: await requestHash(["chat", content]) };
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
-      const ask = { kind: "resend", messageId: body.messageId, content } as const;
+      const ask = { kind: "resend", messageId: body.messageId, content, maxOutputTokens } as const;
       return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency }, "sse"));
     }
     // A new chat id starts a conversation; the object tells whether the chat exists.
     const row = newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId);
-    const ask = { kind: "send", content, replyTo: null } as const;
+    const ask = { kind: "send", content, replyTo: null, maxOutputTokens } as const;
     return uiStreamResponse(c, await submitTurn(c, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { and, asc, count, desc, eq, gt, sql } from "drizzle-orm";
-import { newConversationRow, SystemPromptSchema, TitleSchema, ModelVersionSchema } from "../rules/conversation-rules";
+import { MaxOutputTokensSchema, newConversationRow, SystemPromptSchema, TitleSchema, ModelVersionSchema } from "../rules/conversation-rules";
 import { createRouter } from "../http/create-router";
 import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
 import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../conversation/client/overlay";
@@ -58,6 +58,7 @@ const createConversation = createRoute({
         title: TitleSchema.optional(),
         model_version: ModelVersionSchema.optional(),
         system_prompt: SystemPromptSchema.optional(),
+        max_output_tokens: MaxOutputTokensSchema.nullable().optional(),
       }),
     ),
   },
@@ -77,6 +78,7 @@ const UpdateFields = {
   title: TitleSchema,
   status: z.enum(conversationStatuses),
   system_prompt: SystemPromptSchema,
+  max_output_tokens: MaxOutputTokensSchema.nullable(),
   current_leaf: z
     .string()
     .min(1)
@@ -92,7 +94,12 @@ const replaceConversation = createRoute({
   request: {
     params: IdParamSchema,
     body: jsonBody(
-      z.strictObject({ ...UpdateFields, system_prompt: UpdateFields.system_prompt.optional(), current_leaf: UpdateFields.current_leaf.optional() }),
+      z.strictObject({
+        ...UpdateFields,
+        system_prompt: UpdateFields.system_prompt.optional(),
+        max_output_tokens: UpdateFields.max_output_tokens.optional(),
+        current_leaf: UpdateFields.current_leaf.optional(),
+      }),
     ),
   },
   responses: { 200: jsonResponse(ConversationSchema, "The updated conversation"), ...errorResponses(400, 401, 404, 415) },
@@ -102,7 +109,7 @@ const patchConversation = createRoute({
   ...secured,
   method: "patch",
   path: "/conversations/{id}",
-  summary: "Update some of title, status, system_prompt, current_leaf",
+  summary: "Update some of title, status, system_prompt, max_output_tokens, current_leaf",
   request: { params: IdParamSchema, body: jsonBody(z.strictObject(UpdateFields).partial()) },
   responses: { 200: jsonResponse(ConversationSchema, "The updated conversation"), ...errorResponses(400, 401, 404, 415) },
 });
@@ -147,6 +154,7 @@ type UpdatableFields = Partial<{
   title: string | null;
   status: (typeof conversationStatuses)[number];
   system_prompt: string | null;
+  max_output_tokens: number | null;
   current_leaf: string;
 }>;
 
@@ -247,6 +255,7 @@ export const conversationRoutes = createRouter()
       titleSearch: source.titleSearch,
       modelVersion: source.modelVersion,
       systemPrompt: source.systemPrompt,
+      maxOutputTokens: source.maxOutputTokens,
       forkedFromConversationId: source.id,
       forkedFromMessageId: forkAt,
     };

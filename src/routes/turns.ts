@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
-import { IfBusySchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../rules/conversation-rules";
+import { IfBusySchema, MaxOutputTokensSchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../rules/conversation-rules";
 import { createRouter } from "../http/create-router";
 import { noteBookmark } from "../db/request-session";
 import type { SubmitOutcome, TurnResult, TurnSubmission } from "../conversation/contract";
@@ -69,6 +69,7 @@ const startConversation = createRoute({
         title: TitleSchema.optional(),
         model_version: ModelVersionSchema.optional(),
         system_prompt: SystemPromptSchema.optional(),
+        max_output_tokens: MaxOutputTokensSchema.nullable().optional().openapi({ description: "The conversation's output allowance per reply (below the model's)." }),
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -90,6 +91,7 @@ const addMessage = createRoute({
       z.strictObject({
         content: MessageContentSchema,
         reply_to: z.string().min(1).max(64).nullable().optional().openapi({ description: "Id of a message in this conversation." }),
+        max_output_tokens: MaxOutputTokensSchema.optional(),
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -152,7 +154,7 @@ const regenerateReply = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema }) } } },
+    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), max_output_tokens: MaxOutputTokensSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema }) } } },
   },
   responses: turnResponses,
 });
@@ -166,7 +168,7 @@ const resendMessage = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: jsonBody(z.strictObject({ content: MessageContentSchema, stream: StreamFlagSchema, if_busy: IfBusySchema })),
+    body: jsonBody(z.strictObject({ content: MessageContentSchema, max_output_tokens: MaxOutputTokensSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema })),
   },
   responses: turnResponses,
 });
@@ -219,7 +221,7 @@ export const turnRoutes = createRouter()
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null } }, ["add", id], body);
+    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null, maxOutputTokens: body.max_output_tokens } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
     const { id } = c.req.valid("param");
@@ -227,14 +229,14 @@ export const turnRoutes = createRouter()
     const body = c.req.valid("json");
     const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model } }, ["regenerate", id], body);
+    return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model, maxOutputTokens: body.max_output_tokens } }, ["regenerate", id], body);
   })
   .openapi(resendMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content } }, ["resend", id], body);
+    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens } }, ["resend", id], body);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");

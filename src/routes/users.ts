@@ -34,7 +34,7 @@ const usage = createRoute({
   ...authenticated("users"),
   method: "get",
   path: "/users/me/usage",
-  summary: "Tokens spent today against the daily budget (USER_DAILY_TOKENS)",
+  summary: "Tokens and dollars spent today against the daily budgets (USER_DAILY_TOKENS, USER_DAILY_COST_USD)",
   responses: {
     200: jsonResponse(
       z
@@ -42,6 +42,8 @@ const usage = createRoute({
           day: z.string().openapi({ description: "The UTC day counted, YYYY-MM-DD." }),
           tokens_used: z.number().int(),
           daily_limit: z.number().int().nullable().openapi({ description: "Null: no limit." }),
+          cost_usd: z.number().openapi({ description: "At the registry's prices; replies of models without a price count 0." }),
+          daily_cost_limit_usd: z.number().nullable().openapi({ description: "Null: no limit." }),
           resets_at: z.string(),
         })
         .openapi("Usage"),
@@ -62,8 +64,18 @@ export const userRoutes = createRouter()
   .openapi(usage, async (c) => {
     // The user's object counts the day's tokens; D1's usage_daily trails it.
     const today = await userObject(c.env, c.get("userId")).usage(c.get("userId"));
-    const limit = getConfig(c.env).userDailyTokens;
-    return c.json({ day: today.day, tokens_used: today.tokens, daily_limit: limit > 0 ? limit : null, resets_at: today.resetsAt }, 200);
+    const { userDailyTokens, userDailyCostUsd } = getConfig(c.env);
+    return c.json(
+      {
+        day: today.day,
+        tokens_used: today.tokens,
+        daily_limit: userDailyTokens > 0 ? userDailyTokens : null,
+        cost_usd: today.costUsd,
+        daily_cost_limit_usd: userDailyCostUsd > 0 ? userDailyCostUsd : null,
+        resets_at: today.resetsAt,
+      },
+      200,
+    );
   })
   .openapi(changePassword, async (c) => {
     const { old_password, new_password } = c.req.valid("json");

@@ -8,13 +8,13 @@ const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 
 const nextMidnight = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate() + 1)).toISOString();
 
-export async function usageToday(db: Database, userId: string): Promise<{ day: string; tokens: number; resetsAt: string }> {
+export async function usageToday(db: Database, userId: string): Promise<{ day: string; tokens: number; costUsd: number; resetsAt: string }> {
   const now = new Date();
   const day = dayOf(now);
   const [row] = await db
-    .select({ tokens: usageDaily.tokens })
+    .select({ tokens: usageDaily.tokens, costUsd: usageDaily.costUsd })
     .from(usageDaily)
     .where(and(eq(usageDaily.userId, userId), eq(usageDaily.day, day)));
-  return { day, tokens: row?.tokens ?? 0, resetsAt: nextMidnight(now) };
+  return { day, tokens: row?.tokens ?? 0, costUsd: row?.costUsd ?? 0, resetsAt: nextMidnight(now) };
 }
 

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { shardSession } from "../db/client";
+import { addColumnIfMissing } from "../lib/sqlite-columns";
 import { usageToday } from "../rules/usage";
 
 export type LeaseKind = "generation" | "listener";
@@ -13,20 +14,28 @@ export interface AdmitRequest {
   ttlMs: number;
   /** Tokens the user may spend per UTC day (generation only); 0: no limit. */
   dailyTokens: number;
+  /** Dollars the user may spend per UTC day (generation only); 0: no limit. */
+  dailyCostUsd: number;
 }
 
-export type Admission = { ok: true } | { ok: false; reason: "busy" } | { ok: false; reason: "budget"; used: number; resetsAt: string };
+export type Admission = { ok: true } | { ok: false; reason: "busy" } | { ok: false; reason: "budget"; used: Spent; resetsAt: string };
 
-export interface Usage {
-  day: string;
+/** What a user spent on one day. */
+export interface Spent {
   tokens: number;
+  costUsd: number;
+}
+
+export interface Usage extends Spent {
+  day: string;
   resetsAt: string;
 }
 
-/** What a conversation object owes the user's object: a slot to give back and/or tokens to count, under an id counted once. */
+/** What a conversation object owes the user's object: a slot to give back and/or tokens and dollars to count, under an id counted once. */
 export interface Settlement {
   id: string;
   tokens: number;
+  costUsd: number;
 }
 
 // Charged ids are remembered this long, so a settlement retried after a restart is counted once.
@@ -56,15 +65,18 @@ export class UserObject extends DurableObject<Env> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, kind TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS leases_kind ON leases (kind, expires_at)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS usage_days (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)`);
+    addColumnIfMissing(this.#sql, "usage_days", "cost_usd", "REAL NOT NULL DEFAULT 0");
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
   }
 
   /** Takes one of the user's slots of `kind`, after the day's budget (for a generation): false when either is used up. */
   admit(request: AdmitRequest): Admission {
     const now = Date.now();
-    if (request.kind === "generation" && request.dailyTokens > 0) {
+    if (request.kind === "generation" && (request.dailyTokens > 0 || request.dailyCostUsd > 0)) {
       const used = this.#usedOn(request.userId, dayOf(now));
-      if (used >= request.dailyTokens) return { ok: false, reason: "budget", used, resetsAt: nextMidnight(now) };
+      const spentTokens = request.dailyTokens > 0 && used.tokens >= request.dailyTokens;
+      const spentDollars = request.dailyCostUsd > 0 && used.costUsd >= request.dailyCostUsd;
+      if (spentTokens || spentDollars) return { ok: false, reason: "budget", used, resetsAt: nextMidnight(now) };
     }
     this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
     const held = this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases WHERE kind = ?`, request.kind).one().n;
@@ -80,17 +92,17 @@ export class UserObject extends DurableObject<Env> {
       this.#purgedAt = now;
       this.#sql.exec(`DELETE FROM charged WHERE at <= ?`, now - CHARGE_MEMORY_MS);
     }
-    for (const { id, tokens } of settlements) {
+    for (const { id, tokens, costUsd } of settlements) {
       this.#sql.exec(`DELETE FROM leases WHERE id = ?`, id);
       if (tokens <= 0 || this.#sql.exec(`SELECT 1 FROM charged WHERE id = ?`, id).toArray().length > 0) continue;
       this.#sql.exec(`INSERT INTO charged (id, at) VALUES (?, ?)`, id, now);
-      this.#add(dayOf(now), tokens);
+      this.#add(dayOf(now), { tokens, costUsd: costUsd ?? 0 });
     }
   }
 
   usage(userId: string): Usage {
     const now = Date.now();
-    return { day: dayOf(now), tokens: this.#usedOn(userId, dayOf(now)), resetsAt: nextMidnight(now) };
+    return { day: dayOf(now), ...this.#usedOn(userId, dayOf(now)), resetsAt: nextMidnight(now) };
   }
 
   /**
@@ -98,22 +110,28 @@ export class UserObject extends DurableObject<Env> {
    * background, what D1 holds for today (a user from before the count moved here): no turn waits
    * on D1 for it, and only turns admitted in that moment miss D1's share. After that D1 only trails.
    */
-  #usedOn(userId: string, day: string): number {
+  #usedOn(userId: string, day: string): Spent {
     if (!this.#countsSince && this.#sql.exec(`SELECT 1 FROM usage_days WHERE day = 'since'`).toArray().length === 0) {
       this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES ('since', 0)`);
       this.ctx.waitUntil(this.#takeOverD1Usage(userId));
     }
     this.#countsSince = true;
-    return this.#sql.exec<{ tokens: number }>(`SELECT tokens FROM usage_days WHERE day = ?`, day).toArray()[0]?.tokens ?? 0;
+    const [row] = this.#sql.exec<{ tokens: number; cost_usd: number }>(`SELECT tokens, cost_usd FROM usage_days WHERE day = ?`, day).toArray();
+    return { tokens: row?.tokens ?? 0, costUsd: row?.cost_usd ?? 0 };
   }
 
   async #takeOverD1Usage(userId: string): Promise<void> {
     const fromD1 = await usageToday(shardSession(this.env, userId, "first-primary").db, userId);
-    this.#add(fromD1.day, fromD1.tokens);
+    this.#add(fromD1.day, fromD1);
   }
 
-  #add(day: string, tokens: number): void {
-    this.#sql.exec(`INSERT INTO usage_days (day, tokens) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens`, day, tokens);
+  #add(day: string, { tokens, costUsd }: Spent): void {
+    this.#sql.exec(
+      `INSERT INTO usage_days (day, tokens, cost_usd) VALUES (?, ?, ?) ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd`,
+      day,
+      tokens,
+      costUsd,
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import type { ConversationOverlay } from "../contract";
 import type { MessageView } from "../conversation-store";
 import { conversationObject } from "./stub";
 import { unwrap } from "../../http/errors";
+import type { ReplyContext } from "../../http/schemas";
 import type { TreeNode } from "../../db/tree";
 
 /*
@@ -14,7 +15,7 @@ import type { TreeNode } from "../../db/tree";
 /** A listing row as `messageWithStatus` reads it from D1. */
 export type ListedMessage = {
   message: Message;
-  reply: Pick<AiResponse, "status" | "finishReason" | "contextFirstOrder" | "contextMessages" | "contextSummaryThroughOrder" | "promptTokens" | "feedbackRating" | "feedbackComment"> | null;
+  reply: (ReplyContext & Pick<AiResponse, "status">) | null;
   aiResponseStatus: AiResponse["status"] | null;
 };
 

@@ -29,20 +29,20 @@ export async function submitTurn(
 ): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
   refuseWhileMoving(c);
   const userId = c.get("userId");
-  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens } = getConfig(c.env);
+  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens, userDailyCostUsd } = getConfig(c.env);
   const lease = newId();
   const slots = userObject(c.env, userId);
   const [limited, admission] = await Promise.allSettled([
     enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
     // The lease outlasts the longest a turn may wait in a full queue and run; its object gives it back sooner.
-    slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens }),
+    slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens, dailyCostUsd: userDailyCostUsd }),
   ]);
-  const giveBack = () => c.executionCtx.waitUntil(slots.settle([{ id: lease, tokens: 0 }]).catch(() => undefined));
+  const giveBack = () => c.executionCtx.waitUntil(slots.settle([{ id: lease, tokens: 0, costUsd: 0 }]).catch(() => undefined));
   if (limited.status === "rejected" || admission.status === "rejected") {
     if (admission.status === "fulfilled" && admission.value.ok) giveBack();
     throw limited.status === "rejected" ? limited.reason : (admission as PromiseRejectedResult).reason;
   }
-  if (!admission.value.ok) throw fromRefusal(admissionRefusal(admission.value, { maxConcurrentGenerations, userDailyTokens }));
+  if (!admission.value.ok) throw fromRefusal(admissionRefusal(admission.value, { maxConcurrentGenerations, userDailyTokens, userDailyCostUsd }));
   let answer: SubmitOutcome;
   try {
     answer = await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease }, mode);
