@@ -4,6 +4,8 @@
 //   FAKE_TOKENS (64)   tokens per reply           FAKE_FAIL_RATE (0) share of requests answered 500
 //   FAKE_PORT (0 = any free port; the chosen one is printed as `listening <port>`)
 // GET /stats returns every request's arrival time (ms since start) and the messages it carried.
+// POST /mode with {"mode": "ok" | "503" | "hang"} switches how it answers from then on: normally,
+// HTTP 503 at once, or never (the connection stays open until the client gives up).
 import { createServer } from "node:http";
 
 const knobs = {
@@ -12,6 +14,7 @@ const knobs = {
   tokens: Number(process.env.FAKE_TOKENS ?? 64),
   failRate: Number(process.env.FAKE_FAIL_RATE ?? 0),
 };
+let mode = "ok";
 const started = performance.now();
 const requests = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -20,6 +23,13 @@ const server = createServer(async (req, res) => {
   if (req.method === "GET" && req.url === "/stats") {
     res.writeHead(200, { "Content-Type": "application/json" });
     return res.end(JSON.stringify({ knobs, requests }));
+  }
+  if (req.method === "POST" && req.url === "/mode") {
+    let raw = "";
+    for await (const chunk of req) raw += chunk;
+    mode = JSON.parse(raw).mode;
+    res.writeHead(204);
+    return res.end();
   }
   if (req.method !== "POST" || !req.url.endsWith("/chat/completions")) {
     res.writeHead(404, { "Content-Type": "application/json" });
@@ -31,6 +41,11 @@ const server = createServer(async (req, res) => {
   const body = JSON.parse(raw);
   requests.push({ arrived_ms: Math.round(arrivedMs * 10) / 10, arrived_at: Date.now(), messages: body.messages });
 
+  if (mode === "hang") return;
+  if (mode === "503") {
+    res.writeHead(503, { "Content-Type": "application/json" });
+    return res.end(JSON.stringify({ error: { message: "overloaded", type: "server_error" } }));
+  }
   if (Math.random() < knobs.failRate) {
     res.writeHead(500, { "Content-Type": "application/json" });
     return res.end(JSON.stringify({ error: { message: "injected failure", type: "server_error" } }));

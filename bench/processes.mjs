@@ -59,10 +59,21 @@ process.on("exit", stopAll);
  * Returns the upstream's URL, the wrangler process and `cleanup` (stops both, removes the state).
  */
 export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [], beforeStart = () => {} }) {
-  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
+  const upstream = await startFakeUpstream(upstreamEnv);
+  const { api, cleanup } = await startApi({ port, vars: { OPENAI_API_KEY: "bench", OPENAI_BASE_URL: `${upstream}/v1`, ...vars }, devArgs, beforeStart });
+  return { upstream, api, cleanup };
+}
+
+/** bench/fake-openai.mjs with `upstreamEnv` as its knobs; resolves to its base URL. */
+export async function startFakeUpstream(upstreamEnv = {}) {
   const upstreamProcess = await startProcess("fake upstream", process.execPath, ["bench/fake-openai.mjs"], upstreamEnv, /listening (\d+)/);
-  const upstream = `http://127.0.0.1:${upstreamProcess.match[1]}`;
-  const settings = { OPENAI_API_KEY: "bench", OPENAI_BASE_URL: `${upstream}/v1`, JWT_SECRET: "b".repeat(43), LOG_LEVEL: "warn", MODEL_MAX_RETRIES: "0", ...vars };
+  return `http://127.0.0.1:${upstreamProcess.match[1]}`;
+}
+
+/** The API under `wrangler dev` on `port`, on a fresh local state with every database migrated, `vars` in its env file. */
+export async function startApi({ port, vars = {}, devArgs = [], beforeStart = () => {} }) {
+  const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
+  const settings = { JWT_SECRET: "b".repeat(43), LOG_LEVEL: "warn", MODEL_MAX_RETRIES: "0", ...vars };
   writeFileSync(path.join(state, "env"), Object.entries(settings).map(([k, v]) => `${k}=${v}`).join("\n"));
   const wrangler = path.join(ROOT, "node_modules", ".bin", "wrangler");
   // Also runs from an older checkout (one `DB` database), for before/after comparisons.
@@ -79,7 +90,7 @@ export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}
     stopAll();
     rmSync(state, { recursive: true, force: true });
   };
-  return { upstream, api: api.child, cleanup };
+  return { api: api.child, cleanup };
 }
 
 /**

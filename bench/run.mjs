@@ -5,7 +5,8 @@
 // time-to-first-token breakdown (bench/ttft-breakdown.mjs); --memory the workerd memory under
 // rounds of concurrent streams (bench/memory.mjs); --profile a CPU profile of streamed turns
 // (bench/profile.mjs); --search only the search endpoint (bench/search.mjs); --signin the CPU of
-// signing up and in (bench/signin.mjs); --d1-rtt=80 turns with D1 80 ms away, beside D1 at 0 ms (bench/distant-d1.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// signing up and in (bench/signin.mjs); --d1-rtt=80 turns with D1 80 ms away, beside D1 at 0 ms (bench/distant-d1.mjs);
+// --failover turns while the first of two providers fails, with and without its circuit (bench/failover.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { distantD1Bench } from "./distant-d1.mjs";
+import { failoverBench } from "./failover.mjs";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
 import { memoryBench } from "./memory.mjs";
@@ -106,6 +108,10 @@ async function main() {
   }
   if ("d1-rtt" in args) {
     console.log(await distantD1Bench({ rttMs: Number(args["d1-rtt"] || 80), turns: Number(args.turns ?? 10) }));
+    return;
+  }
+  if ("failover" in args) {
+    console.log(await failoverBench({ turns: Number(args.turns ?? 20) }));
     return;
   }
   if ("search" in args) {

@@ -299,6 +299,104 @@ test("thumbs rate a reply and stay rated after a reload; Share gives a link that
   await page.close();
 });
 
+const MARKDOWN_REPLY = [
+  "[stub: echo=history delay=0]",
+  "# Trip plan",
+  "- Porto",
+  "- Lisbon",
+  "",
+  "| city | days |",
+  "|---|---|",
+  "| Porto | 2 |",
+  "",
+  "See [the guide](https://example.com/guide).",
+  "",
+  "```js",
+  "const answer = 42;",
+  "```",
+].join("\n");
+
+// Raw HTML, script URLs and event handlers: none may run or reach the DOM as markup.
+const HOSTILE_REPLY = [
+  "[stub: echo=history delay=0]",
+  '<img src=x onerror="window.__pwned = 1">',
+  "<script>window.__pwned = 2</script>",
+  "[click me](javascript:window.__pwned=3)",
+  "![pic](javascript:window.__pwned=4)",
+  '<a href="javascript:window.__pwned=5">html link</a>',
+  '<svg onload="window.__pwned = 6"></svg>',
+  '<iframe src="javascript:window.__pwned=7"></iframe>',
+  "[data](data:text/html;base64,PHNjcmlwdD53aW5kb3cuX19wd25lZD04PC9zY3JpcHQ+)",
+].join("\n");
+
+/** Nothing executable in a reply's text: no script-capable elements (but our icons), handlers or script URLs, and no payload ran. */
+async function assertInert(page, reply) {
+  await page.waitForTimeout(200);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  const content = reply.locator(".content");
+  assert.equal(await content.locator("script, iframe, svg:not(.icon), object, embed, style, form").count(), 0);
+  const unsafe = await content.evaluate((root) =>
+    [...root.querySelectorAll("*")].flatMap((el) =>
+      [...el.attributes].filter((a) => /^on/i.test(a.name) || /^\s*(javascript|data):/i.test(a.value)).map((a) => `${el.tagName} ${a.name}=${a.value}`),
+    ),
+  );
+  assert.deepEqual(unsafe, []);
+}
+
+test("replies render as Markdown with a copy button on code, hostile Markdown stays inert here and on the share page, and icons need no emoji font", async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, permissions: ["clipboard-read", "clipboard-write"] });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
+  await page.goto(BASE);
+  await page.getByLabel("Email").fill(account.email);
+  await page.getByLabel("Password").fill(account.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#app:not([hidden])").waitFor();
+  assert.match(await page.locator("#model option").first().textContent(), /^gpt-4 · 8k · images, tools$/);
+
+  await newChatWithReply(page, MARKDOWN_REPLY);
+  const reply = lastAiMessage(page);
+  assert.equal(await reply.locator("h1").textContent(), "Trip plan");
+  assert.deepEqual(await reply.locator("ul li").allTextContents(), ["Porto", "Lisbon"]);
+  assert.deepEqual(await reply.locator("table td").allTextContents(), ["Porto", "2"]);
+  const link = reply.getByRole("link", { name: "the guide" });
+  assert.equal(await link.getAttribute("href"), "https://example.com/guide");
+  assert.equal(await link.getAttribute("target"), "_blank");
+  assert.match(await link.getAttribute("rel"), /noopener/);
+  assert.equal((await reply.locator("pre code").textContent()).trim(), "const answer = 42;");
+  await reply.getByRole("button", { name: "Copy code" }).click();
+  await reply.getByRole("button", { name: "Copied" }).waitFor();
+  assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), "const answer = 42;");
+  // The thumbs are SVG icons with labels, not emoji characters.
+  for (const name of ["Good reply", "Bad reply"]) {
+    const thumb = reply.getByRole("button", { name });
+    assert.equal(await thumb.locator("svg").count(), 1);
+    assert.equal((await thumb.textContent()).trim(), "");
+  }
+
+  await sendMessage(page, HOSTILE_REPLY);
+  await page.locator(".message.ai:not(.generating)").nth(1).waitFor();
+  const hostile = lastAiMessage(page);
+  await assertInert(page, hostile);
+  // Raw HTML is shown as the text it is, and a script link is no link.
+  assert.match(await hostile.textContent(), /<img src=x onerror="window.__pwned = 1">/);
+  assert.equal(await hostile.getByRole("link", { name: "click me" }).count(), 0);
+  assert.equal(await hostile.locator("a", { hasText: "click me" }).getAttribute("href"), null);
+  await hostile.getByText("click me").click();
+  await assertInert(page, hostile);
+
+  await page.getByRole("button", { name: "Share conversation" }).click();
+  await page.waitForFunction(() => document.getElementById("share-url").value !== "", null, POLL);
+  const visitor = await browser.newPage();
+  visitor.on("pageerror", (error) => assert.fail(`share page error: ${error.message}`));
+  await visitor.goto(await page.getByLabel("Share link").inputValue());
+  await visitor.locator(".message.ai h1", { hasText: "Trip plan" }).first().waitFor();
+  await assertInert(visitor, visitor.locator(".message.ai").last());
+  await visitor.close();
+  await context.close();
+});
+
 test("/docs shows the API reference with every non-local request blocked", async () => {
   const page = await browser.newPage();
   page.setDefaultTimeout(20_000);

@@ -7,7 +7,7 @@ interface Tokens {
 
 import type { Page } from "../src/http/schemas";
 
-export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, Page, SharedConversation } from "../src/http/schemas";
+export type { AiResponseJson as AiResponse, ConversationJson as Conversation, MessageJson as Message, ModelsJson as Models, Page, SharedConversation } from "../src/http/schemas";
 export { PAGE_SIZE } from "../src/lib/page-size";
 
 export class ApiError extends Error {

@@ -7,6 +7,7 @@ import {
   loadTokens,
   logIn,
   type Message,
+  type Models,
   PAGE_SIZE,
   type Page,
   rememberBookmark,
@@ -14,6 +15,8 @@ import {
   saveTokens,
   signUp,
 } from "./api";
+import { ThumbsDown, ThumbsUp } from "lucide";
+import { icon, renderMarkdown } from "./markdown";
 import { type Frame, readFrames } from "./sse";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -79,12 +82,19 @@ function messageElement(message: Message): HTMLLIElement {
   item.dataset.sender = message.sender;
   const content = document.createElement("div");
   content.className = "content";
-  content.textContent = message.content;
   const meta = document.createElement("div");
   meta.className = "meta";
   item.append(content, meta);
+  showContent(item, message.content);
   renderMeta(item, message);
   return item;
+}
+
+/** A reply as Markdown; a user's own message exactly as typed. */
+function showContent(item: HTMLLIElement, text: string): void {
+  const content = item.querySelector<HTMLDivElement>(".content")!;
+  if (item.dataset.sender === "ai") renderMarkdown(content, text);
+  else content.textContent = text;
 }
 
 function renderMeta(item: HTMLLIElement, message: Message): void {
@@ -115,11 +125,12 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
   }
 }
 
-/** 👍 / 👎 on a reply; pressing the chosen one again clears it. */
+/** Thumbs up / down on a reply (SVG icons: no emoji font needed); pressing the chosen one again clears it. */
 function feedbackButtons(item: HTMLLIElement, message: Message): HTMLButtonElement[] {
   return (["up", "down"] as const).map((rating) => {
     const pressed = message.feedback?.rating === rating;
-    const button = Object.assign(document.createElement("button"), { type: "button", textContent: rating === "up" ? "👍" : "👎", className: "link thumb" });
+    const button = Object.assign(document.createElement("button"), { type: "button", className: "link thumb" });
+    button.append(icon(rating === "up" ? ThumbsUp : ThumbsDown));
     button.setAttribute("aria-label", rating === "up" ? "Good reply" : "Bad reply");
     button.setAttribute("aria-pressed", String(pressed));
     button.addEventListener("click", async () => {
@@ -259,16 +270,16 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
       ui.messages.querySelector(".empty-chat")?.remove();
       if (!ui.messages.querySelector(`[data-id="${user_message.id}"]`)) ui.messages.append(messageElement(user_message));
       aiItem = ui.messages.querySelector<HTMLLIElement>(`[data-id="${ai_message.id}"]`) ?? messageElement(ai_message);
-      aiItem.querySelector(".content")!.textContent = "";
+      showContent(aiItem, "");
       ui.messages.append(aiItem);
       inFlight = { conversationId: conversation.id, aiMessageId: ai_message.id, text: "", lastEventId: frame.id };
     } else if (frame.event === "delta" && aiItem && inFlight) {
       inFlight.text += frame.data.content;
       inFlight.lastEventId = frame.id;
-      aiItem.querySelector(".content")!.textContent = inFlight.text;
+      showContent(aiItem, inFlight.text);
     } else if ((frame.event === "done" || frame.event === "error") && aiItem) {
       rememberBookmark(frame.data.bookmark);
-      aiItem.querySelector(".content")!.textContent = frame.data.ai_message.content;
+      showContent(aiItem, frame.data.ai_message.content);
       setFailure(aiItem, frame.data.ai_response);
       inFlight = null;
     }
@@ -297,7 +308,7 @@ async function resume(inFlight: InFlight): Promise<void> {
   await openConversation(conversation);
   const item = ui.messages.querySelector<HTMLLIElement>(`[data-id="${inFlight.aiMessageId}"]`);
   if (!item) return saveInFlight(null);
-  item.querySelector(".content")!.textContent = inFlight.text;
+  showContent(item, inFlight.text);
   item.classList.add("generating");
   const response = await request(`/conversations/${inFlight.conversationId}/stream/`, { headers: { "Last-Event-ID": inFlight.lastEventId } });
   if (response.status === 204) return saveInFlight(null);
@@ -443,13 +454,20 @@ async function deleteMessage(item: HTMLLIElement, message: Message): Promise<voi
 
 // ---------------------------------------------------------------- wiring
 
+/** "gpt-4o · 128k · images, tools": what the picker tells about a model. */
+function modelLabel(model: Models["models"][number]): string {
+  const window = model.context_window >= 1_000 ? `${Math.round(model.context_window / 1_000)}k` : String(model.context_window);
+  const can = [model.capabilities.vision && "images", model.capabilities.tools && "tools", model.capabilities.reasoning && "reasoning"].filter(Boolean);
+  return [model.id, window, can.join(", ")].filter(Boolean).join(" · ");
+}
+
 async function showApp(): Promise<void> {
   const [me, models] = await Promise.all([
     json<{ email: string }>("/users/me/"),
-    json<{ default_model: string; allowed_models: string[] }>("/models/"),
+    json<Models>("/models/"),
   ]);
   ui.userEmail.textContent = me.email;
-  ui.model.replaceChildren(...models.allowed_models.map((m) => Object.assign(document.createElement("option"), { value: m, textContent: m })));
+  ui.model.replaceChildren(...models.models.map((model) => Object.assign(document.createElement("option"), { value: model.id, textContent: modelLabel(model) })));
   ui.model.value = models.default_model;
   await renderConversations();
   // Shown only once loaded, so nothing typed can race the initial rendering.

@@ -1,5 +1,6 @@
 /** The page behind a share link: reads the snapshot as JSON and shows it read-only. */
 import type { SharedConversation } from "./api";
+import { renderMarkdown } from "./markdown";
 
 const list = document.getElementById("messages") as HTMLOListElement;
 const title = document.getElementById("chat-title")!;
@@ -17,7 +18,10 @@ async function show(): Promise<void> {
     ...shared.messages.map((message) => {
       const item = Object.assign(document.createElement("li"), { className: `message ${message.sender}` });
       const who = Object.assign(document.createElement("div"), { className: "meta", textContent: message.sender === "user" ? "User" : "Assistant" });
-      item.append(Object.assign(document.createElement("div"), { className: "content", textContent: message.content }), who);
+      const content = Object.assign(document.createElement("div"), { className: "content" });
+      if (message.sender === "ai") renderMarkdown(content, message.content);
+      else content.textContent = message.content;
+      item.append(content, who);
       return item;
     }),
   );

@@ -31,7 +31,8 @@ export interface AppConfig {
     timeoutMs: number;
     /** How long a provider may take to send its first byte before the turn fails over. */
     firstByteTimeoutMs: number;
-    /** How long a provider that failed CIRCUIT_FAILURES times in a row is tried only after the others. */
+    /** After this many failures in a row a provider's circuit opens: for `circuitOpenMs` it is tried only after the others. */
+    circuitFailures: number;
     circuitOpenMs: number;
     idleTimeoutMs: number;
     maxRetries: number;
@@ -101,6 +102,7 @@ export function getConfig(env: Env): AppConfig {
       model: {
         timeoutMs: positiveInt(env.MODEL_TIMEOUT_MS, 120_000),
         firstByteTimeoutMs: positiveInt(env.PROVIDER_FIRST_BYTE_TIMEOUT_MS, 15_000),
+        circuitFailures: Math.max(1, positiveInt(env.PROVIDER_CIRCUIT_FAILURES, 3)),
         circuitOpenMs: positiveInt(env.PROVIDER_CIRCUIT_OPEN_MS, 30_000),
         idleTimeoutMs: positiveInt(env.MODEL_IDLE_TIMEOUT_MS, 30_000),
         maxRetries: positiveInt(env.MODEL_MAX_RETRIES, 1),

@@ -250,6 +250,30 @@ export const renderAiResponse = (response: AiResponse, content: string): z.infer
   completed_at: response.completedAt,
 });
 
+const ModelSchema = z
+  .object({
+    id: z.string().openapi({ description: "The model_version value." }),
+    context_window: z.number().int().openapi({ description: "Tokens of prompt and reply together." }),
+    max_output_tokens: z.number().int().openapi({ description: "The longest reply, in tokens; a conversation or turn may ask for less." }),
+    capabilities: z.object({ vision: z.boolean(), tools: z.boolean(), reasoning: z.boolean() }),
+    price: z
+      .object({ input: z.number(), output: z.number() })
+      .nullable()
+      .openapi({ description: "USD per million tokens; null: not configured, replies carry no cost." }),
+    providers: z.number().int().openapi({ description: "How many providers serve it: more than one fails over." }),
+  })
+  .openapi("Model");
+
+export const ModelsSchema = z
+  .object({
+    default_model: z.string(),
+    allowed_models: z.array(z.string()),
+    models: z.array(ModelSchema),
+  })
+  .openapi("Models");
+
+export type ModelsJson = z.infer<typeof ModelsSchema>;
+
 export const IdParamSchema = z.object({
   id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" }, example: "0193a1f0-8c2e-7d4b-9a51-3f6e2b1c0d9a" }),
 });

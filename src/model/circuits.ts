@@ -1,9 +1,6 @@
 import type { AppConfig } from "../http/config";
 import { log } from "../lib/log";
 
-/** Failures in a row after which a provider's circuit opens. */
-export const CIRCUIT_FAILURES = 3;
-
 interface Circuit {
   failuresInARow: number;
   /** Until then the provider is tried only after every other one; 0: closed. */
@@ -28,7 +25,7 @@ class Circuits {
   failed(provider: string, config: AppConfig): void {
     const circuit = this.#byProvider.get(provider) ?? { failuresInARow: 0, openUntil: 0 };
     circuit.failuresInARow++;
-    if (circuit.failuresInARow >= CIRCUIT_FAILURES) {
+    if (circuit.failuresInARow >= config.model.circuitFailures) {
       if (circuit.openUntil <= Date.now()) log.warn("provider circuit open", { provider, failures_in_a_row: circuit.failuresInARow, for_ms: config.model.circuitOpenMs });
       circuit.openUntil = Date.now() + config.model.circuitOpenMs;
     }
