@@ -17,10 +17,11 @@ const setMode = (upstream, mode) => fetch(`${upstream}/mode`, { method: "POST", 
 
 async function startTwoProviders(circuitFailures) {
   const [first, second] = [await startFakeUpstream({ FAKE_TTFT_MS: "50", FAKE_TOKENS: "16" }), await startFakeUpstream({ FAKE_TTFT_MS: "50", FAKE_TOKENS: "16" })];
-  const providers = { first: { base_url: `${first}/v1`, api_key: "BENCH_KEY" }, second: { base_url: `${second}/v1`, api_key: "BENCH_KEY" } };
+  // A secret wrangler dev loads: with [secrets] required, only the listed ones are.
+  const providers = { first: { base_url: `${first}/v1`, api_key: "OPENAI_API_KEY" }, second: { base_url: `${second}/v1`, api_key: "OPENAI_API_KEY" } };
   const models = [{ id: "gpt-4", providers: ["first", "second"], context_window: 8_192, max_output_tokens: 1_024, price: { input: 30, output: 60 } }];
   const vars = {
-    BENCH_KEY: "bench",
+    OPENAI_API_KEY: "bench",
     PROVIDERS: `'${JSON.stringify(providers)}'`,
     MODELS: `'${JSON.stringify(models)}'`,
     PROVIDER_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_TIMEOUT_MS),

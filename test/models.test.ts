@@ -104,6 +104,22 @@ describe("failover between providers", () => {
     expect(outcomes(reply)).toEqual([`${registry.primary} http_503`, `${registry.backup} http_503`]);
   });
 
+  it("reports a provider's 429 as upstream_rate_limited with its Retry-After, retrying only when the wait fits the idle limit", async () => {
+    const registry = twoProviders({ MODEL_MAX_RETRIES: "1" });
+    const { user, id } = await conversationWith(registry.env);
+    const response = await send(user, id, "[stub: status=429 retry_after=60] busy everywhere");
+    const body = await response.json<any>();
+    expect(response.status).toBe(502);
+    expect(response.headers.get("Retry-After")).toBe("60");
+    expect(body.error.details).toEqual({ code: "upstream_rate_limited" });
+    expect(body.ai_response).toMatchObject({ status: "Error", error_code: "upstream_rate_limited" });
+    // The first provider is left at once; the last one is not retried: 60 s is past the idle limit.
+    expect(outcomes(body.ai_response)).toEqual([`${registry.primary} http_429`, `${registry.backup} http_429`]);
+
+    const soon = await (await send(user, id, "[stub: status=429 retry_after=0] briefly busy")).json<any>();
+    expect(outcomes(soon.ai_response)).toEqual([`${registry.primary} http_429`, `${registry.backup} http_429`, `${registry.backup} http_429`]);
+  });
+
   it("asks a provider that failed 3 times in a row last until its circuit closes again", { timeout: 20_000 }, async () => {
     const registry = twoProviders();
     const { user, id } = await conversationWith(registry.env);

@@ -17,7 +17,13 @@ function upsert(table: SQLiteTable, update: string[]) {
   const onConflict = update.length ? `DO UPDATE SET ${update.map((key) => `${name(key)} = excluded.${name(key)}`).join(", ")}` : "DO NOTHING";
   const query = `INSERT INTO "${getTableName(table)}" (${columns.map(([, column]) => `"${column.name}"`).join(", ")})
     VALUES (${columns.map(() => "?").join(", ")}) ON CONFLICT ("id") ${onConflict}`;
-  const values = (row: Row) => columns.map(([key, column]) => (row[key] == null ? null : column.mapToDriverValue(row[key])));
+  // A row the object stored before a column existed lacks it: the column's own default applies.
+  const valueOf = (row: Row, key: string, column: SQLiteColumn) => (row[key] === undefined && column.hasDefault && typeof column.default !== "object" ? column.default : row[key]);
+  const values = (row: Row) =>
+    columns.map(([key, column]) => {
+      const value = valueOf(row, key, column);
+      return value == null ? null : column.mapToDriverValue(value);
+    });
   return (connection: Connection, row: Row) => connection.prepare(query).bind(...values(row));
 }
 
@@ -26,7 +32,7 @@ const upsertConversation = upsert(conversations, ["title", "titleSearch", "statu
 // turn rewrites its user message only for its token count.
 const upsertMessage = upsert(messages, ["tokens", "isEdited"]);
 // Feedback is the owner's, written by its route: never overwritten here.
-const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "finishReason", "maxOutputTokens", "provider", "attempts", "costUsd", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
+const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "usageEstimated", "finishReason", "maxOutputTokens", "provider", "attempts", "costUsd", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
 const insertSummary = upsert(summaries, []);
 
 const MESSAGE_TEXT = `UPDATE "messages" SET "content" = ?, "is_deleted" = ? WHERE "id" = ? AND ("content" <> ? OR "is_deleted" <> ?)`;

@@ -10,7 +10,8 @@ export type TurnResult = {
   user_message: ReturnType<typeof renderMessage>;
   ai_message: ReturnType<typeof renderMessage>;
   ai_response: ReturnType<typeof renderAiResponse>;
-  failure: { code: TurnFailure["code"]; message: string } | null;
+  /** `retry_after`: seconds, when the provider rate limited the turn and said how long to wait. */
+  failure: { code: TurnFailure["code"]; message: string; retry_after?: number } | null;
 };
 
 /** The failure of a stored Error response, as the live turn reported it. */
@@ -23,7 +24,7 @@ export function turnResult(rows: TurnRows, failure: TurnFailure | null): TurnRes
     user_message: renderMessage(rows.userMessage, { aiResponseStatus: rows.aiResponse.status }),
     ai_message: renderMessage(rows.aiMessage, { reply: rows.aiResponse }),
     ai_response: renderAiResponse(rows.aiResponse, rows.aiMessage.content),
-    failure: failure ? { code: failure.code, message: failure.message } : null,
+    failure: failure ? { code: failure.code, message: failure.message, ...(failure.retryAfterSeconds ? { retry_after: failure.retryAfterSeconds } : {}) } : null,
   };
 }
 

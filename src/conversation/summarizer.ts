@@ -21,7 +21,12 @@ export async function summarize(env: Env, store: ConversationStore, ledger: User
   const { id: conversationId, userId } = store.conversation()!;
   try {
     const { content, promptTokens, completionTokens, totalTokens } = await completeChat(config, entry, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs));
-    if (!content.trim()) throw new Error("the model returned an empty summary");
+    const spentCostUsd = costUsd(entry.price, promptTokens, completionTokens ?? 0) ?? 0;
+    if (!content.trim()) {
+      // Useless, but billed all the same.
+      ledger.charge(newId(), userId, totalTokens, spentCostUsd);
+      throw new Error("the model returned an empty summary");
+    }
     const summary = {
       id: newId(),
       conversationId,
@@ -31,7 +36,6 @@ export async function summarize(env: Env, store: ConversationStore, ledger: User
       tokens: completionTokens ?? estimateTokens(content),
       createdAt: nowIso(),
     };
-    const spentCostUsd = costUsd(entry.price, promptTokens, completionTokens ?? 0) ?? 0;
     store.saveSummary({ ...summary, spentTokens: totalTokens, spentCostUsd });
     ledger.charge(summary.id, userId, totalTokens, spentCostUsd);
     log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });

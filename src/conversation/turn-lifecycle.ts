@@ -2,7 +2,7 @@ import { getConfig } from "../http/config";
 import { ApiError, type Refusal, toRefusal } from "../http/errors";
 import { nowIso } from "../lib/ids";
 import { log } from "../lib/log";
-import { ownMessageTokens } from "./context-window";
+import { estimateTokens, ownMessageTokens } from "./context-window";
 import type { TurnSubmission } from "./contract";
 import type { ConversationStore } from "./conversation-store";
 import { LiveTurn } from "./live-turn";
@@ -151,17 +151,17 @@ export class TurnRunner {
     const { rows, failure } = turn;
     const finishedAt = nowIso();
     const { aiResponse } = rows;
-    const { price } = getConfig(this.env).modelEntry(turn.model);
+    const userTokens = this.#userMessageTokens(turn);
+    this.#chargeUsage(turn);
     Object.assign(aiResponse, {
-      costUsd: aiResponse.promptTokens === null ? null : costUsd(price, aiResponse.promptTokens, aiResponse.completionTokens ?? 0),
       status: failure ? "Error" : "Completed",
       errorCode: failure?.code ?? null,
       errorMessage: failure?.message ?? null,
       completedAt: finishedAt,
     });
-    rows.aiMessage = { ...this.store.message(rows.aiMessage.id)!, content: turn.text, tokens: aiResponse.completionTokens };
+    const tokens = aiResponse.usageEstimated ? null : aiResponse.completionTokens;
+    rows.aiMessage = { ...this.store.message(rows.aiMessage.id)!, content: turn.text, tokens };
     this.store.saveMessage(rows.aiMessage);
-    const userTokens = this.#userMessageTokens(turn);
     const userMessage = this.store.message(rows.userMessage.id);
     // Only while the message still holds the text that was counted: an edit clears the count.
     if (userTokens !== null && userMessage?.content === rows.userMessage.content) this.store.saveMessage({ ...userMessage, tokens: userTokens });
@@ -184,6 +184,21 @@ export class TurnRunner {
       ttft_ms: aiResponse.firstTokenAt ? Date.parse(aiResponse.firstTokenAt) - Date.parse(aiResponse.createdAt) : null,
       conversation_id: rows.conversation.id,
     });
+  }
+
+  /**
+   * What the reply costs: the provider's usage, or, when none came (cancelled, cut off, failed
+   * after its first token), our estimate of the prompt plus the text streamed, marked as
+   * estimated: the provider bills a reply it started either way.
+   */
+  #chargeUsage({ rows: { aiResponse }, selection, text, model }: LiveTurn): void {
+    const started = aiResponse.attempts?.some((attempt) => attempt.outcome === "ok");
+    if (aiResponse.totalTokens === null && started && selection) {
+      const completionTokens = estimateTokens(text);
+      Object.assign(aiResponse, { promptTokens: selection.promptTokens, completionTokens, totalTokens: selection.promptTokens + completionTokens, usageEstimated: true });
+    }
+    const { price } = getConfig(this.env).modelEntry(model);
+    aiResponse.costUsd = aiResponse.promptTokens === null ? null : costUsd(price, aiResponse.promptTokens, aiResponse.completionTokens ?? 0);
   }
 
   /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */

@@ -59,6 +59,7 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       promptTokens: null,
       completionTokens: null,
       totalTokens: null,
+      usageEstimated: false,
       finishReason: null,
       maxOutputTokens: plan.maxOutputTokens,
       provider: null,

@@ -41,6 +41,8 @@ export async function streamReply(turn: LiveTurn, config: AppConfig, journal: Tu
       await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog);
     }
     if (signal.aborted) throw signal.reason;
+    // A stream cut off in transit can end cleanly: only a finish reason says the reply is whole.
+    if (!rows.aiResponse.finishReason) throw new TurnFailure("upstream_error", "The model's stream ended early.");
     if (turn.text.length === 0) throw new TurnFailure("empty_reply", "The model returned an empty reply.");
   } catch (error) {
     turn.failure = classifyModelError(error, signal);

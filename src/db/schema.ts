@@ -127,6 +127,8 @@ export const aiResponses = sqliteTable(
     promptTokens: integer("prompt_tokens"),
     completionTokens: integer("completion_tokens"),
     totalTokens: integer("total_tokens"),
+    /** The counts are our estimate: no usage came from the provider (a cancelled or cut-off reply). */
+    usageEstimated: integer("usage_estimated", { mode: "boolean" }).notNull().default(false),
     /** The provider's finish_reason: stop, length, content_filter, ... */
     finishReason: text("finish_reason"),
     /** The output allowance sent upstream (max_tokens). */

@@ -196,7 +196,12 @@ export const AiResponseSchema = z
     error_message: z.string().nullable(),
     model: z.string(),
     usage: z
-      .object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
+      .object({
+        prompt_tokens: z.number().int(),
+        completion_tokens: z.number().int(),
+        total_tokens: z.number().int(),
+        estimated: z.boolean().openapi({ description: "Our estimate, charged because no usage came from the provider (a cancelled or cut-off reply)." }),
+      })
       .nullable(),
     finish_reason: z
       .string()
@@ -238,6 +243,8 @@ export const renderAiResponse = (response: AiResponse, content: string): z.infer
           prompt_tokens: response.promptTokens ?? 0,
           completion_tokens: response.completionTokens ?? 0,
           total_tokens: response.totalTokens,
+          // Rows stored before the flag existed lack it.
+          estimated: response.usageEstimated === true,
         },
   finish_reason: response.finishReason,
   max_output_tokens: response.maxOutputTokens,

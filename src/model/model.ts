@@ -25,6 +25,7 @@ export class TurnFailure extends Error {
   constructor(
     readonly code:
       | "upstream_error"
+      | "upstream_rate_limited"
       | "upstream_timeout"
       | "malformed_response"
       | "empty_reply"
@@ -32,6 +33,8 @@ export class TurnFailure extends Error {
       | "cancelled"
       | "interrupted",
     message: string,
+    /** The provider's Retry-After, in seconds, for a rate limit. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -41,11 +44,11 @@ export class TurnFailure extends Error {
 // env): building it per turn is wasted CPU.
 const clients = new WeakMap<AppConfig, Map<string, OpenAI>>();
 
-/** `retry`: only the last provider of a model retries; before it, the next provider is the retry. */
-function clientFor(config: AppConfig, provider: Provider, retry: boolean): OpenAI {
+/** Retries are `firstAnswer`'s, not the SDK's: the SDK would sleep out any Retry-After inside the turn's idle limit. */
+function clientFor(config: AppConfig, provider: Provider): OpenAI {
   let byProvider = clients.get(config);
   if (!byProvider) clients.set(config, (byProvider = new Map()));
-  const key = `${provider.name}:${retry}`;
+  const key = provider.name;
   let client = byProvider.get(key);
   if (!client) {
     client = new OpenAI({
@@ -53,7 +56,7 @@ function clientFor(config: AppConfig, provider: Provider, retry: boolean): OpenA
       apiKey: provider.apiKey ?? "none",
       baseURL: provider.standIn ? "https://stand-in.invalid/v1" : provider.baseURL,
       fetch: provider.standIn ? createOfflineModelFetch(provider.name, config.model.offlineTokenDelayMs, config.modelBudget) : undefined,
-      maxRetries: retry ? config.model.maxRetries : 0,
+      maxRetries: 0,
       timeout: config.model.timeoutMs,
     });
     byProvider.set(key, client);
@@ -76,9 +79,9 @@ const FAILS_OVER = /^(http_429|http_5\d\d|timeout|connection_error)$/;
 /**
  * Asks the model's providers in order of preference (those whose circuit is open last) until one
  * gives a first answer: `open` is what counts as one. A 429, 5xx, connection error or silence past
- * the first-byte limit moves on at once; anything else, or the last provider's failure, is thrown.
- * Every provider tried is recorded in `attempts`. The answer's signal stays tied to `signal` until
- * `release()`.
+ * the first-byte limit moves on at once; the last provider is retried (MODEL_MAX_RETRIES) only
+ * when the wait fits in the idle limit; anything else is thrown. Every provider tried is recorded
+ * in `attempts`. The answer's signal stays tied to `signal` until `release()`.
  */
 async function firstAnswer<T>(
   config: AppConfig,
@@ -89,8 +92,9 @@ async function firstAnswer<T>(
   onFailover: () => void = () => undefined,
 ): Promise<{ answer: T; provider: string; release: () => void }> {
   const order = circuits.order(model.providers);
-  for (const [i, name] of order.entries()) {
-    const provider = config.registry.providers.get(name)!;
+  let retries = config.model.maxRetries;
+  for (let i = 0; i < order.length; ) {
+    const name = order[i]!;
     const last = i === order.length - 1;
     const started = Date.now();
     const attempt = new AbortController();
@@ -99,7 +103,7 @@ async function firstAnswer<T>(
     const release = () => signal.removeEventListener("abort", stop);
     const firstByte = setTimeout(() => attempt.abort(new FirstByteTimeout()), config.model.firstByteTimeoutMs);
     try {
-      const answer = await open(clientFor(config, provider, last), attempt.signal);
+      const answer = await open(clientFor(config, config.registry.providers.get(name)!), attempt.signal);
       attempts.push({ provider: name, outcome: "ok", ms: Date.now() - started });
       circuits.succeeded(name);
       return { answer, provider: name, release };
@@ -109,19 +113,55 @@ async function firstAnswer<T>(
       if (signal.aborted) throw error;
       const outcome = attemptOutcome(error, attempt.signal);
       attempts.push({ provider: name, outcome, ms: Date.now() - started });
-      const failsOver = FAILS_OVER.test(outcome);
-      if (failsOver) circuits.failed(name, config);
-      if (!failsOver || last) {
-        if (attempt.signal.reason instanceof FirstByteTimeout) throw new TurnFailure("upstream_timeout", `The model's provider sent nothing for ${config.model.firstByteTimeoutMs / 1000} s.`);
-        throw error;
+      if (!FAILS_OVER.test(outcome)) throw error;
+      circuits.failed(name, config);
+      if (last) {
+        const wait = retryWait(error, config.model.maxRetries - retries);
+        const timedOut = attempt.signal.reason instanceof FirstByteTimeout;
+        if (retries === 0 || timedOut || wait > config.model.idleTimeoutMs / 2) throw lastFailure(error, attempt.signal, config);
+        retries--;
+        await sleep(wait, signal);
+        if (signal.aborted) throw signal.reason;
+      } else {
+        log.warn("provider failed before the first token; failing over", { model: model.id, provider: name, outcome, next: order[i + 1] });
+        i++;
       }
-      log.warn("provider failed before the first token; failing over", { model: model.id, provider: name, outcome, next: order[i + 1] });
       onFailover();
     } finally {
       clearTimeout(firstByte);
     }
   }
   throw new Error("a model has at least one provider");
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/** The provider's Retry-After (seconds or a date), in ms; null when it gave none. */
+function retryAfterMs(error: unknown): number | null {
+  if (!(error instanceof OpenAI.APIError) || !error.headers) return null;
+  const ms = Number(error.headers.get("retry-after-ms"));
+  if (ms > 0) return ms;
+  const value = error.headers.get("retry-after");
+  if (!value) return null;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) ? seconds * 1000 : Math.max(0, Date.parse(value) - Date.now()) || null;
+}
+
+/** How long to wait before retrying: the provider's Retry-After, or 0.5 s doubling per retry. */
+const retryWait = (error: unknown, retried: number) => retryAfterMs(error) ?? 500 * 2 ** retried;
+
+/** The last provider's failure as the turn stores it: a rate limit with the provider's Retry-After, a timeout, or the error itself. */
+function lastFailure(error: unknown, attempt: AbortSignal, config: AppConfig): unknown {
+  if (attempt.reason instanceof FirstByteTimeout) return new TurnFailure("upstream_timeout", `The model's provider sent nothing for ${config.model.firstByteTimeoutMs / 1000} s.`);
+  if (error instanceof OpenAI.APIError && error.status === 429) {
+    const wait = retryAfterMs(error);
+    return new TurnFailure("upstream_rate_limited", "The model provider is rate limiting requests; try again later.", wait === null ? undefined : Math.ceil(wait / 1000));
+  }
+  return error;
 }
 
 type ChatStream = AsyncIterator<ChatCompletionChunk>;

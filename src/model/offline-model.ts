@@ -13,11 +13,14 @@
  *   echo=history    reply with the conversation it was sent, one `role: content` line each
  *                   (assistant content is shortened to its length)
  *   status=code     answer with that HTTP error status instead of a stream
+ *   retry_after=s   ... with that Retry-After header
  *   refuse=1        refuse the connection (the SDK's connection error)
  *   first_byte=ms   answer nothing at all for that long (a provider that hangs)
  *   fail_after=n    break the stream after n tokens
  *   malformed_after=n  send a chunk that is not JSON after n tokens
  *   hang_after=n    stop sending (without closing) after n tokens
+ *   cut_after=n     end the stream cleanly after n tokens, with no finish reason and no [DONE]
+ *   no_finish=1     send every token and [DONE], but no finish reason
  *   empty=1         stream no content at all
  *   context=n       a context window of n tokens instead of the configured one
  *   prompt_factor=n count the prompt n times larger than usual (a provider whose count differs from ours)
@@ -42,11 +45,14 @@ interface Script {
   tokens?: number;
   echo?: string;
   status?: number;
+  retry_after?: number;
   refuse?: number;
   first_byte?: number;
   fail_after?: number;
   malformed_after?: number;
   hang_after?: number;
+  cut_after?: number;
+  no_finish?: number;
   empty?: number;
   context?: number;
   prompt_factor?: number;
@@ -60,7 +66,7 @@ const sleep = (ms: number, signal?: AbortSignal | null) =>
     signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 
-const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "status", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "empty", "context", "prompt_factor"]);
+const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor"]);
 
 function parseScript(messages: ChatMessage[], defaultDelay: number, provider: string): Script {
   const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
@@ -118,7 +124,8 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     if (script.first_byte) await sleep(script.first_byte, request.signal);
     request.signal.throwIfAborted();
     if (script.status) {
-      return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status });
+      const headers = script.retry_after === undefined ? undefined : { "Retry-After": String(script.retry_after) };
+      return Response.json({ error: { message: `Scripted failure ${script.status}`, type: "server_error" } }, { status: script.status, headers });
     }
     const promptTokens = countPrompt(body.messages) * (script.prompt_factor ?? 1);
     const window = script.context ?? budgetFor(body.model).contextTokens;
@@ -165,11 +172,12 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
           if (sent === script.fail_after) return controller.error(new Error("scripted mid-stream failure"));
           if (sent === script.malformed_after) return controller.enqueue(sseChunk("{this is not json"));
           if (sent === script.hang_after) return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+          if (sent === script.cut_after) return controller.close();
           if (sent > 0) await sleep(script.delay, signal);
           controller.enqueue(sseChunk(chunk({ content: tokens[sent++] })));
           return;
         }
-        controller.enqueue(sseChunk(chunk({}, finishReason)));
+        if (!script.no_finish) controller.enqueue(sseChunk(chunk({}, finishReason)));
         controller.enqueue(sseChunk({ id, object: "chat.completion.chunk", created, model, choices: [], usage }));
         controller.enqueue(sseChunk("[DONE]"));
         controller.close();

@@ -182,8 +182,9 @@ function turnResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind
   const { failure, ...turn }: TurnResult = outcome.result;
   // Only a model failure is a 502: a cancelled or interrupted reply is a stored turn like any other.
   if (failure && failure.code !== "cancelled" && failure.code !== "interrupted") {
-    const error = new ApiError("upstream_error", failure.message, { details: { code: failure.code } });
-    return c.json({ ...error.body(c.get("requestId")), ...turn }, 502);
+    const retryAfter = failure.retry_after ? { "Retry-After": String(failure.retry_after) } : undefined;
+    const error = new ApiError("upstream_error", failure.message, { details: { code: failure.code }, headers: retryAfter });
+    return c.json({ ...error.body(c.get("requestId")), ...turn }, 502, error.headers);
   }
   return c.json(turn, 201);
 }

@@ -1,0 +1,1 @@
+ALTER TABLE `ai_responses` ADD `usage_estimated` integer DEFAULT false NOT NULL;
