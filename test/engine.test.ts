@@ -176,7 +176,7 @@ describe("streaming over SSE", () => {
     }
     const done = frames.at(-1)!;
     expect(done).toMatchObject({ event: "done", id: `${ai_message.id}:end` });
-    expect(done.data.ai_response).toMatchObject({ status: "Completed", response_content: words(12) });
+    expect(done.data).toMatchObject({ ai_message: { content: words(12) }, ai_response: { status: "Completed" } });
     expect(deltaText(frames)).toBe(words(12));
 
     const stored = await storedMessages(conversation.id);
@@ -300,7 +300,7 @@ describe("model failures", () => {
     expect(frames.map((f) => f.event)).toEqual(["message", "delta", "delta", "error"]);
     const error = frames.at(-1)!;
     expect(error.id).toBe(`${frames[0]!.data.ai_message.id}:end`);
-    expect(error.data).toMatchObject({ code: "upstream_error", message: "The model stream failed.", ai_response: { status: "Error", response_content: "w1 w2" } });
+    expect(error.data).toMatchObject({ code: "upstream_error", message: "The model stream failed.", ai_message: { content: "w1 w2" }, ai_response: { status: "Error" } });
     expect(JSON.stringify(error.data)).not.toContain("scripted");
   });
 });

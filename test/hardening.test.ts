@@ -9,7 +9,7 @@ afterEach(() => vi.restoreAllMocks());
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
 
 describe("listeners", () => {
-  it("a listener joining a 5,000-token reply late gets the backlog as one frame, not dropped for it", async () => {
+  it("a listener joining a 5,000-token reply late gets the backlog in frames of 16 KiB, not one per token, and is not dropped for it", async () => {
     const user = await createUser();
     // 5,000 tokens at once, then the stand-in stalls until the idle timeout (1 s in tests) ends the turn.
     const response = await call("/start_conversation/", {
@@ -25,7 +25,9 @@ describe("listeners", () => {
     const late = await collectFrames(await call(`/conversations/${conversationId}/stream/`, { token: user.access }));
     expect(late[0]!.event).toBe("message");
     expect(late[1]!.event).toBe("delta");
-    expect(late[1]!.data.content.split(" ").length).toBeGreaterThan(3_000);
+    // About 29,000 characters: two frames instead of 5,000.
+    expect(late[1]!.data.content.length).toBe(16 * 1024);
+    expect(late.filter((frame) => frame.event === "delta")).toHaveLength(2);
     expect(late.at(-1)).toMatchObject({ event: "error", data: { code: "upstream_timeout" } });
     expect(deltaText(late)).toBe(words(5000));
   });

@@ -92,7 +92,7 @@ describe("failover between providers", () => {
     const done = frames.at(-1)!;
     expect(done.event).toBe("error");
     expect(deltaText(frames)).toBe("w1 w2");
-    expect(done.data.ai_response).toMatchObject({ status: "Error", provider: registry.primary, response_content: "w1 w2" });
+    expect(done.data).toMatchObject({ ai_message: { content: "w1 w2" }, ai_response: { status: "Error", provider: registry.primary } });
     expect(outcomes(done.data.ai_response)).toEqual([`${registry.primary} ok`]);
   });
 

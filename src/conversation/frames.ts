@@ -38,20 +38,35 @@ function messageFrame(rows: TurnRows): Uint8Array {
   });
 }
 
-/**
- * What a listener joining at `after` has missed of `text`: the message frame (from the start)
- * and the rest of the text as one delta. One frame, not the deltas as they were sent: a long
- * reply's backlog would otherwise fill a new listener's buffer before it read anything.
- */
-export function catchUpFrames(rows: TurnRows, text: string, after: number | "start"): Uint8Array[] {
-  const offset = after === "start" ? 0 : after;
-  const frames = after === "start" ? [messageFrame(rows)] : [];
-  if (offset < text.length) frames.push(encodeFrame("delta", frameId(rows.aiMessage.id, text.length), { content: text.slice(offset) }));
+/** The largest delta frame: a provider's single huge delta goes out as several, each a point to resume from. */
+export const MAX_DELTA_FRAME_CHARS = 16 * 1024;
+
+/** `text` from `offset` on as delta frames of at most MAX_DELTA_FRAME_CHARS, each named by where it ends. */
+export function deltaFrames(aiMessageId: string, text: string, offset: number): Uint8Array[] {
+  const frames = [];
+  for (let start = offset; start < text.length; start += MAX_DELTA_FRAME_CHARS) {
+    const end = Math.min(text.length, start + MAX_DELTA_FRAME_CHARS);
+    frames.push(encodeFrame("delta", frameId(aiMessageId, end), { content: text.slice(start, end) }));
+  }
   return frames;
 }
 
-/** The last frame of a reply; `bookmark`, the D1 bookmark once D1 has the whole turn, lets a client read it back from a replica. */
-export function finalFrame({ ai_message, ai_response, failure }: TurnResult, bookmark: string | null): Uint8Array {
+/**
+ * What a listener joining at `after` has missed of `text`: the message frame (from the start)
+ * and the rest of the text in as few deltas as the frame size allows, not the deltas as they
+ * were sent: a long reply's backlog in hundreds of small frames would cost far more to send.
+ */
+export function catchUpFrames(rows: TurnRows, text: string, after: number | "start"): Uint8Array[] {
+  const offset = after === "start" ? 0 : after;
+  return [...(after === "start" ? [messageFrame(rows)] : []), ...deltaFrames(rows.aiMessage.id, text, offset)];
+}
+
+/**
+ * The last frame of a reply; `bookmark`, the D1 bookmark once D1 has the whole turn, lets a
+ * client read it back from a replica. The reply's text is in it once, as `ai_message.content`:
+ * `ai_response.response_content` would double a long reply's last frame.
+ */
+export function finalFrame({ ai_message, ai_response: { response_content: _, ...ai_response }, failure }: TurnResult, bookmark: string | null): Uint8Array {
   const id = frameId(ai_message.id, "end");
   const stored = bookmark ? { bookmark } : {};
   return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored }) : encodeFrame("done", id, { ai_message, ai_response, ...stored });

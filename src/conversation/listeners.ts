@@ -1,14 +1,19 @@
 import { HEARTBEAT_FRAME, HEARTBEAT_INTERVAL_MS } from "../http/sse";
 
-// Unread bytes a listener may hold before it is dropped. A client that is gone (workerd does
-// not tell us) or too slow stops reading; dropping it bounds memory, and it can resume with
-// Last-Event-ID.
+// Unread bytes a listener may hold for long. A client that is gone (workerd does not tell us) or
+// too slow stops reading; dropping it bounds memory, and it can resume with Last-Event-ID. A
+// reader that is only briefly over (one huge delta arrived at once) gets LISTENER_GRACE_MS to
+// drain, up to MAX_BURST_BYTES.
 const MAX_BUFFERED_BYTES = 256 * 1024;
+const MAX_BURST_BYTES = 4 * 1024 * 1024;
+const LISTENER_GRACE_MS = 5_000;
 
 /** The SSE listeners of one turn. Writes are never awaited: the model loop must not wait on a client. */
 export class ListenerSet {
   /** Each listener's writer, with what to do when it ends (closed with the turn, or dropped). */
   #writers = new Map<WritableStreamDefaultWriter<Uint8Array>, (() => void) | undefined>();
+  /** Since when each listener that is over MAX_BUFFERED_BYTES has been. */
+  #overSince = new Map<WritableStreamDefaultWriter<Uint8Array>, number>();
 
   get size(): number {
     return this.#writers.size;
@@ -36,20 +41,35 @@ export class ListenerSet {
       onEnd?.();
     }
     this.#writers.clear();
+    this.#overSince.clear();
   }
 
   #write(writer: WritableStreamDefaultWriter<Uint8Array>, frame: Uint8Array): void {
-    if (writer.desiredSize === null || writer.desiredSize <= 0) {
+    if (this.#fellBehind(writer)) {
       this.#drop(writer);
       return;
     }
     writer.write(frame).catch(() => this.#drop(writer));
   }
 
+  /** Over the burst limit, or over the buffer limit for longer than the grace period. */
+  #fellBehind(writer: WritableStreamDefaultWriter<Uint8Array>): boolean {
+    const room = writer.desiredSize;
+    if (room === null || room <= MAX_BUFFERED_BYTES - MAX_BURST_BYTES) return true;
+    if (room > 0) {
+      this.#overSince.delete(writer);
+      return false;
+    }
+    const since = this.#overSince.get(writer) ?? Date.now();
+    this.#overSince.set(writer, since);
+    return Date.now() - since > LISTENER_GRACE_MS;
+  }
+
   #drop(writer: WritableStreamDefaultWriter<Uint8Array>): void {
     if (!this.#writers.has(writer)) return;
     const onEnd = this.#writers.get(writer);
     this.#writers.delete(writer);
+    this.#overSince.delete(writer);
     writer.abort("listener fell behind").catch(() => undefined);
     onEnd?.();
   }

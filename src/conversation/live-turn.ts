@@ -1,9 +1,11 @@
 import { ListenerSet } from "./listeners";
 import type { TurnFailure } from "../model/model";
-import { encodeFrame, frameId } from "../http/sse";
+import { deltaFrames } from "./frames";
 import type { Branch, ContextSelection } from "./context-window";
 import type { TurnResult } from "./frames";
 import type { TurnRows } from "./turn-rows";
+
+const encoder = new TextEncoder();
 
 export type TurnPhase = "queued" | "generating" | "finished";
 
@@ -15,6 +17,8 @@ export class LiveTurn {
   /** What of the branch the model was given, once chosen. */
   selection: ContextSelection | null = null;
   text = "";
+  /** `text`'s size in UTF-8. */
+  bytes = 0;
   failure: TurnFailure | null = null;
   readonly listeners = new ListenerSet();
   readonly abort = new AbortController();
@@ -55,11 +59,20 @@ export class LiveTurn {
   }
 
 
-  /** Appends a piece of the reply and sends its frame, encoded once, to every listener. */
-  addDelta(content: string): void {
+  /**
+   * Appends as much of a piece of the reply as fits in `maxBytes` and sends its frames, encoded
+   * once, to every listener; false once the reply is full.
+   */
+  addDelta(content: string, maxBytes: number): boolean {
+    const room = maxBytes - this.bytes;
+    const { read, written } = encoder.encodeInto(content, new Uint8Array(Math.max(0, Math.min(room, content.length * 3))));
+    const fits = read === content.length;
+    content = content.slice(0, read);
+    this.bytes += written;
+    const offset = this.text.length;
     this.text += content;
-    const bytes = encodeFrame("delta", frameId(this.rows.aiMessage.id, this.text.length), { content });
-    this.listeners.send(bytes);
+    for (const frame of deltaFrames(this.rows.aiMessage.id, this.text, offset)) this.listeners.send(frame);
+    return fits;
   }
 
   /** The turn ended: the last frame goes out and the streams end. */

@@ -137,10 +137,26 @@ export class TurnRunner {
     turn.generating();
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
     await streamReply(turn, getConfig(this.env), this.journal);
-    this.store.commit(() => this.#finish(turn));
+    this.#commitEnd(turn);
     turn.streaming();
     void this.outbox.drain();
     this.afterTurn(turn).catch((error) => log.error("ending a turn failed", error, { ai_message_id: turn.rows.aiMessage.id }));
+  }
+
+  /**
+   * Commits the turn's end. Should that fail, the end is committed as an Error without the text
+   * instead: no frame or result may report a reply that is not stored. (If even that fails, the
+   * object is broken; its restart marks the reply interrupted.)
+   */
+  #commitEnd(turn: LiveTurn): void {
+    try {
+      this.store.commit(() => this.#finish(turn));
+    } catch (error) {
+      log.error("storing a finished reply failed", error, { ai_message_id: turn.rows.aiMessage.id, bytes: turn.bytes });
+      turn.failure = new TurnFailure("storage_failed", "The reply could not be stored.");
+      turn.text = "";
+      this.store.commit(() => this.#finish(turn));
+    }
   }
 
   /**

@@ -77,8 +77,14 @@ async function callModel(turn: LiveTurn, selection: ContextSelection, config: Ap
       aiResponse.totalTokens = event.totalTokens;
     } else {
       aiResponse.firstTokenAt ??= new Date(now).toISOString();
-      turn.addDelta(event.content);
-      journal.append(aiMessage.id, event.content);
+      const offset = turn.text.length;
+      const fits = turn.addDelta(event.content, config.maxReplyBytes);
+      journal.append(aiMessage.id, turn.text.slice(offset));
+      if (!fits) {
+        // As long as a reply may be stored: it ends here, as if the model's allowance had.
+        aiResponse.finishReason = "length";
+        return;
+      }
     }
   }
 }

@@ -14,6 +14,8 @@ export interface AppConfig {
   /** The registry's entry of a model; a model no longer listed (an older conversation's) answers as the default. */
   modelEntry: (model: string) => ModelEntry;
   maxMessageLength: number;
+  /** The longest reply stored, in UTF-8 bytes: below D1's (and the object's SQLite's) 2 MB row limit. */
+  maxReplyBytes: number;
   allowedOrigins: readonly string[];
   /** Where clients reach the API (PUBLIC_URL), for links in responses; null: the request's own URL. */
   publicUrl: URL | null;
@@ -87,6 +89,7 @@ export function getConfig(env: Env): AppConfig {
       defaultModel: defaultEntry.id,
       modelEntry: (model) => registry.model(model) ?? defaultEntry,
       maxMessageLength: positiveInt(env.MAX_MESSAGE_LENGTH, 32_000),
+      maxReplyBytes: Math.min(positiveInt(env.MAX_REPLY_BYTES, 1_000_000), 1_500_000),
       allowedOrigins: commaList(env.ALLOWED_ORIGINS ?? ""),
       publicUrl: URL.canParse(env.PUBLIC_URL ?? "") ? new URL(env.PUBLIC_URL) : null,
       maxQueuedTurns: positiveInt(env.MAX_QUEUED_TURNS, 32),

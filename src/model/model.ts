@@ -31,7 +31,8 @@ export class TurnFailure extends Error {
       | "empty_reply"
       | "context_length_exceeded"
       | "cancelled"
-      | "interrupted",
+      | "interrupted"
+      | "storage_failed",
     message: string,
     /** The provider's Retry-After, in seconds, for a rate limit. */
     readonly retryAfterSeconds?: number,
@@ -217,6 +218,8 @@ export async function* streamChat(
     for (let next = await answer.chunks.next(); !next.done; next = await answer.chunks.next()) yield* eventsOf(next.value, report(next.value));
   } finally {
     release();
+    // A caller that stops reading early ends the request too.
+    await answer.chunks.return?.().catch(() => undefined);
   }
 }
 

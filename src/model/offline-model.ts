@@ -10,6 +10,7 @@
  *   delay=ms        pause between tokens (default: OFFLINE_MODEL_TOKEN_DELAY_MS)
  *   first=ms        pause before the first token
  *   tokens=n        reply with n numbered words instead of the default reply
+ *   burst=n         start the reply with one delta of n characters
  *   echo=history    reply with the conversation it was sent, one `role: content` line each
  *                   (assistant content is shortened to its length)
  *   status=code     answer with that HTTP error status instead of a stream
@@ -43,6 +44,7 @@ interface Script {
   delay: number;
   first: number;
   tokens?: number;
+  burst?: number;
   echo?: string;
   status?: number;
   retry_after?: number;
@@ -66,7 +68,7 @@ const sleep = (ms: number, signal?: AbortSignal | null) =>
     signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 
-const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor"]);
+const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "burst", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor"]);
 
 function parseScript(messages: ChatMessage[], defaultDelay: number, provider: string): Script {
   const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
@@ -139,7 +141,7 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     // Reported like a provider's snapshot name, so a stored reply says it came from the stand-in.
     const model = `offline-${body.model}`;
     const created = Math.floor(Date.now() / 1000);
-    const fullReply = tokenize(replyText(body.messages, script));
+    const fullReply = [...(script.burst ? ["b".repeat(script.burst)] : []), ...tokenize(replyText(body.messages, script))];
     const tokens = body.max_tokens === undefined ? fullReply : fullReply.slice(0, body.max_tokens);
     const finishReason = tokens.length < fullReply.length ? "length" : "stop";
     const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
