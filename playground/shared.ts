@@ -1,4 +1,8 @@
-/** The page behind a share link: reads the snapshot as JSON and shows it read-only. */
+/**
+ * The page behind a share link: reads the snapshot as JSON and shows it read-only. The token is
+ * in the link's fragment (`/shared/#<token>`), which browsers never send: the page sends it in a
+ * header. Older links carry it in the path.
+ */
 import type { SharedConversation } from "./api";
 import { renderMarkdown } from "./markdown";
 
@@ -6,7 +10,8 @@ const list = document.getElementById("messages") as HTMLOListElement;
 const title = document.getElementById("chat-title")!;
 
 async function show(): Promise<void> {
-  const response = await fetch(location.pathname, { headers: { Accept: "application/json" } });
+  const token = location.hash.slice(1) || location.pathname.split("/")[2] || "";
+  const response = await fetch("/shared/", { headers: { Accept: "application/json", "X-Share-Token": token } });
   if (!response.ok) {
     title.textContent = "This link does not work any more.";
     return;

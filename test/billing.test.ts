@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { call, callJson, createUser, type TestUser } from "./helpers";
-import { collectFrames, deltaText, readFrames } from "./sse";
+import { deltaText, readFrames } from "./sse";
 
 const SSE = { Accept: "text/event-stream" };
 

@@ -2,6 +2,8 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { call, callJson, createUser, expectError, shardOf, type TestUser } from "./helpers";
+import { virtualShardOf } from "../src/db/shard-map";
+import { sha256Hex } from "../src/lib/ids";
 
 const search = (user: TestUser, q: string, extra = "") => callJson(`/search/?q=${encodeURIComponent(q)}${extra}`, { token: user.access, status: 200 });
 const ids = (page: any) => page.results.map((hit: any) => hit.message.id);
@@ -268,18 +270,24 @@ describe("export", () => {
 });
 
 describe("share links", () => {
+  const readLink = (token: string) => call("/shared/", { headers: { Accept: "application/json", "X-Share-Token": token } });
+
   it("serve a read-only snapshot of the current branch without auth, until revoked", async () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] share this", title: "Shared plans", system_prompt: "secret prompt" }, status: 201 });
     const id = turn.conversation.id;
     const link = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
-    // Its owner's virtual shard (3 hex digits), then 128 random bits.
-    expect(link.token).toMatch(/^[0-9a-f]{3}[A-Za-z0-9_-]{22}$/);
-    expect(link.url).toBe(`http://api.test/shared/${link.token}/`);
+    // 128 random bits, in the fragment: no server, log or trace ever sees it.
+    expect(link.token).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(link.url).toBe(`http://api.test/shared/#${link.token}`);
 
     // Later messages are not part of the snapshot.
     await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: tokens=1] after sharing" }, status: 201 });
-    const shared = await callJson(`/shared/${link.token}/`, { headers: { Accept: "application/json" }, status: 200 });
+    const response = await readLink(link.token);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Cache-Control")).toBe("no-store");
+    expect(response.headers.get("Vary")).toContain("Accept");
+    const shared = await response.json();
     expect(shared).toEqual({
       title: "Shared plans",
       messages: [
@@ -289,9 +297,10 @@ describe("share links", () => {
     });
     expect(JSON.stringify(shared)).not.toMatch(new RegExp(`${user.id}|${user.email}|secret prompt|${id}`));
 
-    const page = await call(`/shared/${link.token}/`, { headers: { Accept: "text/html" } });
+    const page = await call("/shared/", { headers: { Accept: "text/html" } });
     expect(page.status).toBe(200);
     expect(page.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(page.headers.get("Cache-Control")).toBe("no-store");
     expect(await page.text()).toContain("/shared.js");
 
     const stranger = await createUser();
@@ -299,14 +308,40 @@ describe("share links", () => {
     await expectError(await call(`/conversations/${id}/share/`, { token: stranger.access, method: "DELETE" }), 404, "not_found");
 
     expect((await call(`/conversations/${id}/share/`, { token: user.access, method: "DELETE" })).status).toBe(204);
-    await expectError(await call(`/shared/${link.token}/`, { headers: { Accept: "application/json" } }), 404, "not_found");
-    await expectError(await call(`/shared/${link.token}/`, { headers: { Accept: "text/html" } }), 404, "not_found");
-    await expectError(await call("/shared/not-a-real-token/", { headers: { Accept: "application/json" } }), 404, "not_found");
+    const revoked = await readLink(link.token);
+    expect(revoked.headers.get("Cache-Control")).toBe("no-store");
+    await expectError(revoked, 404, "not_found");
+    await expectError(await readLink("not-a-real-token"), 404, "not_found");
 
     // A new link replaces the old one.
     const first = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
     const second = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
-    await expectError(await call(`/shared/${first.token}/`, { headers: { Accept: "application/json" } }), 404, "not_found");
-    await callJson(`/shared/${second.token}/`, { headers: { Accept: "application/json" }, status: 200 });
+    await expectError(await readLink(first.token), 404, "not_found");
+    expect((await readLink(second.token)).status).toBe(200);
+  });
+
+  it("stops working when its conversation is deleted, and stays revoked when it is restored", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] share then delete" }, status: 201 });
+    const id = turn.conversation.id;
+    const link = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
+    expect((await readLink(link.token)).status).toBe(200);
+    expect((await call(`/conversations/${id}/`, { token: user.access, method: "DELETE" })).status).toBe(204);
+    await expectError(await readLink(link.token), 404, "not_found");
+    await callJson(`/conversations/${id}/`, { token: user.access, method: "PATCH", body: { status: "Active" }, status: 200 });
+    await expectError(await readLink(link.token), 404, "not_found");
+  });
+
+  it("still opens links made before tokens moved to the fragment (owner's virtual shard first, in the path)", async () => {
+    const user = await createUser();
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=2] an old link" }, status: 201 });
+    const legacy = virtualShardOf(user.id).toString(16).padStart(3, "0") + "A".repeat(22);
+    await shardOf(user.id)
+      .prepare("INSERT INTO shares (token_hash, conversation_id, user_id, leaf_message_id, created_at) VALUES (?, ?, ?, ?, ?)")
+      .bind(await sha256Hex(legacy), turn.conversation.id, user.id, turn.ai_message.id, new Date().toISOString())
+      .run();
+    const shared = await callJson(`/shared/${legacy}/`, { headers: { Accept: "application/json" }, status: 200 });
+    expect(shared.messages.map((m: { content: string }) => m.content)).toEqual(["[stub: tokens=2] an old link", "w1 w2"]);
+    expect((await readLink(legacy)).status).toBe(200);
   });
 });

@@ -378,16 +378,16 @@ describe("query plans", () => {
   });
 });
 
-it("routes a share token to its owner's shard, and refuses tokens that name no shard", async () => {
+it("finds a share link's shard through the directory, and refuses tokens it does not know", async () => {
   const [a, b] = await usersInTwoShards();
   for (const user of [a, b]) {
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=2] shared by ${user.id}` }, status: 201 });
     const { token } = await callJson(`/conversations/${turn.conversation.id}/share/`, { token: user.access, method: "POST", status: 201 });
-    const shared = await callJson(`/shared/${token}/`, { headers: { Accept: "application/json" }, status: 200 });
+    const shared = await callJson("/shared/", { headers: { Accept: "application/json", "X-Share-Token": token }, status: 200 });
     expect(shared.messages[0].content).toContain(user.id);
   }
-  for (const token of ["fff" + "A".repeat(22), "xyz" + "A".repeat(22), "short"]) {
-    const response = await exports.default.fetch(new Request(`${BASE}/shared/${token}/`, { headers: { Accept: "application/json" } }));
+  for (const token of ["fff" + "A".repeat(22), "xyz" + "A".repeat(22), "A".repeat(22), "short"]) {
+    const response = await exports.default.fetch(new Request(`${BASE}/shared/`, { headers: { Accept: "application/json", "X-Share-Token": token } }));
     expect(response.status).toBe(404);
   }
 });

@@ -1,8 +1,9 @@
-import { and, eq, lt, or, sql } from "drizzle-orm";
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { notFound } from "../http/errors";
+import { nowIso } from "../lib/ids";
 import type { Database } from "./client";
-import { type AiResponse, aiResponses, conversations, messages } from "./schema";
+import { type AiResponse, aiResponses, conversations, messages, shares } from "./schema";
 
 export const ownedConversationQuery = (db: Database, userId: string, id: string) =>
   db
@@ -64,3 +65,7 @@ export async function loadOwnedMessage(db: Database, userId: string, id: string)
   if (!row) throw notFound("Message");
   return row;
 }
+
+/** Revokes the conversation's share link, if it has one: at once, since reads of a link go to the primary. */
+export const revokeShareOf = (db: Database, conversationId: string) =>
+  db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, conversationId), isNull(shares.revokedAt)));

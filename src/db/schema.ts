@@ -194,6 +194,16 @@ export const shares = sqliteTable(
   (t) => [index("shares_conversation").on(t.conversationId)],
 );
 
+/**
+ * Which virtual shard holds each share link's conversation, by the token's SHA-256: a link is
+ * read without auth, and the token itself must not tell anyone which shard its owner is in.
+ */
+export const shareLinks = sqliteTable("share_links", {
+  tokenHash: text("token_hash").primaryKey(),
+  virtualShard: integer("virtual_shard").notNull(),
+  createdAt: timestampColumn("created_at"),
+});
+
 /** Tokens each user spent per UTC day (`YYYY-MM-DD`), as the provider counted them: the daily budget. */
 export const usageDaily = sqliteTable(
   "usage_daily",

@@ -7,7 +7,8 @@ import { createRouter } from "../http/create-router";
 import { noteBookmark, refuseWhileMoving, userDb } from "../db/request-session";
 import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../conversation/client/overlay";
 import { forkStatements } from "../db/fork";
-import { idIn, messageWithStatus, olderThan } from "../db/queries";
+import { idIn, messageWithStatus, olderThan, revokeShareOf } from "../db/queries";
+import type { ConversationFields } from "../conversation/edits";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
 import { ConversationTree, loadOwnedTree, treeQuery } from "../db/tree";
 import { conversationObject } from "../conversation/client/stub";
@@ -150,18 +151,15 @@ const forkConversation = createRoute({
   responses: { 201: jsonResponse(ConversationSchema, "The new conversation, with `forked_from`"), ...errorResponses(400, 401, 404, 409, 415) },
 });
 
-type UpdatableFields = Partial<{
-  title: string | null;
-  status: (typeof conversationStatuses)[number];
-  system_prompt: string | null;
-  max_output_tokens: number | null;
-  current_leaf: string;
-}>;
-
-/** Every change of a conversation goes through its object, which owns it; the answer comes once D1 has it too. */
-async function updateConversation(c: Context<AppEnv>, id: string, fields: UpdatableFields) {
+/**
+ * Every change of a conversation goes through its object, which owns it; the answer comes once
+ * D1 has it too. Deleting it also revokes its share link, so restoring it does not bring the
+ * link back.
+ */
+async function updateConversation(c: Context<AppEnv>, id: string, fields: ConversationFields) {
   refuseWhileMoving(c);
   const { value, bookmark } = unwrap(await conversationObject(c.env, id).update(c.get("userId"), id, fields));
+  if (fields.status === "Deleted") await revokeShareOf(userDb(c), id);
   noteBookmark(c, bookmark);
   return renderConversation(value);
 }

@@ -1,12 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../http/app-env";
 import { and, eq, isNull } from "drizzle-orm";
 import { createRouter } from "../http/create-router";
 import { conversationObject } from "../conversation/client/stub";
-import { virtualShardSession } from "../db/client";
+import { directoryDb, virtualShardSession } from "../db/client";
 import { userDb } from "../db/request-session";
 import { VIRTUAL_SHARDS, virtualShardOf } from "../db/shard-map";
-import { idIn, loadOwnedConversation } from "../db/queries";
-import { conversations, messages, shares } from "../db/schema";
+import { idIn, loadOwnedConversation, revokeShareOf } from "../db/queries";
+import { conversations, messages, shareLinks, shares } from "../db/schema";
 import { ConversationTree, treeQuery } from "../db/tree";
 import { notFound, unwrap } from "../http/errors";
 import { nowIso, sha256Hex, toBase64Url } from "../lib/ids";
@@ -16,18 +18,23 @@ import { errorResponses, IdParamSchema, jsonResponse, SharedConversationSchema }
 
 const TOKEN_BYTES = 16;
 
-/**
- * A token is its owner's virtual shard (3 hex digits) and 128 random bits: a link is served
- * without auth, so the token alone must say which database holds the conversation.
- */
-const newShareToken = (userId: string) =>
-  virtualShardOf(userId).toString(16).padStart(3, "0") + toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
+/** 128 random bits, and nothing else: not even which shard holds the conversation. */
+const newShareToken = () => toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
 
-/** The virtual shard a token names, or null for a string that is no token. */
-function tokenShard(token: string): number | null {
+/** Links made before share_links existed start with their owner's virtual shard (3 hex digits). */
+function legacyTokenShard(token: string): number | null {
   const match = token.match(/^([0-9a-f]{3})[A-Za-z0-9_-]{22}$/);
   const shard = match ? Number.parseInt(match[1]!, 16) : NaN;
   return shard < VIRTUAL_SHARDS ? shard : null;
+}
+
+/** The virtual shard of a link's conversation, or null for a string that is no link. */
+async function shardOfToken(env: Env, token: string): Promise<number | null> {
+  if (!/^[A-Za-z0-9_-]{22,25}$/.test(token)) return null;
+  const legacy = legacyTokenShard(token);
+  if (legacy !== null) return legacy;
+  const [link] = await directoryDb(env).select({ shard: shareLinks.virtualShard }).from(shareLinks).where(eq(shareLinks.tokenHash, await tokenHash(token)));
+  return link?.shard ?? null;
 }
 
 const secured = authenticated("share");
@@ -55,9 +62,26 @@ const revokeShare = createRoute({
 
 const readShare = createRoute({
   method: "get",
+  path: "/shared",
+  tags: ["share"],
+  summary: "A shared conversation, without auth: JSON for the token in X-Share-Token, else the page (links are /shared/#<token>)",
+  request: {
+    headers: z.object({ "x-share-token": z.string().min(1).max(64).optional().openapi({ description: "The token from the link's fragment." }) }),
+  },
+  responses: {
+    200: {
+      description: "The snapshot, or the page that shows it",
+      content: { "application/json": { schema: SharedConversationSchema }, "text/html": { schema: z.string() } },
+    },
+    ...errorResponses(404),
+  },
+});
+
+const readLegacyShare = createRoute({
+  method: "get",
   path: "/shared/{token}",
   tags: ["share"],
-  summary: "A shared conversation, without auth: JSON when asked for (Accept: application/json), else a page showing it",
+  summary: "A link made before tokens moved to the fragment: JSON when asked for (Accept: application/json), else the page",
   request: { params: z.object({ token: z.string().min(1).max(64).openapi({ param: { name: "token", in: "path" } }) }) },
   responses: {
     200: {
@@ -71,51 +95,75 @@ const readShare = createRoute({
 /** Only this is stored: a leaked table does not hand out working links. */
 const tokenHash = sha256Hex;
 
-export const shareRoutes = createRouter()
+export const shareRoutes = createRouter();
+
+// A revoked link must not live on in a cache, and the page and its JSON share a URL.
+shareRoutes.use("/shared/*", async (c, next) => {
+  await next();
+  c.res = new Response(c.res.body, c.res);
+  c.res.headers.set("Cache-Control", "no-store");
+  c.res.headers.append("Vary", "Accept, X-Share-Token");
+});
+
+shareRoutes
   .openapi(createShare, async (c) => {
     const { id } = c.req.valid("param");
     const userId = c.get("userId");
     const db = userDb(c);
     // The snapshot is read from D1: first the object makes sure D1 has all of the conversation.
     const conversation = unwrap(await conversationObject(c.env, id).synced(userId, id));
-    const token = newShareToken(userId);
+    const token = newShareToken();
+    const hash = await tokenHash(token);
+    // The directory first: a link it knows whose share row never landed is only a 404.
+    await directoryDb(c.env).insert(shareLinks).values({ tokenHash: hash, virtualShard: virtualShardOf(userId) });
     await db.batch([
-      db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt))),
-      db.insert(shares).values({ tokenHash: await tokenHash(token), conversationId: id, userId, leafMessageId: conversation.currentLeafId, createdAt: nowIso() }),
+      revokeShareOf(db, id),
+      db.insert(shares).values({ tokenHash: hash, conversationId: id, userId, leafMessageId: conversation.currentLeafId, createdAt: nowIso() }),
     ]);
-    return c.json({ url: publicRequestUrl(c.env, new URL(`/shared/${token}/`, c.req.url).toString()).toString(), token }, 201);
+    // In the fragment, the token never reaches a server: not ours, not our logs and traces.
+    return c.json({ url: `${publicRequestUrl(c.env, new URL("/shared/", c.req.url).toString())}#${token}`, token }, 201);
   })
   .openapi(revokeShare, async (c) => {
     const { id } = c.req.valid("param");
     const db = userDb(c);
     await loadOwnedConversation(db, c.get("userId"), id);
-    await db.update(shares).set({ revokedAt: nowIso() }).where(and(eq(shares.conversationId, id), isNull(shares.revokedAt)));
+    await revokeShareOf(db, id);
     return c.body(null, 204);
   })
   .openapi(readShare, async (c) => {
+    const token = c.req.valid("header")["x-share-token"];
+    if (token === undefined) return sharePage(c);
+    return c.json(await snapshot(c.env, token), 200);
+  })
+  .openapi(readLegacyShare, async (c) => {
     const { token } = c.req.valid("param");
-    const shard = tokenShard(token);
-    if (shard === null) throw notFound("Shared conversation");
-    // At the primary: a revoked link stops working at once, not when a replica catches up.
-    const { db } = virtualShardSession(c.env, shard, "first-primary");
-    const [share] = await db
-      .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
-      .from(shares)
-      .innerJoin(conversations, eq(conversations.id, shares.conversationId))
-      .where(and(eq(shares.tokenHash, await tokenHash(token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
-    // Unknown, revoked, or its conversation deleted: the same 404.
-    if (!share) throw notFound("Shared conversation");
-    if (!(c.req.header("Accept") ?? "").includes("application/json")) {
-      return c.env.ASSETS.fetch(new URL("/shared.html", c.req.url)) as never;
-    }
-    const tree = new ConversationTree(await treeQuery(db, share.conversationId), false);
-    const ids = tree.pathTo(share.leafMessageId).map((node) => node.id);
-    const rows = ids.length
-      ? await db
-          .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order })
-          .from(messages)
-          .where(idIn(messages.id, ids))
-      : [];
-    rows.sort((a, b) => a.order - b.order);
-    return c.json({ title: share.title, messages: rows.map(({ sender, content, timestamp }) => ({ sender, content, timestamp })) }, 200);
+    const shared = await snapshot(c.env, token);
+    if (!(c.req.header("Accept") ?? "").includes("application/json")) return sharePage(c);
+    return c.json(shared, 200);
   });
+
+const sharePage = (c: Context<AppEnv>) => c.env.ASSETS.fetch(new URL("/shared.html", c.req.url)) as never;
+
+/** What a link shows: the branch as it was shared. Unknown, revoked, or its conversation deleted: the same 404. */
+async function snapshot(env: Env, token: string): Promise<z.infer<typeof SharedConversationSchema>> {
+  const shard = await shardOfToken(env, token);
+  if (shard === null) throw notFound("Shared conversation");
+  // At the primary: a revoked link stops working at once, not when a replica catches up.
+  const { db } = virtualShardSession(env, shard, "first-primary");
+  const [share] = await db
+    .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
+    .from(shares)
+    .innerJoin(conversations, eq(conversations.id, shares.conversationId))
+    .where(and(eq(shares.tokenHash, await tokenHash(token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
+  if (!share) throw notFound("Shared conversation");
+  const tree = new ConversationTree(await treeQuery(db, share.conversationId), false);
+  const ids = tree.pathTo(share.leafMessageId).map((node) => node.id);
+  const rows = ids.length
+    ? await db
+        .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order })
+        .from(messages)
+        .where(idIn(messages.id, ids))
+    : [];
+  rows.sort((a, b) => a.order - b.order);
+  return { title: share.title, messages: rows.map(({ sender, content, timestamp }) => ({ sender, content, timestamp })) };
+}
