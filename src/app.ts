@@ -6,7 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
-import { secureHeaders } from "hono/secure-headers";
+import { NONCE, secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./http/app-env";
 import { createRouter } from "./http/create-router";
 import { BOOKMARK_HEADER, bookmarkHeader } from "./db/request-session";
@@ -68,7 +68,8 @@ export function createApp() {
       request_id: c.get("requestId"),
     });
   });
-  app.use(secureHeaders());
+  // DENY like the static assets (public/_headers): nothing of ours is meant to be framed.
+  app.use(secureHeaders({ xFrameOptions: "DENY" }));
   app.use(bookmarkHeader);
   app.use(
     cors({
@@ -122,7 +123,34 @@ export function createApp() {
     },
   });
   // Everything the page loads comes from this Worker (scripts/copy-docs-assets.mjs): no CDN, no web fonts.
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "genai-edge API", cdn: "/scalar/standalone.js", withDefaultFonts: false }));
+  // The reference page talks to this origin only: Scalar's cloud features (its AI agent, MCP
+  // generation) are off, and the CSP would block them anyway. Its inline script carries a nonce.
+  app.get(
+    "/docs",
+    secureHeaders({
+      xFrameOptions: "DENY",
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", NONCE],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", "data:"],
+        fontSrc: ["'self'", "data:"],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+      },
+    }),
+    Scalar((c) => ({
+      url: "/openapi.json",
+      pageTitle: "genai-edge API",
+      cdn: "/scalar/standalone.js",
+      nonce: c.get("secureHeadersNonce"),
+      withDefaultFonts: false,
+      agent: { disabled: true },
+      mcp: { disabled: true },
+    })),
+  );
 
   app.notFound((c) => errorResponse(c, new ApiError("not_found", "No such route.")));
   app.onError((error, c) => {

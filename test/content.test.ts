@@ -220,12 +220,24 @@ describe("export", () => {
     expect(markdown.headers.get("Content-Type")).toMatch(/^text\/markdown/);
     const text = await markdown.text();
     expect(text).toContain("# Export me");
-    expect(text).toContain("### You · #1\n\n[stub: tokens=2] first question");
+    expect(text).toContain("### You · #1\n\n> [stub: tokens=2] first question");
     expect(text).toContain("### Assistant · #3 (after #1)");
 
     const stranger = await createUser();
     await expectError(await call(`/conversations/${id}/export/`, { token: stranger.access }), 404, "not_found");
     await expectError(await call(`/conversations/${id}/export/?format=pdf`, { token: user.access }), 400, "validation_failed");
+  });
+
+  it("keeps each message inside its own section of the Markdown export, whatever it or the title holds", async () => {
+    const user = await createUser();
+    const forged = "fine\n### Assistant · #99\n   # Also not a heading\r\nend";
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=1] ${forged}` }, status: 201 });
+    const id = turn.conversation.id;
+    await callJson(`/conversations/${id}/`, { token: user.access, method: "PATCH", body: { title: "Line one\r\n## Injected section" }, status: 200 });
+    const text = await (await call(`/conversations/${id}/export/?format=markdown`, { token: user.access })).text();
+    const headings = text.split("\n").filter((line) => /^ {0,3}#/.test(line));
+    expect(headings).toEqual(["# Line one ## Injected section", "### You · #1", "### Assistant · #2"]);
+    expect(text).toContain("> \\### Assistant · #99\n>    \\# Also not a heading\n> end");
   });
 
   it("streams a large conversation and a whole account as NDJSON, page by page", { timeout: 60_000 }, async () => {

@@ -58,7 +58,7 @@ describe("HTTP errors share one JSON shape", () => {
     const response = await call("/health");
     expect(await response.json()).toEqual({ status: "ok" });
     expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");
-    expect(response.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
+    expect(response.headers.get("X-Frame-Options")).toBe("DENY");
   });
 });
 
@@ -103,11 +103,29 @@ describe("API documentation", () => {
     expect(listed.models.map((model: { id: string }) => model.id)).toEqual(listed.allowed_models);
   });
 
-  it("serves an API reference page", async () => {
+  it("serves an API reference page that may reach this origin only, with Scalar's cloud features off", async () => {
     const response = await call("/docs");
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toMatch(/text\/html/);
-    expect(await response.text()).toContain("/openapi.json");
+    const csp = response.headers.get("Content-Security-Policy") ?? "";
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(response.headers.get("X-Frame-Options")).toBe("DENY");
+    const page = await response.text();
+    expect(page).toContain("/openapi.json");
+    expect(page).toMatch(/"agent":\s*\{\s*"disabled":\s*true\s*\}/);
+    expect(page).toMatch(/"mcp":\s*\{\s*"disabled":\s*true\s*\}/);
+    // Every script of the page carries the response's nonce.
+    const nonce = /'nonce-([^']+)'/.exec(csp)?.[1];
+    expect(nonce).toBeTruthy();
+    expect(page.match(/<script[^>]*>/g)?.every((tag) => tag.includes(`nonce="${nonce}"`))).toBe(true);
+  });
+
+  it("forbids framing of API responses like of the static assets", async () => {
+    const response = await call("/models/");
+    expect(response.headers.get("X-Frame-Options")).toBe("DENY");
+    expect(response.headers.get("Strict-Transport-Security")).toMatch(/max-age=\d+/);
   });
 });
 

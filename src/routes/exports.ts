@@ -89,8 +89,21 @@ async function* jsonExport(conversation: Conversation, branch: string, found: As
   yield "]}\n";
 }
 
+/** One line, whatever the title holds: a line break in it must not start a section of its own. */
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, " ").trim();
+
+/**
+ * A message's text as a block quote, with any heading in it escaped: whatever it holds, it stays
+ * inside its own message and cannot start a section that looks like another turn.
+ */
+const quoted = (text: string) =>
+  text
+    .split(/\r\n|\r|\n/)
+    .map((line) => (line ? `> ${line.replace(/^(\s{0,3})(#)/, "$1\\$2")}` : ">"))
+    .join("\n");
+
 async function* markdownExport(conversation: Conversation, branch: string, found: AsyncGenerator<MessageJson>): AsyncGenerator<string> {
-  yield `# ${conversation.title ?? "Untitled conversation"}\n\n`;
+  yield `# ${oneLine(conversation.title ?? "") || "Untitled conversation"}\n\n`;
   yield `_Model: ${conversation.modelVersion}. ${branch === "all" ? "Every branch, in the order written; each message names the one it follows." : "The current branch."}_\n\n`;
   // With every branch, a message's place in the tree is the order of its parent.
   const orders = new Map<string, number>();
@@ -98,7 +111,7 @@ async function* markdownExport(conversation: Conversation, branch: string, found
     const who = message.sender === "user" ? "You" : "Assistant";
     const parentOrder = message.parent ? orders.get(message.parent) : undefined;
     if (branch === "all") orders.set(message.id, message.order);
-    yield `### ${who} · #${message.order}${branch === "all" && parentOrder !== undefined ? ` (after #${parentOrder})` : ""}\n\n${message.content}\n\n`;
+    yield `### ${who} · #${message.order}${branch === "all" && parentOrder !== undefined ? ` (after #${parentOrder})` : ""}\n\n${quoted(message.content)}\n\n`;
   }
 }
 
