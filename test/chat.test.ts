@@ -1,7 +1,7 @@
 import { DefaultChatTransport, readUIMessageStream, type UIMessage, type UIMessageChunk } from "ai";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BASE, call, callJson, countInShards, createUser, expectError, type TestUser } from "./helpers";
+import { BASE, call, callJson, countInShards, createUser, expectError, type TestUser, withinOneRateWindow } from "./helpers";
 
 // The real AI SDK client (`ai`'s DefaultChatTransport, what useChat uses) against the Worker,
 // with nothing but the base URL and a bearer token.
@@ -146,5 +146,27 @@ describe("AI SDK chat protocol", () => {
     expect(textOf(theirs)).toBe("user: [stub: echo=history] theirs");
     const count = await countInShards("SELECT count(*) AS n FROM conversations WHERE user_id = ?", stranger.id);
     expect(count).toBe(1);
+  });
+});
+
+describe("hostile /chat bodies", () => {
+  it("refuses unknown top-level fields and oversized arrays with a short answer, charging the turn rate limit first", async () => {
+    await withinOneRateWindow(20);
+    const user = await createUser();
+    const message = { id: "m1", role: "user", parts: [{ type: "text", text: "hi" }] };
+    const flood: Record<string, unknown> = { id: "chat-flood", trigger: "submit-message", messages: [message] };
+    for (let i = 0; i < 100_000; i++) flood[`k${i}`] = i;
+    const refused = await call("/chat", { token: user.access, body: flood });
+    const text = await refused.clone().text();
+    const error = await expectError(refused, 400, "validation_failed");
+    expect(text.length).toBeLessThan(4_000);
+    expect(JSON.stringify(error.details)).toMatch(/nrecognized/);
+
+    const tooMany = { id: "chat-flood", trigger: "submit-message", messages: Array.from({ length: 2_001 }, () => message) };
+    await expectError(await call("/chat", { token: user.access, body: tooMany }), 400, "validation_failed");
+
+    // TURN_RATE_LIMITER allows 100 turns a minute: bodies that fail validation count too.
+    for (let i = 2; i < 100; i++) await call("/chat", { token: user.access, body: { id: "x", trigger: "submit-message", messages: [message], extra: i } });
+    await expectError(await call("/chat", { token: user.access, body: flood }), 429, "rate_limited");
   });
 });

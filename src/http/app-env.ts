@@ -12,5 +12,7 @@ export interface AppEnv {
     shard?: Connection;
     /** The newest D1 bookmark the response is to carry (`noteBookmark`). */
     bookmark?: string;
+    /** The turn rate limit was charged before the body was read (`chargeTurnFirst`). */
+    turnRateCharged?: true;
   };
 }

@@ -10,7 +10,7 @@ import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { authenticated } from "../http/middleware";
 import { errorResponses, jsonBody } from "../http/schemas";
-import { submitTurn } from "../conversation/client/turns";
+import { chargeTurnFirst, submitTurn } from "../conversation/client/turns";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message-stream";
 
 /*
@@ -18,16 +18,21 @@ import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message
  * chat; the server keeps its history, so of `messages` only the last user message's text is read.
  */
 
-const UiMessageSchema = z.looseObject({
+// Bounded, and without `looseObject`: copying a hostile body's unknown keys cost more CPU than
+// anything else about it. Only the last message is read; unknown keys in messages are dropped.
+const MAX_CHAT_MESSAGES = 2_000;
+const MAX_MESSAGE_PARTS = 100;
+
+const UiMessageSchema = z.object({
   id: z.string().max(200),
   role: z.enum(["system", "user", "assistant"]),
-  parts: z.array(z.looseObject({ type: z.string(), text: z.string().optional() })),
+  parts: z.array(z.object({ type: z.string().max(100), text: z.string().optional() })).max(MAX_MESSAGE_PARTS),
 });
 
 const ChatRequestSchema = z
-  .looseObject({
+  .strictObject({
     id: z.string().min(1).max(200).openapi({ description: "The client's chat id; the first message to a new one starts a conversation." }),
-    messages: z.array(UiMessageSchema).min(1).openapi({ description: "The client's copy of the chat: only the last message is read." }),
+    messages: z.array(UiMessageSchema).min(1).max(MAX_CHAT_MESSAGES).openapi({ description: "The client's copy of the chat: only the last message is read." }),
     trigger: z.enum(["submit-message", "regenerate-message"]),
     messageId: z
       .string()
@@ -50,6 +55,7 @@ const secured = authenticated("chat");
 
 const sendChat = createRoute({
   ...secured,
+  middleware: [...secured.middleware, chargeTurnFirst],
   method: "post",
   path: "/chat",
   summary: "AI SDK chat: send the last user message, or regenerate a reply, and stream the reply",

@@ -11,6 +11,7 @@ import { fromRefusal, notFound, unwrap } from "../../http/errors";
 import { newId } from "../../lib/ids";
 import { userObject } from "../../user/user-object";
 import { admissionRefusal } from "../turn-checks";
+import { createMiddleware } from "hono/factory";
 import { enforceRateLimit } from "../../lib/rate-limit";
 
 /* What the routes that start a turn or attach to one do before the conversation's object takes over. */
@@ -22,6 +23,18 @@ import { enforceRateLimit } from "../../lib/rate-limit";
  * after a restart). Ownership, status, leaf and branch are the conversation object's: no D1 read
  * before the model call.
  */
+const chargeTurnRate = (c: Context<AppEnv>) => enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${c.get("userId")}`], "messages");
+
+/**
+ * Charges the turn rate limit before the body is read, for a route whose body may be large: a
+ * flood of bodies that fail validation costs their sender its turns, not our CPU for nothing.
+ */
+export const chargeTurnFirst = createMiddleware<AppEnv>(async (c, next) => {
+  await chargeTurnRate(c);
+  c.set("turnRateCharged", true);
+  await next();
+});
+
 export async function submitTurn(
   c: Context<AppEnv>,
   submission: Omit<TurnSubmission, "userId" | "lease">,
@@ -33,7 +46,7 @@ export async function submitTurn(
   const lease = newId();
   const slots = userObject(c.env, userId);
   const [limited, admission] = await Promise.allSettled([
-    enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${userId}`], "messages"),
+    c.get("turnRateCharged") ? undefined : chargeTurnRate(c),
     // The lease outlasts the longest a turn may wait in a full queue and run; its object gives it back sooner.
     slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens, dailyCostUsd: userDailyCostUsd }),
   ]);
