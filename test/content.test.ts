@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, expectError, shardOf, type TestUser } from "./helpers";
+import { createApp } from "../src/app";
+import { call, callJson, createUser, expectError, shardOf, type TestUser, withinOneRateWindow } from "./helpers";
 import { virtualShardOf } from "../src/db/shard-map";
 import { sha256Hex } from "../src/lib/ids";
 
@@ -154,6 +155,40 @@ describe("full-text search", () => {
     expect((await search(user, "walrus")).count).toBe(2);
   });
 
+  it("ranks a user's results by their own messages only: the same order and ranks with or without a neighbour's rows in the shard", async () => {
+    const user = await createUser();
+    let neighbour = await createUser();
+    while (shardOf(neighbour.id) !== shardOf(user.id)) neighbour = await createUser();
+    for (const content of ["zetak7 quartz lamp", "quartz quartz lamp on the desk", "a lamp, zetak7q2x9 and quartz", "quartz"]) {
+      await callJson("/start_conversation/", { token: user.access, body: { content: `[stub: tokens=1] ${content}` }, status: 201 });
+    }
+    const queries = ["quartz", "quartz lamp", "lamp quartz zetak7", "zetak"];
+    const before = await Promise.all(queries.map((q) => search(user, q)));
+    // The attack: the neighbour floods the shard's index with the words and with candidate prefixes.
+    for (const content of ["quartz quartz quartz", "zetak7q2x9 zetak7q2x9", "lamp lamp lamp lamp quartz", "zetak7a zetak7b zetak7c zetak7d"]) {
+      await callJson("/start_conversation/", { token: neighbour.access, body: { content: `[stub: tokens=1] ${content}` }, status: 201 });
+    }
+    const after = await Promise.all(queries.map((q) => search(user, q)));
+    const shape = (page: any) => page.results.map((hit: any) => [hit.message.id, hit.rank]);
+    expect(after.map(shape)).toEqual(before.map(shape));
+    expect(before[0].count).toBe(4);
+  });
+
+  it("bounds what one search may cost: repeated words count once, at most 8 different words, and a per-user rate limit", async () => {
+    await withinOneRateWindow(20);
+    const user = await createUser();
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] one two three four five six seven eight nine" }, status: 201 });
+    expect((await search(user, Array(50).fill("one").join(" "))).count).toBe(1);
+    expect((await search(user, "one two three four five six seven eight")).count).toBe(1);
+    const tooMany = await expectError(await call(`/search/?q=${encodeURIComponent("one two three four five six seven eight nine")}`, { token: user.access }), 400, "validation_failed");
+    expect(JSON.stringify(tooMany.details)).toContain("at most 8");
+    // SEARCH_RATE_LIMITER: 60 a minute per user.
+    const statuses = [];
+    for (let i = 0; i < 61; i++) statuses.push((await call("/search/?q=one", { token: user.access })).status);
+    expect(statuses.filter((status) => status === 200).length).toBeLessThanOrEqual(60);
+    await expectError(await call("/search/?q=one", { token: user.access }), 429, "rate_limited");
+  });
+
   it("takes any text as plain words: syntax, hostile and random queries all answer 200; empty or over-long is a 400", async () => {
     const user = await createUser();
     await callJson("/start_conversation/", { token: user.access, body: { content: '[stub: tokens=1] say "hello" AND (maybe) NEAR -not* OR' }, status: 201 });
@@ -165,11 +200,17 @@ describe("full-text search", () => {
       expect(response.status, q).toBe(200);
     }
     expect((await search(user, "(maybe)")).count).toBe(1);
+    // A thousand searches are past the per-user rate limit: this app's limiter lets them all through.
+    const app = createApp();
+    const unlimited = { ...env, SEARCH_RATE_LIMITER: { limit: async () => ({ success: true }) } } as unknown as Env;
     await fc.assert(
       fc.asyncProperty(fc.string({ minLength: 1, maxLength: 60, unit: fc.oneof(fc.constant("grapheme"), fc.constant("binary")) as any }), async (q) => {
-        if (!q.replaceAll("\0", " ").toWellFormed().trim()) return;
-        const response = await call(`/search/?q=${encodeURIComponent(q.toWellFormed())}`, { token: user.access });
-        expect(response.status, JSON.stringify(q)).toBe(200);
+        const text = q.replaceAll("\0", " ").toWellFormed().trim();
+        if (!text) return;
+        const response = await app.request(`/search/?q=${encodeURIComponent(q.toWellFormed())}`, { headers: { Authorization: `Bearer ${user.access}` } }, unlimited);
+        const words = new Set(text.split(/\s+/).map((word) => word.toLowerCase()));
+        // More than 8 different words is the one thing refused.
+        expect(response.status, JSON.stringify(q)).toBe(words.size > 8 ? 400 : 200);
         await response.arrayBuffer();
       }),
       { numRuns: 1_000 },

@@ -6,6 +6,7 @@ import { userDb } from "../db/request-session";
 import { messageStatusColumns, replyResponseJoin } from "../db/queries";
 import { conversations, messages } from "../db/schema";
 import { invalid } from "../http/errors";
+import { enforceRateLimit } from "../lib/rate-limit";
 import { pageBody, pageOffset, type Paging } from "../lib/pagination";
 import { authenticated } from "../http/middleware";
 import { errorResponses, jsonResponse, MessageSchema, PageQuerySchema, pageSchema, renderMessage } from "../http/schemas";
@@ -16,6 +17,11 @@ const MIN_TRIGRAM_LENGTH = 3;
 // A word this long also matches the words it begins ("hydro" finds "hydrogen"); shorter ones
 // match whole words only (a one-letter prefix would merge thousands of the index's word lists).
 const MIN_PREFIX_LENGTH = 3;
+// What one search may cost: distinct words, and of them prefixes (each merges many word lists).
+const MAX_WORDS = 8;
+const MAX_PREFIXES = 4;
+// The newest matches scored for relevance; older ones follow, newest first.
+const SCORED_MATCHES = 1_000;
 const SNIPPET_TOKENS = 16;
 /**
  * Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, Japanese kana, CJK
@@ -29,7 +35,11 @@ const SearchHitSchema = z
     conversation: z.object({ id: z.string(), title: z.string().nullable() }),
     message: MessageSchema,
     snippet: z.string().openapi({ description: "HTML-safe text around the match, with each hit in <mark>…</mark>." }),
-    rank: z.number().openapi({ description: "Lower is better; results are best first. bm25 relevance, or for a query of only one- or two-character CJK words (found by a scan), the position, newest first." }),
+    rank: z.number().openapi({
+      description:
+        "Lower is better; results are best first. Relevance (negative) from your own message alone: how often the words occur, for its length; never other users' messages. " +
+        "Beyond the newest 1,000 matches, and for a query of only one- or two-character CJK words (found by a scan), the position, newest first.",
+    }),
   })
   .openapi("SearchHit");
 
@@ -49,9 +59,31 @@ const searchMessages = createRoute({
 /** A word as an FTS5 string that cannot be anything else: quoted, quotes doubled. `*`, `NEAR`, `-`, `AND`, parentheses are just text. */
 const quoted = (word: string) => `"${word.replaceAll('"', '""')}"`;
 
-/** The word index's query for `words`: every word in the text, each longer word also as a prefix. */
-const contentMatch = (words: string[]) =>
-  words.map((word) => `content : ${quoted(word)}${[...word].length >= MIN_PREFIX_LENGTH ? "*" : ""}`).join(" AND ");
+/** The word index's query for `words`: every word in the text, the first MAX_PREFIXES longer words also as prefixes. */
+function contentMatch(words: string[]): string {
+  let prefixes = 0;
+  return words
+    .map((word) => {
+      const prefix = [...word].length >= MIN_PREFIX_LENGTH && prefixes++ < MAX_PREFIXES;
+      return `content : ${quoted(word)}${prefix ? "*" : ""}`;
+    })
+    .join(" AND ");
+}
+
+/**
+ * A message's relevance from its own text alone (BM25's shape, with a fixed average length and
+ * no document frequencies): FTS5's bm25() weighs words by every row of the shard's index, other
+ * users' rows included, so its ranks and order told one user about another's messages.
+ */
+function ownRelevance(content: SQL, words: string[]): SQL {
+  const lowered = sql`lower(${content})`;
+  const terms = words.map((word) => {
+    const w = word.toLowerCase();
+    const tf = sql`max(1, (length(${lowered}) - length(replace(${lowered}, ${w}, ''))) / length(${w}))`;
+    return sql`(${tf} * 2.2 / (${tf} + 1.2 * (0.25 + 0.75 * length(${content}) / 500.0)))`;
+  });
+  return sql`-round(${sql.join(terms, sql` + `)}, 6)`;
+}
 
 /** The same, limited to `userId`'s own rows (the owner column). */
 const ownContentMatch = (userId: string, words: string[]) => `owner : "${userId.replaceAll("-", "")}" AND ${contentMatch(words)}`;
@@ -96,39 +128,23 @@ function pageOfHits(db: Database, userId: string, hits: SQL) {
     .orderBy(sql`${page.rank}`, sql`${page.rid}`);
 }
 
-/** Up to this many matches, the caller's are ranked one by one (see wordHits). */
-const FEW_MATCHES = 500;
-
 /**
- * Words in scripts with spaces: the word index alone finds, counts and ranks the caller's matches
- * (it holds only messages search may show, with their owner); snippets are made for the page's rows only.
- *
- * The owner column has weight 0, so a row's bm25 is the same with or without the owner in the
- * query; but bm25 reads every entry of each of the query's phrases to weigh it, and the owner's
- * phrase lists every message of the user (a third of a rare word's search time). So the matches
- * are counted first, reading no more than FEW_MATCHES + 1 of them: few are ranked one by one by a
- * query of the words alone; many are ranked in one pass, where bm25 reads all of them anyway.
- * Both branches are guarded by that count, a constant to SQLite, so only one of them runs.
+ * Words in scripts with spaces: the word index alone finds and counts the caller's matches (it
+ * holds only messages search may show, with their owner), in one evaluation of the query; the
+ * newest SCORED_MATCHES are ranked by their own text, and snippets are made for the page's rows only.
  */
 function wordHits(userId: string, words: string[], paging: Paging): SQL {
   const own = ownContentMatch(userId, words);
-  const anyone = contentMatch(words);
-  const matches = sql`(SELECT matches FROM probe)`;
-  return sql`WITH probe AS MATERIALIZED (
-      SELECT count(*) AS matches FROM (SELECT 1 FROM message_words WHERE message_words MATCH ${own} LIMIT ${FEW_MATCHES + 1})),
+  return sql`WITH matched AS MATERIALIZED (SELECT rowid AS rid FROM message_words WHERE message_words MATCH ${own}),
+    counted AS MATERIALIZED (SELECT count(*) AS n FROM matched),
     ranked AS (
-      SELECT ranking.rowid AS rid, bm25(message_words, 1.0, 0.0) AS rank
-        FROM (SELECT rowid AS rid FROM message_words WHERE message_words MATCH ${own}) AS own
-        CROSS JOIN message_words AS ranking ON ranking.rowid = own.rid
-        WHERE message_words MATCH ${anyone} AND ${matches} <= ${FEW_MATCHES}
-      UNION ALL
-      SELECT rowid, bm25(message_words, 1.0, 0.0) FROM message_words WHERE message_words MATCH ${own} AND ${matches} > ${FEW_MATCHES}),
+      SELECT rid, CASE WHEN position <= ${SCORED_MATCHES}
+          THEN (SELECT ${ownRelevance(sql`m.content`, words)} FROM messages m WHERE m.rowid = rid) ELSE position END AS rank
+      FROM (SELECT rid, row_number() OVER (ORDER BY rid DESC) AS position FROM matched)),
     page AS MATERIALIZED (SELECT * FROM ranked ORDER BY rank, rid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
-    SELECT page.rid, page.rank, snippet(message_words, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet,
-      CASE WHEN ${matches} <= ${FEW_MATCHES} THEN ${matches}
-           ELSE (SELECT count(*) FROM message_words WHERE message_words MATCH ${own}) END AS total
+    SELECT page.rid, page.rank, snippet(message_words, 0, ${MARK_START}, ${MARK_END}, '…', ${SNIPPET_TOKENS}) AS snippet, (SELECT n FROM counted) AS total
     FROM page CROSS JOIN message_words ON message_words.rowid = page.rid
-    WHERE message_words MATCH ${anyone}`;
+    WHERE message_words MATCH ${contentMatch(words)}`;
 }
 
 /**
@@ -146,7 +162,7 @@ function trigramHits(userId: string, words: string[], paging: Paging): SQL {
   // user. FTS5's functions cannot sit in a window query, so the matches are ranked first and the
   // snippets made for the page's rows only.
   return sql`WITH matches AS MATERIALIZED (
-      SELECT m.rowid AS rid, bm25(message_trigrams) AS rank
+      SELECT m.rowid AS rid, ${ownRelevance(sql`m.content`, long)} AS rank
       FROM message_trigrams CROSS JOIN messages m ON m.rowid = message_trigrams.rowid
       WHERE message_trigrams MATCH ${match} AND m.user_id = ${userId}${shortWordsAppear}),
     page AS MATERIALIZED (SELECT *, count(*) OVER () AS total FROM matches ORDER BY rank, rid LIMIT ${paging.page_size} OFFSET ${pageOffset(paging)})
@@ -168,7 +184,9 @@ function scanHits(userId: string, text: string, paging: Paging): SQL {
 
 /** The statement that finds the hits of `text`, and how their snippets are made. */
 function searchPlan(userId: string, text: string, paging: Paging): { hits: SQL; snippet: (text: string) => string } | null {
-  const words = text.split(/\s+/);
+  // The same word twice costs twice and finds nothing more.
+  const words = [...new Map(text.split(/\s+/).map((word) => [word.toLowerCase(), word])).values()];
+  if (words.length > MAX_WORDS) throw invalid({ field: "q", message: `Search for at most ${MAX_WORDS} different words.` });
   if (!NO_SPACE_SCRIPT.test(text)) {
     // A word with no letter or digit (e.g. "-") has no token to look for.
     const searchable = words.filter((word) => /[\p{L}\p{N}]/u.test(word));
@@ -184,6 +202,8 @@ export const searchRoutes = createRouter().openapi(searchMessages, async (c) => 
   const text = q.replaceAll("\0", " ").toWellFormed().trim();
   if (!text) throw invalid({ field: "q", message: "Enter something to search for." });
   const userId = c.get("userId");
+  // One D1 database answers every user of a shard one query at a time: search is bounded per user.
+  await enforceRateLimit(c.env.SEARCH_RATE_LIMITER, [`user:${userId}`], "searches");
   const plan = searchPlan(userId, text, paging);
   if (!plan) return c.json(pageBody(c.env, c.req.url, paging, 0, []), 200);
   const rows = await pageOfHits(userDb(c), userId, plan.hits);
