@@ -1,5 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, type TestUser } from "./helpers";
+import { createApp } from "../src/app";
+import { call, callJson, createUser, expectError, heldSlots, type TestUser } from "./helpers";
 import { deltaText, readFrames } from "./sse";
 
 const SSE = { Accept: "text/event-stream" };
@@ -47,5 +49,50 @@ describe("a reply without the provider's usage is charged an estimate", () => {
     const refused = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: status=503] refuse" }, status: 502 });
     expect(refused.ai_response.usage).toBeNull();
     expect((await eventually(() => usageToday(user), (today) => today.tokens_used > 0)).tokens_used).toBe(broken.ai_response.usage.total_tokens);
+  });
+});
+
+describe("the daily budget is a reservation, not a gate", () => {
+  const app = createApp();
+  const withBudget = (user: TestUser, tokens: number) => (path: string, body: object) =>
+    app.request(path, { method: "POST", headers: { Authorization: `Bearer ${user.access}`, "Content-Type": "application/json" }, body: JSON.stringify(body) }, {
+      ...env,
+      USER_DAILY_TOKENS: String(tokens),
+    } as Env);
+
+  it("lets 50 concurrent turns at the edge of the budget overshoot it by at most one turn's allowance", { timeout: 60_000 }, async () => {
+    const user = await createUser();
+    const BUDGET = 5_000;
+    const ALLOWANCE = 100;
+    const post = withBudget(user, BUDGET);
+    const ids = await Promise.all(Array.from({ length: 10 }, () => conversationOf(user)));
+    const prompt = "a prompt of some length ".repeat(40);
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => post(`/conversations/${ids[i % 10]}/add_message/`, { content: `[stub: tokens=50 delay=1] ${prompt}`, max_output_tokens: ALLOWANCE })),
+    );
+    const statuses = responses.map((response) => response.status);
+    expect(statuses.filter((status) => status === 201).length).toBeGreaterThan(0);
+    expect(statuses.every((status) => status === 201 || status === 429)).toBe(true);
+    const refused = await responses.find((response) => response.status === 429)!.json<any>();
+    expect(refused.error.code).toBe("budget_exceeded");
+    await eventually(() => heldSlots(user.id), (held) => held === 0);
+    const spent = (await eventually(() => usageToday(user), (today) => today.tokens_used > 0)).tokens_used;
+    expect(spent).toBeLessThanOrEqual(BUDGET + ALLOWANCE);
+  });
+
+  it("refuses a turn whose long history would spend more than the budget leaves, storing nothing", async () => {
+    const user = await createUser();
+    const id = await conversationOf(user);
+    const long = "x".repeat(1_900);
+    for (let i = 0; i < 4; i++) await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: `[stub: tokens=2] ${long}` }, status: 201 });
+    const spent = (await eventually(() => usageToday(user), (today) => today.tokens_used > 0)).tokens_used;
+    // A short message the Worker would let through; its prompt is the whole history, about 2,000 tokens.
+    const response = await withBudget(user, spent + 1_000)(`/conversations/${id}/add_message/`, { content: "[stub: tokens=2] short", max_output_tokens: 50 });
+    const error = await expectError(response, 429, "budget_exceeded");
+    expect(error.details.tokens_needed).toBeGreaterThan(1_900);
+    expect(error.details.tokens_left).toBeLessThanOrEqual(1_000);
+    const listed = await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 });
+    expect(listed.count).toBe(8);
+    expect(await heldSlots(user.id)).toBe(0);
   });
 });

@@ -19,6 +19,8 @@ export interface TurnSubmission {
   ifBusy: IfBusy;
   /** The user's generation slot the Worker took for this turn: the object holds it until the turn ends. */
   lease: string;
+  /** The tokens the slot reserved against the daily budget, and what the budget left beyond them; null without a token budget. */
+  budget: { reserved: number; headroom: number } | null;
   /** What a missing conversation is called in the 404 (a chat, for the AI SDK routes). */
   notFoundAs?: "Conversation" | "Chat";
 }

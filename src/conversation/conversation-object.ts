@@ -65,6 +65,7 @@ export class ConversationObject extends DurableObject<Env> {
       return checked.kind === "rejected" ? checked : this.#replay(checked.aiMessageId, mode);
     }
     const turn = this.#runner.accept(submission, checked.plan);
+    if (checked.spend !== null && checked.spend > (submission.budget?.reserved ?? 0)) this.#ledger.raiseReservation(lease, userId, checked.spend);
     this.#ensureAlarm();
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
     const { result, bookmark } = await turn.whenFinished();

@@ -59,6 +59,30 @@ function resolve(store: ConversationStore, conversation: Conversation, ask: Turn
   return { kind: "regenerate", userMessage: parent, model: ask.model };
 }
 
+/**
+ * The most a turn may spend: the prompt its window would hold now (its branch with the new
+ * message, as much as fits), plus its output allowance.
+ */
+export function spendEstimate(store: ConversationStore, conversation: Conversation, plan: TurnPlan, model: ModelEntry): number {
+  const parent = plan.kind === "regenerate" ? plan.userMessage.id : plan.kind === "resend" ? plan.original.parentId : conversation.currentLeafId;
+  const branch = parent ? store.branch(parent) : { messages: [], summary: null };
+  if (plan.kind !== "regenerate") branch.messages.push({ id: "", order: Number.MAX_SAFE_INTEGER, role: "user", content: plan.content, tokens: null });
+  const budget = { contextTokens: model.contextWindow, maxOutputTokens: plan.maxOutputTokens };
+  const prompt = selectContext(conversation.systemPrompt, branch, budget)?.promptTokens ?? model.contextWindow - plan.maxOutputTokens;
+  return prompt + plan.maxOutputTokens;
+}
+
+/** A turn that may spend more than the day's budget leaves: refused before anything is stored. */
+export function overBudget(spend: number, budget: { reserved: number; headroom: number }): Refusal | null {
+  const left = budget.reserved + budget.headroom;
+  if (spend <= left) return null;
+  return toRefusal(
+    new ApiError("budget_exceeded", `This reply may use up to ${spend} tokens, more than the ${Math.max(0, left)} your daily budget has left.`, {
+      details: { tokens_needed: spend, tokens_left: Math.max(0, left) },
+    }),
+  );
+}
+
 /** A message that cannot fit the model's window even with no history is refused before anything is stored. */
 function checkFitsContext(conversation: Conversation, plan: TurnPlan, model: ModelEntry): void {
   const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
@@ -79,10 +103,15 @@ export function admissionRefusal(
     return refuse("rate_limited", `You already have ${limits.maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`, { "Retry-After": "5" });
   }
   const { used } = admission;
+  const outOfDollars = limits.userDailyCostUsd > 0 && used.costUsd >= limits.userDailyCostUsd;
   const outOfTokens = limits.userDailyTokens > 0 && used.tokens >= limits.userDailyTokens;
-  const what = outOfTokens ? `${limits.userDailyTokens} tokens` : `$${limits.userDailyCostUsd} budget`;
+  const message = outOfDollars
+    ? `You have used your $${limits.userDailyCostUsd} budget for today`
+    : outOfTokens
+      ? `You have used your ${limits.userDailyTokens} tokens for today`
+      : `This reply may use more tokens than your daily ${limits.userDailyTokens} leave, with the replies still running`;
   return toRefusal(
-    new ApiError("budget_exceeded", `You have used your ${what} for today; the budget resets at ${admission.resetsAt}.`, {
+    new ApiError("budget_exceeded", `${message}; the budget resets at ${admission.resetsAt}.`, {
       details: {
         daily_limit: limits.userDailyTokens > 0 ? limits.userDailyTokens : null,
         tokens_used: used.tokens,

@@ -9,7 +9,7 @@ import { LiveTurn } from "./live-turn";
 import { costUsd } from "../model/cost";
 import { TurnFailure } from "../model/model";
 import type { Outbox } from "./outbox";
-import { planTurn } from "./turn-checks";
+import { overBudget, planTurn, spendEstimate } from "./turn-checks";
 import type { TurnJournal } from "./turn-journal";
 import type { TurnQueue } from "./turn-queue";
 import { newTurnRows, type TurnPlan } from "./turn-rows";
@@ -20,7 +20,8 @@ const ACCEPT_WRITE_DELAY_MS = 1_000;
 
 const KEY_REUSED = new ApiError("idempotency_key_reused", "This Idempotency-Key was used with a different request, or more than 24 hours ago.");
 
-export type TurnCheck = { kind: "accept"; plan: TurnPlan } | { kind: "replay"; aiMessageId: string } | Refusal;
+/** `spend`: the most the accepted turn may spend, when a token budget applies. */
+export type TurnCheck = { kind: "accept"; plan: TurnPlan; spend: number | null } | { kind: "replay"; aiMessageId: string } | Refusal;
 
 /**
  * A turn's life in its conversation object: the checks it passes, the synchronous commit that
@@ -53,7 +54,7 @@ export class TurnRunner {
   }
 
   /** Whether the submission can be accepted now: synchronous, so it holds until the caller's next await. */
-  check({ userId, ask, create, idempotency, keyNamesConversation, ifBusy }: TurnSubmission): TurnCheck {
+  check({ userId, ask, create, idempotency, keyNamesConversation, ifBusy, budget }: TurnSubmission): TurnCheck {
     if (idempotency) {
       const previous = this.journal.findIdempotent(userId, idempotency.key);
       if (previous) return previous.requestHash === idempotency.requestHash ? { kind: "replay", aiMessageId: previous.aiMessageId } : toRefusal(KEY_REUSED);
@@ -68,7 +69,11 @@ export class TurnRunner {
     }
     if (ifBusy === "reject" && this.turns.size > 0) return toRefusal(new ApiError("busy", "A reply is being generated in this conversation; nothing was stored."));
     try {
-      return { kind: "accept", plan: planTurn(this.env, this.store, this.store.conversation() ?? create!.row, ask) };
+      const conversation = this.store.conversation() ?? create!.row;
+      const plan = planTurn(this.env, this.store, conversation, ask);
+      if (!budget) return { kind: "accept", plan, spend: null };
+      const spend = spendEstimate(this.store, conversation, plan, getConfig(this.env).modelEntry((plan.kind === "regenerate" && plan.model) || conversation.modelVersion));
+      return overBudget(spend, budget) ?? { kind: "accept", plan, spend };
     } catch (error) {
       if (error instanceof ApiError) return toRefusal(error);
       throw error;

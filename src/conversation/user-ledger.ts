@@ -50,6 +50,17 @@ export class UserLedger {
     this.#sql.exec(`INSERT INTO user_ledger (id, user_id, kind, settle, tokens) VALUES (?, ?, ?, 0, 0)`, leaseId, userId, kind);
   }
 
+  /**
+   * The turn may spend more than its slot reserved (the Worker could not see its whole prompt):
+   * the user's object holds the larger figure against the budget from now on. Not journaled:
+   * the slot's settlement replaces any reservation, and a lost raise only makes the hold smaller.
+   */
+  raiseReservation(leaseId: string, userId: string, tokens: number): void {
+    userObject(this.env, userId)
+      .reserve(leaseId, tokens)
+      .catch((error) => log.warn("raising a reservation failed", { user_id: userId, error: String(error) }));
+  }
+
   /** A slot taken for a turn this object refused: given back at once. */
   release(leaseId: string, userId: string): void {
     this.#owedChanges++;

@@ -198,7 +198,7 @@ type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
  */
 async function submit(
   c: Context<AppEnv>,
-  submission: Omit<TurnSubmission, "userId" | "idempotency" | "ifBusy" | "lease">,
+  submission: Omit<TurnSubmission, "userId" | "idempotency" | "ifBusy" | "lease" | "budget">,
   target: string[],
   { stream, if_busy, ...body }: SendBody,
 ): Promise<Response> {

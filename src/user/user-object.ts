@@ -16,9 +16,15 @@ export interface AdmitRequest {
   dailyTokens: number;
   /** Dollars the user may spend per UTC day (generation only); 0: no limit. */
   dailyCostUsd: number;
+  /** Tokens the turn may spend, held against the day's budget until it settles (generation only). */
+  reserveTokens?: number;
 }
 
-export type Admission = { ok: true } | { ok: false; reason: "busy" } | { ok: false; reason: "budget"; used: Spent; resetsAt: string };
+export type Admission =
+  /** `headroomTokens`: what the budget leaves beyond this reservation and the others held; null without a token budget. */
+  | { ok: true; headroomTokens: number | null }
+  | { ok: false; reason: "busy" }
+  | { ok: false; reason: "budget"; used: Spent; resetsAt: string };
 
 /** What a user spent on one day. */
 export interface Spent {
@@ -64,25 +70,46 @@ export class UserObject extends DurableObject<Env> {
     super(ctx, env);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, kind TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE INDEX IF NOT EXISTS leases_kind ON leases (kind, expires_at)`);
+    addColumnIfMissing(this.#sql, "leases", "reserved_tokens", "INTEGER NOT NULL DEFAULT 0");
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS usage_days (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)`);
     addColumnIfMissing(this.#sql, "usage_days", "cost_usd", "REAL NOT NULL DEFAULT 0");
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
   }
 
-  /** Takes one of the user's slots of `kind`, after the day's budget (for a generation): false when either is used up. */
+  /**
+   * Takes one of the user's slots of `kind`, after the day's budget (for a generation): refused
+   * when the slots are taken, or when what is spent, what running turns hold and this turn's
+   * reservation together exceed the budget. The reservation is a hold, not a charge: settling
+   * the slot replaces it with what the turn really spent.
+   */
   admit(request: AdmitRequest): Admission {
     const now = Date.now();
+    this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
+    const reserve = request.kind === "generation" ? (request.reserveTokens ?? 0) : 0;
+    let headroomTokens: number | null = null;
     if (request.kind === "generation" && (request.dailyTokens > 0 || request.dailyCostUsd > 0)) {
       const used = this.#usedOn(request.userId, dayOf(now));
-      const spentTokens = request.dailyTokens > 0 && used.tokens >= request.dailyTokens;
+      const held = this.#sql.exec<{ n: number }>(`SELECT coalesce(sum(reserved_tokens), 0) AS n FROM leases`).one().n;
+      if (request.dailyTokens > 0) headroomTokens = request.dailyTokens - used.tokens - held - reserve;
+      const spentTokens = headroomTokens !== null && headroomTokens < 0;
       const spentDollars = request.dailyCostUsd > 0 && used.costUsd >= request.dailyCostUsd;
       if (spentTokens || spentDollars) return { ok: false, reason: "budget", used, resetsAt: nextMidnight(now) };
     }
-    this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
     const held = this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM leases WHERE kind = ?`, request.kind).one().n;
     if (held >= request.limit) return { ok: false, reason: "busy" };
-    this.#sql.exec(`INSERT OR REPLACE INTO leases (id, kind, expires_at) VALUES (?, ?, ?)`, request.leaseId, request.kind, now + request.ttlMs);
-    return { ok: true };
+    this.#sql.exec(
+      `INSERT OR REPLACE INTO leases (id, kind, expires_at, reserved_tokens) VALUES (?, ?, ?, ?)`,
+      request.leaseId,
+      request.kind,
+      now + request.ttlMs,
+      reserve,
+    );
+    return { ok: true, headroomTokens };
+  }
+
+  /** A running turn's reservation, once its object knows better what it may spend. */
+  reserve(leaseId: string, tokens: number): void {
+    this.#sql.exec(`UPDATE leases SET reserved_tokens = ? WHERE id = ?`, tokens, leaseId);
   }
 
   /** Gives slots back and counts tokens spent; an id already settled is not counted again. */

@@ -1,7 +1,8 @@
 import type { Context } from "hono";
 import { and, eq } from "drizzle-orm";
 import type { AppEnv } from "../../http/app-env";
-import { getConfig } from "../../http/config";
+import { type AppConfig, getConfig } from "../../http/config";
+import { estimateTokens } from "../context-window";
 import { shardSession } from "../../db/client";
 import { refuseWhileMoving } from "../../db/request-session";
 import { messages } from "../../db/schema";
@@ -37,18 +38,20 @@ export const chargeTurnFirst = createMiddleware<AppEnv>(async (c, next) => {
 
 export async function submitTurn(
   c: Context<AppEnv>,
-  submission: Omit<TurnSubmission, "userId" | "lease">,
+  submission: Omit<TurnSubmission, "userId" | "lease" | "budget">,
   mode: "json" | "sse",
 ): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
   refuseWhileMoving(c);
   const userId = c.get("userId");
-  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens, userDailyCostUsd } = getConfig(c.env);
+  const config = getConfig(c.env);
+  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens, userDailyCostUsd } = config;
   const lease = newId();
+  const reserved = provisionalSpend(config, submission);
   const slots = userObject(c.env, userId);
   const [limited, admission] = await Promise.allSettled([
     c.get("turnRateCharged") ? undefined : chargeTurnRate(c),
     // The lease outlasts the longest a turn may wait in a full queue and run; its object gives it back sooner.
-    slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens, dailyCostUsd: userDailyCostUsd }),
+    slots.admit({ userId, kind: "generation", leaseId: lease, limit: maxConcurrentGenerations, ttlMs: (maxQueuedTurns + 1) * model.timeoutMs, dailyTokens: userDailyTokens, dailyCostUsd: userDailyCostUsd, reserveTokens: reserved }),
   ]);
   const giveBack = () => c.executionCtx.waitUntil(slots.settle([{ id: lease, tokens: 0, costUsd: 0 }]).catch(() => undefined));
   if (limited.status === "rejected" || admission.status === "rejected") {
@@ -58,13 +61,26 @@ export async function submitTurn(
   if (!admission.value.ok) throw fromRefusal(admissionRefusal(admission.value, { maxConcurrentGenerations, userDailyTokens, userDailyCostUsd }));
   let answer: SubmitOutcome;
   try {
-    answer = await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease }, mode);
+    const { headroomTokens } = admission.value;
+    const budget = headroomTokens === null ? null : { reserved, headroom: headroomTokens };
+    answer = await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease, budget }, mode);
   } catch (error) {
     // The object never answered, so it may never have taken the slot (a refusal gives it back itself).
     giveBack();
     throw error;
   }
   return unwrap(answer);
+}
+
+/**
+ * What the Worker can tell a turn may spend before its object knows better: the new message and
+ * the output allowance of the turn, or of its model as far as the Worker knows it (the object
+ * checks the whole prompt, and raises the reservation if it is more).
+ */
+function provisionalSpend(config: AppConfig, { ask, create }: Pick<TurnSubmission, "ask" | "create">): number {
+  const model = config.modelEntry(create?.row.modelVersion ?? (ask.kind === "regenerate" ? ask.model : null) ?? config.defaultModel);
+  const allowance = Math.min(ask.maxOutputTokens ?? create?.row.maxOutputTokens ?? model.maxOutputTokens, model.maxOutputTokens);
+  return (ask.kind === "regenerate" ? 0 : estimateTokens(ask.content)) + allowance;
 }
 
 /**
