@@ -9,6 +9,7 @@ import { log, setLogLevel } from "../lib/log";
 import { loadConversation } from "./cold-load";
 import { ConversationStore } from "./conversation-store";
 import { type ConversationFields, editedMessage, updatedConversation } from "./edits";
+import { chargeStorage, utf8Bytes } from "../rules/storage";
 import { catchUpFrames, finalFrame, framesStream, storedFailure, storedFrames, turnResult } from "./frames";
 import { Heartbeat } from "./listeners";
 import type { LiveTurn } from "./live-turn";
@@ -134,9 +135,18 @@ export class ConversationObject extends DurableObject<Env> {
     return this.#apply(() => updatedConversation(this.#store, conversation, fields, getConfig(this.env).modelEntry(conversation.modelVersion), nowIso()), (row) => this.#store.saveConversation(row));
   }
 
+  /** Edits a user message; text it grows by counts against the owner's storage quota (edits cost no tokens). */
   async editMessage(userId: string, conversationId: string, messageId: string, content: string): Promise<Committed<Message> | Refusal> {
-    const message = await this.#ownedMessage(userId, conversationId, messageId);
-    if (isRefusal(message)) return message;
+    const before = await this.#ownedMessage(userId, conversationId, messageId);
+    if (isRefusal(before)) return before;
+    try {
+      await chargeStorage(this.env, userId, utf8Bytes(content) - utf8Bytes(before.content));
+    } catch (error) {
+      if (error instanceof ApiError) return toRefusal(error);
+      throw error;
+    }
+    // The message as it is now: another change may have landed while the quota was asked.
+    const message = this.#store.message(messageId) ?? before;
     return this.#apply(() => editedMessage(message, content), (row) => this.#store.saveMessage(row));
   }
 

@@ -27,6 +27,8 @@ export interface AppConfig {
   userDailyTokens: number;
   /** Dollars one user may spend per UTC day, at the registry's prices; 0: no limit. */
   userDailyCostUsd: number;
+  /** Bytes one user may add by forking and by edits that grow messages; 0: no limit. */
+  userStorageBytes: number;
   /** The context window and the output allowance of a model, in tokens. */
   modelBudget: (model: string) => ModelBudget;
   model: {
@@ -98,6 +100,7 @@ export function getConfig(env: Env): AppConfig {
       maxListenersPerUser: positiveInt(env.MAX_LISTENERS_PER_USER, 50),
       userDailyTokens: positiveInt(env.USER_DAILY_TOKENS, 2_000_000),
       userDailyCostUsd: positiveNumber(env.USER_DAILY_COST_USD, 0),
+      userStorageBytes: positiveInt(env.USER_STORAGE_BYTES, 1024 ** 3),
       modelBudget: (model) => {
         const entry = registry.model(model) ?? defaultEntry;
         return { contextTokens: entry.contextWindow, maxOutputTokens: entry.maxOutputTokens };

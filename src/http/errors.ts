@@ -14,6 +14,8 @@ export const errorStatus = {
   busy: 409,
   payload_too_large: 413,
   context_length_exceeded: 413,
+  /** USER_STORAGE_BYTES: what the user stores beyond their turns (forks, edits that grow messages). */
+  storage_quota_exceeded: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   rate_limited: 429,

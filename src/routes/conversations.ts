@@ -9,6 +9,8 @@ import { mergeOverlay, mergeTreeNodes, overlayOf, rowsMissingFromD1 } from "../c
 import { forkStatements } from "../db/fork";
 import { idIn, messageWithStatus, olderThan, revokeShareOf } from "../db/queries";
 import type { ConversationFields } from "../conversation/edits";
+import { enforceRateLimit } from "../lib/rate-limit";
+import { chargeStorage } from "../rules/storage";
 import { aiResponses, type Conversation, conversations, conversationStatuses, messages } from "../db/schema";
 import { ConversationTree, loadOwnedTree, treeQuery } from "../db/tree";
 import { conversationObject } from "../conversation/client/stub";
@@ -233,6 +235,8 @@ export const conversationRoutes = createRouter()
     const { id } = c.req.valid("param");
     const { message: forkAt } = c.req.valid("json");
     const userId = c.get("userId");
+    // A fork is free of tokens but costs its shard's D1 the copy: bounded per user, and by the storage quota.
+    await enforceRateLimit(c.env.FORK_RATE_LIMITER, [`user:${userId}`], "forks");
     const db = userDb(c);
     // The fork copies from D1: first the object makes sure D1 has all of the conversation.
     unwrap(await conversationObject(c.env, id).synced(userId, id));
@@ -240,7 +244,11 @@ export const conversationRoutes = createRouter()
     if (!tree.get(forkAt)) throw invalid({ field: "message", message: "Not a message of this conversation." });
     const pathIds = tree.pathTo(forkAt).map((node) => node.id);
     const [path, responses] = await db.batch([
-      db.select({ id: messages.id, replyTo: messages.replyTo }).from(messages).where(idIn(messages.id, pathIds)).orderBy(asc(messages.order)),
+      db
+        .select({ id: messages.id, replyTo: messages.replyTo, bytes: sql<number>`length(CAST(${messages.content} AS BLOB))` })
+        .from(messages)
+        .where(idIn(messages.id, pathIds))
+        .orderBy(asc(messages.order)),
       db
         .select({ id: aiResponses.id, aiMessageId: aiResponses.aiMessageId, messageId: aiResponses.messageId, status: aiResponses.status })
         .from(aiResponses)
@@ -257,6 +265,7 @@ export const conversationRoutes = createRouter()
       forkedFromConversationId: source.id,
       forkedFromMessageId: forkAt,
     };
+    await chargeStorage(c.env, userId, path.reduce((sum, message) => sum + message.bytes, 0));
     const [first, ...rest] = forkStatements(db, fork, path, responses);
     await db.batch([first!, ...rest]);
     return c.json(renderConversation(fork), 201);

@@ -74,6 +74,7 @@ export class UserObject extends DurableObject<Env> {
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS usage_days (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)`);
     addColumnIfMissing(this.#sql, "usage_days", "cost_usd", "REAL NOT NULL DEFAULT 0");
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS storage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL)`);
   }
 
   /**
@@ -105,6 +106,17 @@ export class UserObject extends DurableObject<Env> {
       reserve,
     );
     return { ok: true, headroomTokens };
+  }
+
+  /**
+   * Counts `bytes` more stored for the user (a fork's copies, an edit that grows a message)
+   * against `limit` (0: none); refused, counting nothing, when they would not fit.
+   */
+  store(bytes: number, limit: number): { ok: boolean; usedBytes: number } {
+    const usedBytes = this.#sql.exec<{ bytes: number }>(`SELECT bytes FROM storage WHERE id = 1`).toArray()[0]?.bytes ?? 0;
+    if (limit > 0 && usedBytes + bytes > limit) return { ok: false, usedBytes };
+    this.#sql.exec(`INSERT INTO storage (id, bytes) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET bytes = bytes + excluded.bytes`, bytes);
+    return { ok: true, usedBytes: usedBytes + bytes };
   }
 
   /** A running turn's reservation, once its object knows better what it may spend. */
