@@ -112,3 +112,22 @@ it("writes rows whose confirmation a crash lost once more, and D1 still holds ea
   const [usage] = await rowsInShards<{ tokens: number }>("SELECT tokens FROM usage_daily WHERE user_id = ?", user.id);
   expect(usage!.tokens).toBe(turn.ai_response.usage.total_tokens);
 });
+
+it("kill while a summary is being written: the restarted object charges what that request may have cost", { timeout: 30_000 }, async () => {
+  const user = await createUser();
+  const { id } = await callJson("/conversations/", { token: user.access, body: { model_version: "small-window" }, status: 201 });
+  const long = "y".repeat(800);
+  // The summary request quotes the oldest message, directive and all: it waits 1 s for its answer.
+  let spent = (await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: `[stub: tokens=2 first_byte=1000] ${long}` }, status: 201 })).ai_response.usage.total_tokens;
+  let summarizing = false;
+  for (let i = 0; i < 8 && !summarizing; i++) {
+    const turn = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: `[stub: tokens=2] ${long}` }, status: 201 });
+    spent += turn.ai_response.usage.total_tokens;
+    summarizing = turn.ai_response.context.first_order > 1;
+  }
+  expect(summarizing).toBe(true);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await killAndWake(id);
+  await expect.poll(async () => (await callJson("/users/me/usage/", { token: user.access, status: 200 })).tokens_used, { timeout: 5_000 }).toBeGreaterThan(spent + 300);
+  expect(await rowsInShards("SELECT id FROM summaries WHERE conversation_id = ?", id)).toEqual([]);
+});

@@ -19,16 +19,18 @@ export async function summarize(env: Env, store: ConversationStore, ledger: User
   const request = summaryRequest(previous, dropped, config.modelBudget(model));
   if (!request) return;
   const { id: conversationId, userId } = store.conversation()!;
+  const id = newId();
+  const mostPrompt = request.prompt.reduce((sum, message) => sum + estimateTokens(message.content), 0);
+  ledger.holdCharge(id, userId, mostPrompt + request.maxTokens, costUsd(entry.price, mostPrompt, request.maxTokens) ?? 0);
+  let spent = { tokens: 0, costUsd: 0 };
   try {
     const { content, promptTokens, completionTokens, totalTokens } = await completeChat(config, entry, request.prompt, request.maxTokens, AbortSignal.timeout(config.model.timeoutMs));
     const spentCostUsd = costUsd(entry.price, promptTokens, completionTokens ?? 0) ?? 0;
-    if (!content.trim()) {
-      // Useless, but billed all the same.
-      ledger.charge(newId(), userId, totalTokens, spentCostUsd);
-      throw new Error("the model returned an empty summary");
-    }
+    // Useless if empty, but billed all the same.
+    spent = { tokens: totalTokens, costUsd: spentCostUsd };
+    if (!content.trim()) throw new Error("the model returned an empty summary");
     const summary = {
-      id: newId(),
+      id,
       conversationId,
       throughMessageId: request.through.id,
       throughOrder: request.through.order,
@@ -36,10 +38,13 @@ export async function summarize(env: Env, store: ConversationStore, ledger: User
       tokens: completionTokens ?? estimateTokens(content),
       createdAt: nowIso(),
     };
-    store.saveSummary({ ...summary, spentTokens: totalTokens, spentCostUsd });
-    ledger.charge(summary.id, userId, totalTokens, spentCostUsd);
+    store.commit(() => {
+      store.saveSummary({ ...summary, spentTokens: totalTokens, spentCostUsd });
+      ledger.settle(id, totalTokens, spentCostUsd);
+    });
     log.info("summary stored", { conversation_id: conversationId, through_order: request.through.order });
   } catch (error) {
     log.warn("summarizing failed", { conversation_id: conversationId, error: String(error) });
+    ledger.settle(id, spent.tokens, spent.costUsd);
   }
 }

@@ -75,14 +75,16 @@ export class UserLedger {
     this.flush();
   }
 
-  /** Tokens spent without a slot (a summary), counted once under `id`. */
-  charge(id: string, userId: string, tokens: number, costUsd: number): void {
-    this.#owedChanges++;
-    this.#sql.exec(`INSERT OR IGNORE INTO user_ledger (id, user_id, kind, settle, tokens, cost_usd) VALUES (?, ?, 'charge', 1, ?, ?)`, id, userId, tokens, costUsd);
-    this.flush();
+  /**
+   * Tokens about to be spent without a slot (a summary), journaled as their most before the
+   * request goes out: `settle` then records what was really spent, and a restart in between
+   * charges the journaled figure, since the provider bills a request whether or not we saw its answer.
+   */
+  holdCharge(id: string, userId: string, tokens: number, costUsd: number): void {
+    this.#sql.exec(`INSERT INTO user_ledger (id, user_id, kind, settle, tokens, cost_usd) VALUES (?, ?, 'charge', 0, ?, ?)`, id, userId, tokens, costUsd);
   }
 
-  /** After a restart: every slot still held belongs to a turn or listener that is gone. */
+  /** After a restart: every slot still held belongs to a turn or listener that is gone, every held charge to a request that went out. */
   settleAllHeld(): void {
     this.#sql.exec(`UPDATE user_ledger SET settle = 1 WHERE settle = 0`);
   }
