@@ -193,6 +193,13 @@ describe("fork", () => {
       [4, "ai", turns[1].ai_message.content],
     ]);
     expect(copied.map((m) => m.parent)).toEqual([null, copied[0]!.id, copied[1]!.id, copied[2]!.id]);
+    // The copies spent nothing: usage summed over the user's replies counts each reply once.
+    const usage = await rowsInShards<{ conversation_id: string; total: number | null }>(
+      "SELECT m.conversation_id, sum(r.total_tokens) AS total FROM ai_responses r JOIN messages m ON m.id = r.ai_message_id WHERE r.user_id = ? GROUP BY m.conversation_id",
+      user.id,
+    );
+    expect(usage.find((row) => row.conversation_id === fork.id)?.total).toBeNull();
+    expect(usage.find((row) => row.conversation_id === id)?.total).toBeGreaterThan(0);
     expect(fork.current_leaf).toBe(copied[3]!.id);
     const [response] = await rowsInShards("SELECT r.status, m.content, r.message_id FROM ai_responses r JOIN messages m ON m.id = r.ai_message_id WHERE r.ai_message_id = ?", copied[3]!.id);
     expect(response).toEqual({ status: "Completed", content: turns[1].ai_message.content, message_id: copied[2]!.id });

@@ -59,11 +59,12 @@ export function forkStatements(
         FROM json_each(${JSON.stringify(chunk)}) j JOIN messages m ON m.id = json_extract(j.value, '$.old')
         ORDER BY j.key`),
     ),
+    // A copy spent nothing: usage and cost stay with the original, so sums over replies count them once.
     ...chunks(copiedResponses).map(
       (chunk) => db.insert(aiResponses).select(sql`
         SELECT json_extract(j.value, '$.id'), r.user_id, json_extract(j.value, '$.message'), json_extract(j.value, '$.ai_message'),
-               r.status, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens,
-               r.total_tokens, r.usage_estimated, r.finish_reason, r.max_output_tokens, r.provider, r.attempts, r.cost_usd, r.context_first_order, r.context_messages, r.context_summary_through_order,
+               r.status, r.error_code, r.error_message, r.model, NULL, NULL,
+               NULL, 0, r.finish_reason, r.max_output_tokens, r.provider, r.attempts, NULL, r.context_first_order, r.context_messages, r.context_summary_through_order,
                r.feedback_rating, r.feedback_comment, r.created_at, r.first_token_at, r.completed_at
         FROM json_each(${JSON.stringify(chunk)}) j JOIN ai_responses r ON r.id = json_extract(j.value, '$.old')`),
     ),
