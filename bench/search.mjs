@@ -3,6 +3,8 @@
 // connections (the issue's target), beside three floors measured the same way in the same run:
 // `GET /health` (no auth, no D1), `GET /conversations/?page=1` (one indexed D1 read), and a Worker
 // with no bindings that answers a constant (bench/passthrough-worker.js under its own wrangler dev).
+// Then a neighbour in the same shard lists its conversations, alone and while the seeded user runs
+// three loops of the costliest search allowed (8 different words, 4 of them three-letter prefixes).
 import { loadEndpoint, requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream, startPassthrough } from "./processes.mjs";
 import { executeLocal, PASSWORD, rareSearchPath, SEARCH_WORDS, searchSeedSql, shardBindingOf } from "./seed.mjs";
@@ -20,6 +22,44 @@ const QUERIES = {
   "a common word (in 3,000–18,000 messages)": () => `/search/?q=${pick(SEARCH_WORDS)}`,
   "two common words": () => `/search/?q=${pick(SEARCH_WORDS)}%20${pick(SEARCH_WORDS)}`,
 };
+
+/** The costliest query search takes: 8 different words, the first 4 searched as three-letter prefixes. */
+const adversarialPath = () => {
+  const words = [...SEARCH_WORDS].sort(() => Math.random() - 0.5);
+  return `/search/?q=${[...words.slice(0, 4).map((word) => word.slice(0, 3)), ...words.slice(4, 8)].join("%20")}`;
+};
+
+/** A user in the seeded user's shard: another tenant of the same D1 database. */
+async function neighbourInSameShard() {
+  for (let i = 0; ; i++) {
+    const body = { email: `neighbour-${i}@example.com`, password: PASSWORD };
+    const clientIp = `10.8.${i >> 8}.${i & 255}`;
+    const { id } = await requestJson(API, "/auth/register/", { body, clientIp });
+    if (shardBindingOf(id) !== shardBindingOf(USER_ID)) continue;
+    const { access } = await requestJson(API, "/auth/token/", { body, clientIp });
+    for (let c = 0; c < 20; c++) await requestJson(API, "/conversations/", { token: access, body: { title: `neighbour ${c}` } });
+    return access;
+  }
+}
+
+async function neighbourUnderAttack(attacker, seconds) {
+  const neighbour = await neighbourInSameShard();
+  const list = () => "/conversations/?page=1";
+  const alone = await loadEndpoint(API, neighbour, list, seconds, 1);
+  const [attacked, attack] = await Promise.all([loadEndpoint(API, neighbour, list, seconds, 1), loadEndpoint(API, attacker, adversarialPath, seconds, 3)]);
+  const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+  return [
+    "A neighbour in the same shard lists its conversations (one connection), alone and while the seeded user searches in three loops",
+    "with 8 words, 4 of them three-letter prefixes (the most a search may ask). Times in ms.",
+    "",
+    "| neighbour's `GET /conversations/` | p50 | p99 | requests |",
+    "| --- | --- | --- | --- |",
+    `| alone (the floor) | ${alone.latency.p50.toFixed(1)} | ${alone.latency.p99.toFixed(1)} | ${alone.latency.n} |`,
+    `| under the search loops | ${attacked.latency.p50.toFixed(1)} (${ratio(attacked.latency.p50, alone.latency.p50)}) | ${attacked.latency.p99.toFixed(1)} (${ratio(attacked.latency.p99, alone.latency.p99)}) | ${attacked.latency.n} |`,
+    "",
+    `The attacker's searches: ${attack.latency.n + attack.errors} sent, ${attack.errors} refused (429 past SEARCH_RATE_LIMITER, 60 a minute); p50 ${attack.latency.p50.toFixed(1)} ms for those answered.`,
+  ].join("\n");
+}
 
 export async function searchBench({ seconds = 5 } = {}) {
   const seed = searchSeedSql(USER_ID, EMAIL);
@@ -52,6 +92,8 @@ export async function searchBench({ seconds = 5 } = {}) {
       "| request | one at a time: p50 | 10 connections: requests/s | p50 / p99 | errors |",
       "| --- | --- | --- | --- | --- |",
       ...rows,
+      "",
+      await neighbourUnderAttack(access, seconds),
     ].join("\n");
   } finally {
     cleanup();
