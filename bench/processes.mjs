@@ -1,7 +1,7 @@
 // The processes a benchmark starts (the fake upstream, wrangler dev), and stopping them all by
 // process group when it ends, however it ends.
 import { execFileSync, spawn } from "node:child_process";
-import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -58,9 +58,9 @@ process.on("exit", stopAll);
  * `devArgs` onto wrangler dev's command line; `beforeStart(state)` runs once the databases are migrated.
  * Returns the upstream's URL, the wrangler process and `cleanup` (stops both, removes the state).
  */
-export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [], beforeStart = () => {} }) {
+export async function startApiOnFakeUpstream({ port, upstreamEnv = {}, vars = {}, devArgs = [], beforeStart = () => {}, rateLimits = {} }) {
   const upstream = await startFakeUpstream(upstreamEnv);
-  const { api, cleanup } = await startApi({ port, vars: { OPENAI_API_KEY: "bench", OPENAI_BASE_URL: `${upstream}/v1`, ...vars }, devArgs, beforeStart });
+  const { api, cleanup } = await startApi({ port, vars: { OPENAI_API_KEY: "bench", OPENAI_BASE_URL: `${upstream}/v1`, ...vars }, devArgs, beforeStart, rateLimits });
   return { upstream, api, cleanup };
 }
 
@@ -70,8 +70,24 @@ export async function startFakeUpstream(upstreamEnv = {}) {
   return `http://127.0.0.1:${upstreamProcess.match[1]}`;
 }
 
+/**
+ * wrangler.toml with other limits for the named rate limiting bindings, as a config file beside it
+ * (its relative paths stay right); null when nothing is changed.
+ */
+function configWithRateLimits(rateLimits) {
+  if (Object.keys(rateLimits).length === 0) return null;
+  let config = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  for (const [name, limit] of Object.entries(rateLimits)) {
+    config = config.replace(new RegExp(`(name = "${name}"[^\\[]*?simple = \\{ limit = )\\d+`), `$1${limit}`);
+  }
+  const file = path.join(ROOT, `.wrangler-bench-${process.pid}.toml`);
+  writeFileSync(file, config);
+  return file;
+}
+
 /** The API under `wrangler dev` on `port`, on a fresh local state with every database migrated, `vars` in its env file. */
-export async function startApi({ port, vars = {}, devArgs = [], beforeStart = () => {} }) {
+export async function startApi({ port, vars = {}, devArgs = [], beforeStart = () => {}, rateLimits = {} }) {
+  const config = configWithRateLimits(rateLimits);
   const state = mkdtempSync(path.join(tmpdir(), "genai-edge-bench-"));
   const settings = { JWT_SECRET: "b".repeat(43), LOG_LEVEL: "warn", MODEL_MAX_RETRIES: "0", ...vars };
   writeFileSync(path.join(state, "env"), Object.entries(settings).map(([k, v]) => `${k}=${v}`).join("\n"));
@@ -83,12 +99,13 @@ export async function startApi({ port, vars = {}, devArgs = [], beforeStart = ()
     execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: ROOT, stdio: "ignore" });
   }
   beforeStart(state);
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false", ...devArgs];
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--env-file", path.join(state, "env"), "--show-interactive-dev-session=false", ...(config ? ["--config", config] : []), ...devArgs];
   const api = await startProcess("wrangler dev", wrangler, args, { WRANGLER_SEND_METRICS: "false" }, /./); // any output: the process started; then wait until it serves
   await waitUntilServing(`http://127.0.0.1:${port}/health`);
   const cleanup = () => {
     stopAll();
     rmSync(state, { recursive: true, force: true });
+    if (config) rmSync(config, { force: true });
   };
   return { api: api.child, cleanup };
 }

@@ -57,14 +57,17 @@ async function neighbourUnderAttack(attacker, seconds) {
     `| alone (the floor) | ${alone.latency.p50.toFixed(1)} | ${alone.latency.p99.toFixed(1)} | ${alone.latency.n} |`,
     `| under the search loops | ${attacked.latency.p50.toFixed(1)} (${ratio(attacked.latency.p50, alone.latency.p50)}) | ${attacked.latency.p99.toFixed(1)} (${ratio(attacked.latency.p99, alone.latency.p99)}) | ${attacked.latency.n} |`,
     "",
-    `The attacker's searches: ${attack.latency.n + attack.errors} sent, ${attack.errors} refused (429 past SEARCH_RATE_LIMITER, 60 a minute); p50 ${attack.latency.p50.toFixed(1)} ms for those answered.`,
+    `The attacker's searches: ${attack.latency.n} sent (p50 ${attack.latency.p50.toFixed(1)} ms), ${attack.errors} of them not answered 200. SEARCH_RATE_LIMITER is lifted in this run, so the`,
+    "query caps alone bound the attack; with it (60 a minute) the attacker's searches past the 60th are refused before any D1 work.",
   ].join("\n");
 }
 
 export async function searchBench({ seconds = 5 } = {}) {
   const seed = searchSeedSql(USER_ID, EMAIL);
+  // What a query costs is measured past the per-user search limit: here it allows them all.
   const { upstream, cleanup } = await startApiOnFakeUpstream({
     port: PORT,
+    rateLimits: { SEARCH_RATE_LIMITER: 1_000_000 },
     beforeStart: (state) => {
       executeLocal(state, "DIRECTORY", "seed-user.sql", seed.user);
       executeLocal(state, shardBindingOf(USER_ID), "seed-search.sql", seed.sql);
