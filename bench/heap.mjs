@@ -1,7 +1,8 @@
-// `npm run bench -- --heap [--streams=200]`: what a burst of streams leaves in the Worker's
-// JavaScript heap under `wrangler dev`. Takes a heap snapshot through the inspector (after a full
-// GC) before a burst of streamed turns and again after it and an idle pause, and lists the
-// constructors whose retained instances grew most, with the workerd processes' resident memory.
+// `npm run bench -- --heap [--streams=200] [--idle-seconds=20]`: what bursts of streams leave in
+// the Worker's JavaScript heap under `wrangler dev`. Takes a heap snapshot through the inspector
+// (after a full GC) before the bursts and after each one and an idle pause: two bursts of new
+// conversations, then one more turn in each conversation of the second. Lists the constructors
+// whose retained instances grew most, beside the workerd processes' resident memory.
 import { requestJson } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { memoryMiB, workerdPids } from "./workerd-stats.mjs";
@@ -15,7 +16,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function inspect() {
   const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json`)).json();
   const target = targets.find((t) => t.webSocketDebuggerUrl) ?? targets[0];
-  const socket = new WebSocket(target.webSocketDebuggerUrl);
+  // The inspector refuses an unknown Origin; Node sends none, but a User-Agent, which it also checks.
+  const socket = new WebSocket(target.webSocketDebuggerUrl, { headers: { Origin: "http://localhost" } });
   await new Promise((resolve, reject) => ((socket.onopen = resolve), (socket.onerror = reject)));
   let nextId = 1;
   const pending = new Map();
@@ -28,23 +30,28 @@ async function inspect() {
     } else for (const listener of listeners) listener(message);
   };
   const send = (method, params = {}) =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, resolve);
+      const timer = setTimeout(() => reject(new Error(`${method}: no answer from the inspector in 120 s`)), 120_000);
+      pending.set(id, (message) => (clearTimeout(timer), message.error ? reject(new Error(`${method}: ${message.error.message}`)) : resolve(message)));
       socket.send(JSON.stringify({ id, method, params }));
     });
   return { send, listeners, close: () => socket.close() };
 }
 
-/** Retained JavaScript objects by constructor: count and self size, after a full GC. */
-async function heapByConstructor(session) {
-  await session.send("HeapProfiler.enable");
-  await session.send("HeapProfiler.collectGarbage");
+/**
+ * Retained JavaScript objects by constructor: count and self size. A session of
+ * its own: one left open across an idle pause stops answering.
+ */
+async function heapByConstructor() {
+  const session = await inspect();
+  // A snapshot collects garbage first (V8 does so for every heap snapshot).
   const chunks = [];
   const onChunk = (message) => message.method === "HeapProfiler.addHeapSnapshotChunk" && chunks.push(message.params.chunk);
   session.listeners.add(onChunk);
   await session.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
   session.listeners.delete(onChunk);
+  session.close();
   const snapshot = JSON.parse(chunks.join(""));
   const fields = snapshot.snapshot.meta.node_fields;
   const types = snapshot.snapshot.meta.node_types[0];
@@ -64,19 +71,24 @@ async function heapByConstructor(session) {
   return { total, byName };
 }
 
-async function burst(tokens, streams, round) {
+/** `streams` streamed turns at once: new conversations, or one more turn in each of `conversations`. */
+async function burst(tokens, streams, round, conversations = null) {
   let completed = 0;
+  const ids = [];
   await Promise.all(
     Array.from({ length: streams }, async (_, i) => {
-      const response = await fetch(`${API}/start_conversation/`, {
+      const path = conversations ? `/conversations/${conversations[i]}/add_message/` : "/start_conversation/";
+      const response = await fetch(`${API}${path}`, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${tokens[i % tokens.length]}` },
         body: JSON.stringify({ content: `heap round ${round}, stream ${i}` }),
       });
-      if ((await response.text()).includes("event: done")) completed++;
+      const text = await response.text();
+      if (text.includes("event: done")) completed++;
+      ids[i] = /"conversation":\{"id":"([^"]+)"/.exec(text)?.[1];
     }),
   );
-  return completed;
+  return { completed, ids };
 }
 
 export async function heapBench({ streams = 200, idleSeconds = 20 } = {}) {
@@ -86,7 +98,6 @@ export async function heapBench({ streams = 200, idleSeconds = 20 } = {}) {
     vars: { MAX_CONCURRENT_GENERATIONS: "1000" },
     devArgs: ["--inspector-port", String(INSPECTOR_PORT)],
   });
-  const session = await inspect();
   try {
     const tokens = [];
     for (let u = 0; u < Math.ceil(streams / 10); u++) {
@@ -97,15 +108,19 @@ export async function heapBench({ streams = 200, idleSeconds = 20 } = {}) {
     }
     await burst(tokens, 10, 0); // warm-up: code compiled, first objects made
     const rows = [];
-    const before = await heapByConstructor(session);
+    const before = await heapByConstructor();
     rows.push(["before", memoryMiB(workerdPids(api.pid)), before.total]);
     const snapshots = [before];
-    for (let round = 1; round <= 2; round++) {
-      const completed = await burst(tokens, streams, round);
+    let conversations = null;
+    for (let round = 1; round <= 3; round++) {
+      // Rounds 1 and 2 start new conversations; round 3 adds a turn to each of round 2's.
+      const { completed, ids } = await burst(tokens, streams, round, round === 3 ? conversations : null);
+      conversations = ids;
       await sleep(idleSeconds * 1000);
-      const after = await heapByConstructor(session);
+      const after = await heapByConstructor();
       snapshots.push(after);
-      rows.push([`after round ${round} (${completed} of ${streams} completed) and ${idleSeconds} s idle`, memoryMiB(workerdPids(api.pid)), after.total]);
+      const what = round === 3 ? `${streams} more turns in round 2's conversations` : `${streams} new conversations`;
+      rows.push([`after round ${round}: ${what} (${completed} completed), ${idleSeconds} s idle`, memoryMiB(workerdPids(api.pid)), after.total]);
     }
     const last = snapshots.at(-1);
     const grown = [...last.byName]
@@ -114,20 +129,19 @@ export async function heapBench({ streams = 200, idleSeconds = 20 } = {}) {
       .slice(0, 15);
     const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
     return [
-      `${streams} streamed start_conversation turns at once (500 tokens 5 ms apart), twice, each followed by ${idleSeconds} s idle; heap snapshots after a full GC.`,
+      `Bursts of ${streams} streamed turns at once (500 tokens 5 ms apart), each followed by ${idleSeconds} s idle; heap snapshots (each after a full GC).`,
       "",
       "| when | workerd resident | JS heap (snapshot) |",
       "| --- | --- | --- |",
       ...rows.map(([when, resident, heap]) => `| ${when} | ${resident.toFixed(0)} MiB | ${mib(heap)} MiB |`),
       "",
-      "Constructors that grew most from before the first burst to after the second:",
+      "Constructors that grew most from before the first burst to after the last:",
       "",
       "| constructor | retained now | growth |",
       "| --- | --- | --- |",
       ...grown.map((g) => `| \`${g.name.slice(0, 60)}\` | ${g.count} (${mib(g.size)} MiB) | +${g.countDelta} (+${mib(g.sizeDelta)} MiB) |`),
     ].join("\n");
   } finally {
-    session.close();
     cleanup();
   }
 }
