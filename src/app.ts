@@ -24,6 +24,7 @@ import { searchRoutes } from "./routes/search";
 import { shareRoutes } from "./routes/shares";
 import { turnRoutes } from "./routes/turns";
 import { userRoutes } from "./routes/users";
+import { fileRoutes } from "./routes/files";
 
 const MAX_BODY_BYTES = 128 * 1024;
 // The AI SDK's transport sends the client's whole copy of the chat with every message.
@@ -96,7 +97,12 @@ export function createApp() {
     });
   const chatBodyLimit = bodyLimitOf(MAX_CHAT_BODY_BYTES);
   const defaultBodyLimit = bodyLimitOf(MAX_BODY_BYTES);
-  app.use((c, next) => (c.req.path === "/chat" || c.req.path === "/chat/" ? chatBodyLimit : defaultBodyLimit)(c, next));
+  // An upload: the largest file, and a multipart form's own bytes around it.
+  const fileBodyLimit = (c: Context<AppEnv>) => bodyLimitOf(getConfig(c.env).maxFileBytes + 64 * 1024);
+  app.use((c, next) => {
+    const path = c.req.path.replace(/\/$/, "");
+    return (path === "/chat" ? chatBodyLimit : path === "/files" ? fileBodyLimit(c) : defaultBodyLimit)(c, next);
+  });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
@@ -108,6 +114,7 @@ export function createApp() {
     .route("/", modelRoutes)
     .route("/", turnRoutes)
     .route("/", chatRoutes)
+    .route("/", fileRoutes)
     .route("/", searchRoutes)
     .route("/", exportRoutes)
     .route("/", shareRoutes);

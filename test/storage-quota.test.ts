@@ -21,17 +21,19 @@ describe("what a user may store without spending tokens", () => {
     expect((await callJson("/conversations/", { token: user.access, status: 200 })).count).toBe(3);
   });
 
-  it("counts what an edit grows a message by, and nothing for one that shrinks it", async () => {
+  it("counts what an edit grows a message by, and gives back what one shrinks it by", async () => {
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] short" }, status: 201 });
     await setObjectEnv(turn.conversation.id, { ...env, USER_STORAGE_BYTES: "1000" } as Env);
     const edit = (content: string) => call(`/messages/${turn.user_message.id}/edit_message/`, { token: user.access, method: "PATCH", body: { content } });
     expect((await edit("b".repeat(900))).status).toBe(200);
+    // 878 bytes more than the 22 it held: 200 more do not fit.
+    await expectError(await edit("d".repeat(1_100)), 413, "storage_quota_exceeded");
     expect((await edit("c".repeat(100))).status).toBe(200);
-    // 900 bytes counted so far: growing by 150 more does not fit.
-    await expectError(await edit("d".repeat(250)), 413, "storage_quota_exceeded");
+    // Shrunk by 800: now they do.
+    expect((await edit("e".repeat(1_000))).status).toBe(200);
     const listed = await callJson(`/conversations/${turn.conversation.id}/messages/`, { token: user.access, status: 200 });
-    expect(listed.results[0].content).toBe("c".repeat(100));
+    expect(listed.results[0].content).toBe("e".repeat(1_000));
   });
 
   it("limits forks per user", async () => {

@@ -204,6 +204,29 @@ export const shareLinks = sqliteTable("share_links", {
   createdAt: timestampColumn("created_at"),
 });
 
+/**
+ * Files a user uploaded. The bytes are in R2 under `users/<user id>/<sha256>`, once per user
+ * however many files hold them; the type is the one the bytes showed, never the client's.
+ */
+export const files = sqliteTable(
+  "files",
+  {
+    id: text().primaryKey(),
+    userId: text("user_id").notNull(),
+    /** For display only: control characters and path parts removed. */
+    filename: text().notNull(),
+    mediaType: text("media_type").notNull(),
+    size: integer().notNull(),
+    sha256: text().notNull(),
+    width: integer(),
+    height: integer(),
+    createdAt: timestampColumn("created_at"),
+    /** Deleted: the bytes are gone (unless another file holds them); the row stays for what named it. */
+    deletedAt: text("deleted_at"),
+  },
+  (t) => [index("files_user").on(t.userId, t.createdAt, t.id), index("files_user_sha").on(t.userId, t.sha256)],
+);
+
 /** Tokens each user spent per UTC day (`YYYY-MM-DD`), as the provider counted them: the daily budget. */
 export const usageDaily = sqliteTable(
   "usage_daily",
@@ -250,3 +273,5 @@ export type Conversation = typeof conversations.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type AiResponse = typeof aiResponses.$inferSelect;
 export type Summary = typeof summaries.$inferSelect;
+
+export type FileRow = typeof files.$inferSelect;

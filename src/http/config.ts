@@ -27,8 +27,10 @@ export interface AppConfig {
   userDailyTokens: number;
   /** Dollars one user may spend per UTC day, at the registry's prices; 0: no limit. */
   userDailyCostUsd: number;
-  /** Bytes one user may add by forking and by edits that grow messages; 0: no limit. */
+  /** Bytes one user may add by uploading, forking and edits that grow messages; 0: no limit. */
   userStorageBytes: number;
+  /** The largest file one upload may hold. */
+  maxFileBytes: number;
   /** The context window and the output allowance of a model, in tokens. */
   modelBudget: (model: string) => ModelBudget;
   model: {
@@ -101,6 +103,7 @@ export function getConfig(env: Env): AppConfig {
       userDailyTokens: positiveInt(env.USER_DAILY_TOKENS, 2_000_000),
       userDailyCostUsd: positiveNumber(env.USER_DAILY_COST_USD, 0),
       userStorageBytes: positiveInt(env.USER_STORAGE_BYTES, 1024 ** 3),
+      maxFileBytes: positiveInt(env.MAX_FILE_BYTES, 10 * 1024 * 1024),
       modelBudget: (model) => {
         const entry = registry.model(model) ?? defaultEntry;
         return { contextTokens: entry.contextWindow, maxOutputTokens: entry.maxOutputTokens };

@@ -6,9 +6,9 @@ import { userObject } from "../user/user-object";
 
 export const utf8Bytes = (text: string) => new TextEncoder().encode(text).byteLength;
 
-/** Counts `bytes` more stored for `userId`, or refuses with 413 when the quota cannot hold them. */
+/** Counts `bytes` more stored for `userId` (fewer, when negative), or refuses with 413 when the quota cannot hold them. */
 export async function chargeStorage(env: Env, userId: string, bytes: number): Promise<void> {
-  if (bytes <= 0) return;
+  if (bytes === 0) return;
   const limit = getConfig(env).userStorageBytes;
   const { ok, usedBytes } = await userObject(env, userId).store(bytes, limit);
   if (!ok) {

@@ -1,0 +1,179 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, count, desc, eq, isNull, ne } from "drizzle-orm";
+import type { Context } from "hono";
+import type { AppEnv } from "../http/app-env";
+import { createRouter } from "../http/create-router";
+import { refuseWhileMoving, userDb } from "../db/request-session";
+import { type FileRow, files } from "../db/schema";
+import { getConfig } from "../http/config";
+import { ApiError, notFound } from "../http/errors";
+import { authenticated } from "../http/middleware";
+import { errorResponses, IdParamSchema, jsonResponse, PageQuerySchema, pageSchema } from "../http/schemas";
+import { newId, nowIso, toHex } from "../lib/ids";
+import { pageBody, pageOffset } from "../lib/pagination";
+import { displayName, IMAGE_TYPES, sniff } from "../rules/file-rules";
+import { chargeStorage } from "../rules/storage";
+
+const FileSchema = z
+  .object({
+    id: z.string(),
+    filename: z.string(),
+    media_type: z.string().openapi({ description: "Decided by the bytes, never by the Content-Type sent." }),
+    size: z.number().int(),
+    sha256: z.string(),
+    width: z.number().int().optional(),
+    height: z.number().int().optional(),
+    created_at: z.string(),
+  })
+  .openapi("File");
+
+const renderFile = (file: FileRow): z.infer<typeof FileSchema> => ({
+  id: file.id,
+  filename: file.filename,
+  media_type: file.mediaType,
+  size: file.size,
+  sha256: file.sha256,
+  ...(file.width === null ? {} : { width: file.width }),
+  ...(file.height === null ? {} : { height: file.height }),
+  created_at: file.createdAt,
+});
+
+const secured = authenticated("files");
+
+const uploadFile = createRoute({
+  ...secured,
+  method: "post",
+  path: "/files",
+  summary: "Upload a file: the raw bytes with their Content-Type and ?filename=, or multipart/form-data with a `file` field",
+  request: { query: z.object({ filename: z.string().max(1_000).optional().openapi({ description: "For display; path parts and control characters are removed." }) }) },
+  responses: { 201: jsonResponse(FileSchema, "The stored file"), ...errorResponses(400, 401, 413, 415, 429) },
+});
+
+const listFiles = createRoute({
+  ...secured,
+  method: "get",
+  path: "/files",
+  summary: "Your files, newest first",
+  request: { query: PageQuerySchema },
+  responses: { 200: jsonResponse(pageSchema(FileSchema, "FilePage"), "A page of files"), ...errorResponses(401, 404) },
+});
+
+const getFile = createRoute({
+  ...secured,
+  method: "get",
+  path: "/files/{id}",
+  summary: "A file's metadata",
+  request: { params: IdParamSchema },
+  responses: { 200: jsonResponse(FileSchema, "The file"), ...errorResponses(401, 404) },
+});
+
+const getFileContent = createRoute({
+  ...secured,
+  method: "get",
+  path: "/files/{id}/content",
+  summary: "A file's bytes: images inline, anything else as a download; never a page that runs in this origin",
+  request: { params: IdParamSchema },
+  responses: { 200: { description: "The bytes, with the sniffed Content-Type" }, ...errorResponses(401, 404) },
+});
+
+const deleteFile = createRoute({
+  ...secured,
+  method: "delete",
+  path: "/files/{id}",
+  summary: "Delete a file: its bytes go unless another of your files holds the same ones",
+  request: { params: IdParamSchema },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
+});
+
+const bytesKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
+
+/** The upload's bytes, declared type and name: a raw body, or a multipart form's `file` field. */
+async function receivedFile(c: Context<AppEnv>, filename: string | undefined) {
+  const contentType = c.req.header("Content-Type") ?? null;
+  if (contentType?.toLowerCase().startsWith("multipart/form-data")) {
+    const form = await c.req.formData().catch(() => null);
+    const file = form?.get("file");
+    if (!(file instanceof File)) throw new ApiError("bad_request", "A multipart upload needs its bytes in a `file` field.");
+    return { bytes: new Uint8Array(await file.arrayBuffer()), declared: file.type || null, name: filename ?? file.name };
+  }
+  return { bytes: new Uint8Array(await c.req.arrayBuffer()), declared: contentType, name: filename };
+}
+
+async function ownedFile(c: Context<AppEnv>, id: string): Promise<FileRow> {
+  const [file] = await userDb(c)
+    .select()
+    .from(files)
+    .where(and(eq(files.id, id), eq(files.userId, c.get("userId")), isNull(files.deletedAt)));
+  if (!file) throw notFound("File");
+  return file;
+}
+
+/** Whether another live file of the user holds the same bytes. */
+async function bytesShared(c: Context<AppEnv>, file: Pick<FileRow, "id" | "sha256">): Promise<boolean> {
+  const [other] = await userDb(c)
+    .select({ id: files.id })
+    .from(files)
+    .where(and(eq(files.userId, c.get("userId")), eq(files.sha256, file.sha256), isNull(files.deletedAt), ne(files.id, file.id)))
+    .limit(1);
+  return other !== undefined;
+}
+
+export const fileRoutes = createRouter()
+  .openapi(uploadFile, async (c) => {
+    refuseWhileMoving(c);
+    const userId = c.get("userId");
+    const { bytes, declared, name } = await receivedFile(c, c.req.valid("query").filename);
+    const { maxFileBytes } = getConfig(c.env);
+    if (bytes.byteLength === 0) throw new ApiError("bad_request", "The file is empty.");
+    if (bytes.byteLength > maxFileBytes) throw new ApiError("payload_too_large", `A file may hold at most ${maxFileBytes} bytes.`);
+    const filename = displayName(name);
+    const { mediaType, width, height } = await sniff(bytes, declared, filename);
+    const sha256 = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+    const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, createdAt: nowIso(), deletedAt: null };
+    // The same bytes are stored, and counted against the quota, once per user.
+    if (!(await bytesShared(c, file))) {
+      await chargeStorage(c.env, userId, bytes.byteLength);
+      await c.env.FILES.put(bytesKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
+    }
+    await userDb(c).insert(files).values(file);
+    return c.json(renderFile(file), 201);
+  })
+  .openapi(listFiles, async (c) => {
+    const paging = c.req.valid("query");
+    const db = userDb(c);
+    const mine = and(eq(files.userId, c.get("userId")), isNull(files.deletedAt));
+    const [[total], rows] = await db.batch([
+      db.select({ n: count() }).from(files).where(mine),
+      db.select().from(files).where(mine).orderBy(desc(files.createdAt), desc(files.id)).limit(paging.page_size).offset(pageOffset(paging)),
+    ]);
+    return c.json(pageBody(c.env, c.req.url, paging, total?.n ?? 0, rows.map(renderFile)), 200);
+  })
+  .openapi(getFile, async (c) => c.json(renderFile(await ownedFile(c, c.req.valid("param").id)), 200))
+  .openapi(getFileContent, async (c) => {
+    const file = await ownedFile(c, c.req.valid("param").id);
+    const object = await c.env.FILES.get(bytesKey(file.userId, file.sha256));
+    if (!object) throw notFound("File");
+    const inline = IMAGE_TYPES.has(file.mediaType);
+    const type = file.mediaType.startsWith("text/") || file.mediaType === "application/json" ? `${file.mediaType}; charset=utf-8` : file.mediaType;
+    return new Response(object.body, {
+      headers: {
+        "Content-Type": type,
+        "Content-Length": String(file.size),
+        "Content-Disposition": `${inline ? "inline" : "attachment"}; filename*=UTF-8''${encodeURIComponent(file.filename)}`,
+        // A user's upload must never become a page of this origin: no sniffing, no scripts, no framing.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox",
+        "Cache-Control": "private, max-age=3600",
+      },
+    });
+  })
+  .openapi(deleteFile, async (c) => {
+    refuseWhileMoving(c);
+    const file = await ownedFile(c, c.req.valid("param").id);
+    await userDb(c).update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id));
+    if (!(await bytesShared(c, file))) {
+      await c.env.FILES.delete(bytesKey(file.userId, file.sha256));
+      await chargeStorage(c.env, file.userId, -file.size);
+    }
+    return c.body(null, 204);
+  });
