@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
-import { BASE, call, callJson, createUser, expectError, type TestUser } from "./helpers";
+import { BASE, call, callJson, createUser, expectError, setObjectEnv, type TestUser } from "./helpers";
 
 /** A valid 3×2 PNG (8-bit RGB, one IDAT). */
 const PNG_3x2 = Uint8Array.from(
@@ -108,5 +108,51 @@ describe("files", () => {
     expect((await call(`/files/${two.id}/content`, { token: user.access })).status).toBe(200);
     expect((await call(`/files/${two.id}/`, { token: user.access, method: "DELETE" })).status).toBe(204);
     expect(await env.FILES.get(`users/${user.id}/${two.sha256}`)).toBeNull();
+  });
+});
+
+describe("files sent with a message", () => {
+  it("reach the model with the message and with every later turn of the branch, and show in listings", async () => {
+    const user = await createUser();
+    const image = await uploaded(user, PNG_3x2, "image/png", "cat.png");
+    const notes = await uploaded(user, "# Shopping\n- milk\n", "text/markdown", "notes.md");
+    const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+    const turn = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "What is in these?", attachments: [image.id, notes.id] }, status: 201 });
+    expect(turn.ai_message.content).toContain('I received an image, 3×2 PNG, named cat.png; a text file, notes.md, starting "# Shopping"');
+    const attached = [
+      { id: image.id, filename: "cat.png", media_type: "image/png", size: PNG_3x2.byteLength, width: 3, height: 2 },
+      { id: notes.id, filename: "notes.md", media_type: "text/markdown", size: notes.size },
+    ];
+    expect(turn.user_message.attachments).toEqual(attached);
+    const listed = await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 });
+    expect(listed.results[0].attachments).toEqual(attached);
+
+    // A later turn sends them again; a deleted file is named as deleted.
+    expect((await call(`/files/${notes.id}/`, { token: user.access, method: "DELETE" })).status).toBe(204);
+    const later = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: echo=history] and now?" }, status: 201 });
+    expect(later.ai_message.content).toContain("[cat.png]");
+    expect(later.ai_message.content).toContain("[The file notes.md was attached here and has since been deleted.]");
+  });
+
+  it("refuses files that are not the caller's, more than 10, and images for a model without vision, storing nothing", async () => {
+    const user = await createUser();
+    const stranger = await createUser();
+    const theirs = await uploaded(stranger, PNG_3x2, "image/png", "theirs.png");
+    const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+    const send = (attachments: string[]) => call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "look", attachments } });
+    const notMine = await expectError(await send([theirs.id]), 400, "validation_failed");
+    expect(JSON.stringify(notMine.details)).toContain("attachments");
+    await expectError(await send(Array.from({ length: 11 }, (_, i) => `id-${i}`)), 400, "validation_failed");
+
+    const image = await uploaded(user, PNG_3x2, "image/png", "mine.png");
+    const blind = {
+      ...env,
+      PROVIDERS: JSON.stringify({ local: { base_url: "stand-in" } }),
+      MODELS: JSON.stringify([{ id: "gpt-4", providers: ["local"], context_window: 8_192, max_output_tokens: 1_024, vision: false }]),
+    } as Env;
+    await setObjectEnv(id, blind);
+    const refused = await expectError(await send([image.id]), 400, "model_unsupported");
+    expect(refused.details).toEqual({ model: "gpt-4", missing: "vision" });
+    expect((await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 })).count).toBe(0);
   });
 });

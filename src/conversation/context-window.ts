@@ -1,4 +1,5 @@
 import type { ModelBudget } from "../http/config";
+import type { AttachmentRef } from "../db/schema";
 import type { ChatMessage } from "../model/model";
 
 /* What of a branch fits the model's context window. Pure functions: the engine and the routes share them. */
@@ -18,6 +19,8 @@ export interface BranchMessage {
   content: string;
   /** The size of its content as the provider counted it; null where it has not (yet). */
   tokens: number | null;
+  /** A user message's files: the model gets them with it, on every turn of the branch. */
+  attachments?: AttachmentRef[] | null;
 }
 
 /** A rolling summary of the branch from its root through `throughOrder`. */
@@ -66,7 +69,27 @@ function utf8Length(text: string): number {
  */
 export const estimateTokens = (text: string) => Math.ceil(utf8Length(text) / 3);
 
-const sizeOf = (message: BranchMessage) => (message.tokens ?? estimateTokens(message.content)) + MESSAGE_OVERHEAD_TOKENS;
+/**
+ * What a file costs in the prompt. An image as OpenAI counts it at high detail: scaled to fit
+ * 2048×2048, then its shorter side to 768, 170 tokens per 512-pixel tile plus 85. Text inline, by
+ * its size; a PDF, a line about it.
+ */
+export function attachmentTokens(file: AttachmentRef): number {
+  if (file.mediaType.startsWith("image/")) {
+    let [width, height] = [file.width ?? 2048, file.height ?? 2048];
+    const fit = Math.min(1, 2048 / Math.max(width, height));
+    [width, height] = [width * fit, height * fit];
+    const shorter = Math.min(1, 768 / Math.min(width, height));
+    [width, height] = [width * shorter, height * shorter];
+    return 85 + 170 * Math.ceil(width / 512) * Math.ceil(height / 512);
+  }
+  if (file.mediaType === "application/pdf") return 40;
+  return Math.ceil(file.size / 3) + 10;
+}
+
+const sizeOf = (message: BranchMessage) =>
+  // A provider's count of a message with files includes them.
+  (message.tokens ?? estimateTokens(message.content) + (message.attachments ?? []).reduce((sum, file) => sum + attachmentTokens(file), 0)) + MESSAGE_OVERHEAD_TOKENS;
 
 /**
  * Fills the window newest message first, never splitting one: the turn's own message always,
@@ -95,7 +118,7 @@ export function selectContext(systemPrompt: string | null, branch: Branch, budge
   const prompt: ChatMessage[] = [];
   if (systemPrompt) prompt.push({ role: "system", content: systemPrompt });
   if (summary) prompt.push({ role: "system", content: `Summary of the earlier conversation:\n${summary.content}` });
-  for (const message of window) prompt.push({ role: message.role, content: message.content });
+  for (const message of window) prompt.push({ role: message.role, content: message.content, ...(message.attachments?.length ? { attachments: message.attachments } : {}) });
   return {
     prompt,
     window: { firstOrder: window[0]!.order, messages: window.length, summaryThroughOrder: summary?.throughOrder ?? null },

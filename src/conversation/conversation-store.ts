@@ -1,4 +1,5 @@
-import type { AiResponse, Conversation, Message, Summary } from "../db/schema";
+import type { AiResponse, AttachmentRef, Conversation, Message, Summary } from "../db/schema";
+import { addColumnIfMissing } from "../lib/sqlite-columns";
 import type { Branch, BranchSummary } from "./context-window";
 import { PendingIndex } from "./pending-index";
 import type { TurnRows } from "./turn-rows";
@@ -35,9 +36,10 @@ type MessageRow = {
   is_deleted: number;
   is_edited: number;
   timestamp: string;
+  attachments: string | null;
 };
 
-const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, is_deleted, is_edited, timestamp";
+const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, is_deleted, is_edited, timestamp, attachments";
 
 /**
  * The conversation as its object holds it, in the object's own SQLite: the conversation row, every
@@ -70,6 +72,7 @@ export class ConversationStore {
     sql.exec(
       `CREATE TABLE IF NOT EXISTS store_summaries (id TEXT PRIMARY KEY, through_message_id TEXT NOT NULL, through_order INTEGER NOT NULL, row TEXT NOT NULL)`,
     );
+    addColumnIfMissing(sql, "store_messages", "attachments", "TEXT");
     this.pending = new PendingIndex(sql, () => this.commit(() => undefined));
   }
 
@@ -112,7 +115,7 @@ export class ConversationStore {
 
   saveMessage(message: Message, pending = true): void {
     this.#sql.exec(
-      `INSERT OR REPLACE INTO store_messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO store_messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       message.id,
       message.order,
       message.parentId,
@@ -123,6 +126,7 @@ export class ConversationStore {
       message.isDeleted ? 1 : 0,
       message.isEdited ? 1 : 0,
       message.timestamp,
+      message.attachments?.length ? JSON.stringify(message.attachments) : null,
     );
     if (pending) this.#markPending("message", message.id, message);
   }
@@ -217,8 +221,8 @@ export class ConversationStore {
         SELECT id, parent_id FROM store_messages WHERE id = ?
         UNION ALL SELECT m.id, m.parent_id FROM store_messages m JOIN path p ON m.id = p.parent_id)`;
     const rows = this.#sql
-      .exec<Pick<MessageRow, "id" | "ord" | "sender" | "content" | "tokens">>(
-        `${path} SELECT m.id, m.ord, m.sender, m.content, m.tokens FROM store_messages m JOIN path USING (id) WHERE m.is_deleted = 0 ORDER BY m.ord`,
+      .exec<Pick<MessageRow, "id" | "ord" | "sender" | "content" | "tokens" | "attachments">>(
+        `${path} SELECT m.id, m.ord, m.sender, m.content, m.tokens, m.attachments FROM store_messages m JOIN path USING (id) WHERE m.is_deleted = 0 ORDER BY m.ord`,
         lastMessageId,
       )
       .toArray();
@@ -234,7 +238,14 @@ export class ConversationStore {
       // An empty reply (a failed turn) is nothing the model needs to see.
       messages: rows
         .filter((row) => row.content.length > 0)
-        .map((row) => ({ id: row.id, order: row.ord, role: row.sender === "user" ? "user" : "assistant", content: row.content, tokens: row.tokens })),
+        .map((row) => ({
+          id: row.id,
+          order: row.ord,
+          role: row.sender === "user" ? "user" : "assistant",
+          content: row.content,
+          tokens: row.tokens,
+          attachments: row.attachments ? (JSON.parse(row.attachments) as AttachmentRef[]) : null,
+        })),
       summary: stored ? ({ throughOrder: stored.throughOrder, content: stored.content, tokens: stored.tokens } satisfies BranchSummary) : null,
     };
   }
@@ -275,6 +286,7 @@ export class ConversationStore {
       replyTo: row.reply_to,
       parentId: row.parent_id,
       tokens: row.tokens,
+      attachments: row.attachments ? (JSON.parse(row.attachments) as AttachmentRef[]) : null,
     };
   }
 }

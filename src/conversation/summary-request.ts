@@ -9,7 +9,8 @@ const INSTRUCTION =
   "with the summary only, in the language of the conversation.";
 
 export interface SummaryRequest {
-  prompt: ChatMessage[];
+  /** Text only: files are not summarised. */
+  prompt: (ChatMessage & { content: string })[];
   maxTokens: number;
   /** The last message the new summary covers. */
   through: BranchMessage;

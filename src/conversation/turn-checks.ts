@@ -1,5 +1,6 @@
 import { getConfig } from "../http/config";
-import type { Conversation } from "../db/schema";
+import type { AttachmentRef, Conversation } from "../db/schema";
+import { IMAGE_TYPES } from "../rules/file-rules";
 import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../http/errors";
 import type { Admission } from "../user/user-object";
 import { selectContext } from "./context-window";
@@ -11,9 +12,9 @@ import type { TurnPlan, TurnSteps } from "./turn-rows";
 /** A turn as a route asks for it, before the object resolves the messages it names. */
 export type TurnAsk = (
   | /** A new user message after the current leaf (add_message, start_conversation, a chat send). */
-  { kind: "send"; content: string; replyTo: string | null }
-  /** Edit-and-resend of the user message `messageId`. */
-  | { kind: "resend"; messageId: string; content: string }
+  { kind: "send"; content: string; replyTo: string | null; attachments?: AttachmentRef[] }
+  /** Edit-and-resend of the user message `messageId`; its files unless `attachments` names others. */
+  | { kind: "resend"; messageId: string; content: string; attachments?: AttachmentRef[] }
   /** A new reply beside the AI message `messageId`; null: the current leaf (a chat's regenerate). */
   | { kind: "regenerate"; messageId: string | null; model: string | null }
 ) & {
@@ -36,6 +37,7 @@ export function planTurn(env: Env, store: ConversationStore, conversation: Conve
   // The turn's own ask must fit the model; the conversation's, set for another model perhaps, is capped.
   const maxOutputTokens = ask.maxOutputTokens != null ? checkedAllowance(model, ask.maxOutputTokens) : Math.min(conversation.maxOutputTokens ?? Infinity, model.maxOutputTokens);
   const plan = { ...steps, maxOutputTokens };
+  checkCapabilities(plan, model);
   checkFitsContext(conversation, plan, model);
   return plan;
 }
@@ -43,14 +45,14 @@ export function planTurn(env: Env, store: ConversationStore, conversation: Conve
 function resolve(store: ConversationStore, conversation: Conversation, ask: TurnAsk): TurnSteps {
   if (ask.kind === "send") {
     if (ask.replyTo !== null && !store.message(ask.replyTo)) throw invalid({ field: "reply_to", message: "Not a message of this conversation." });
-    return { kind: "send", content: ask.content, replyTo: ask.replyTo };
+    return { kind: "send", content: ask.content, replyTo: ask.replyTo, attachments: ask.attachments ?? null };
   }
   const messageId = ask.kind === "regenerate" ? (ask.messageId ?? conversation.currentLeafId) : ask.messageId;
   const message = messageId === null ? null : store.message(messageId);
   if (!message) throw notFound(ask.kind === "regenerate" && ask.messageId === null ? "Chat" : "Message");
   if (ask.kind === "resend") {
     if (message.sender !== "user") throw new ApiError("bad_request", "Only user messages can be resent; use regenerate for an AI message.");
-    return { kind: "resend", original: message, content: ask.content };
+    return { kind: "resend", original: message, content: ask.content, attachments: ask.attachments ?? message.attachments };
   }
   if (message.sender !== "ai") throw new ApiError("bad_request", "Only AI messages can be regenerated; use resend for a user message.");
   const parent = message.parentId === null ? null : store.message(message.parentId);
@@ -81,6 +83,14 @@ export function overBudget(spend: number, budget: { reserved: number; headroom: 
       details: { tokens_needed: spend, tokens_left: Math.max(0, left) },
     }),
   );
+}
+
+/** A turn that needs what its model cannot do is refused before anything is stored. */
+function checkCapabilities(plan: TurnPlan, model: ModelEntry): void {
+  const files = plan.kind === "regenerate" ? plan.userMessage.attachments : plan.attachments;
+  if (files?.some((file) => IMAGE_TYPES.has(file.mediaType)) && !model.capabilities.vision) {
+    throw new ApiError("model_unsupported", `${model.id} cannot read images.`, { details: { model: model.id, missing: "vision" } });
+  }
 }
 
 /** A message that cannot fit the model's window even with no history is refused before anything is stored. */

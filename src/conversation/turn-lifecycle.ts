@@ -141,7 +141,7 @@ export class TurnRunner {
   async #run(turn: LiveTurn): Promise<void> {
     turn.generating();
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
-    await streamReply(turn, getConfig(this.env), this.journal);
+    await streamReply(turn, getConfig(this.env), this.journal, this.env.FILES);
     this.#commitEnd(turn);
     turn.streaming();
     void this.outbox.drain();

@@ -1,5 +1,5 @@
 import { titleFromMessage } from "../rules/conversation-rules";
-import type { AiResponse, Conversation, Message } from "../db/schema";
+import type { AiResponse, AttachmentRef, Conversation, Message } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
 
 /** What a turn adds to the conversation tree, and the output allowance its reply gets. */
@@ -7,10 +7,10 @@ export type TurnPlan = TurnSteps & { maxOutputTokens: number };
 
 /** What a turn adds to the conversation tree. */
 export type TurnSteps =
-  /** A new user message after the current leaf (add_message, start_conversation). */
-  | { kind: "send"; content: string; replyTo: string | null }
+  /** A new user message after the current leaf (add_message, start_conversation), with its files. */
+  | { kind: "send"; content: string; replyTo: string | null; attachments: AttachmentRef[] | null }
   /** A new user message beside `original` (same parent), with its own reply: edit-and-resend. */
-  | { kind: "resend"; original: Message; content: string }
+  | { kind: "resend"; original: Message; content: string; attachments: AttachmentRef[] | null }
   /** A new reply to the stored user message `userMessage`, beside its earlier replies. */
   | { kind: "regenerate"; userMessage: Message; model: string | null };
 
@@ -37,10 +37,10 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
   } else {
     const replyTo = plan.kind === "send" ? plan.replyTo : plan.original.replyTo;
     const parent = plan.kind === "send" ? parentId : plan.original.parentId;
-    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent, tokens: null };
+    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent, tokens: null, attachments: plan.attachments };
   }
   const aiOrder = plan.kind === "regenerate" ? firstOrder : firstOrder + 1;
-  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id, tokens: null };
+  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id, tokens: null, attachments: null };
   const title = conversation.title ?? (plan.kind === "send" && firstOrder === 1 ? titleFromMessage(plan.content) : null);
   return {
     conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now, currentLeafId: aiMessage.id, leafVersion },

@@ -3,6 +3,7 @@ import { log } from "../lib/log";
 import { type ContextSelection, RETRY_TIGHTENING, selectContext } from "./context-window";
 import type { LiveTurn } from "./live-turn";
 import { classifyModelError, isContextLengthError, streamChat, TurnFailure } from "../model/model";
+import { withFileParts } from "./file-parts";
 import type { TurnJournal } from "./turn-journal";
 import { Watchdog } from "./watchdog";
 
@@ -26,19 +27,19 @@ function turnBudget(turn: LiveTurn, config: AppConfig) {
 }
 
 /** Calls the model for a turn whose branch is set and fans its deltas out; any failure ends up in `turn.failure`. */
-export async function streamReply(turn: LiveTurn, config: AppConfig, journal: TurnJournal): Promise<void> {
+export async function streamReply(turn: LiveTurn, config: AppConfig, journal: TurnJournal, files: R2Bucket): Promise<void> {
   const { rows } = turn;
   const signal = turn.abort.signal;
   const watchdog = new Watchdog(turn.abort, config.model);
   try {
     if (signal.aborted) throw signal.reason;
     try {
-      await callModel(turn, turn.selection ?? chooseContext(turn, config, 1), config, journal, watchdog);
+      await callModel(turn, turn.selection ?? chooseContext(turn, config, 1), config, journal, watchdog, files);
     } catch (error) {
       // The provider counted more than we did: once more, with room to spare.
       if (!isContextLengthError(error) || turn.text.length > 0) throw error;
       log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: rows.aiMessage.id, model: turn.model });
-      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog);
+      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog, files);
     }
     if (signal.aborted) throw signal.reason;
     // A stream cut off in transit can end cleanly: only a finish reason says the reply is whole.
@@ -55,13 +56,15 @@ export async function streamReply(turn: LiveTurn, config: AppConfig, journal: Tu
 }
 
 /** One model call with the prompt of `selection`. */
-async function callModel(turn: LiveTurn, selection: ContextSelection, config: AppConfig, journal: TurnJournal, watchdog: Watchdog): Promise<void> {
+async function callModel(turn: LiveTurn, selection: ContextSelection, config: AppConfig, journal: TurnJournal, watchdog: Watchdog, files: R2Bucket): Promise<void> {
   const { aiResponse, aiMessage } = turn.rows;
   const { maxOutputTokens } = turnBudget(turn, config);
   aiResponse.maxOutputTokens = maxOutputTokens;
   aiResponse.attempts ??= [];
   const attempts = aiResponse.attempts;
-  for await (const event of streamChat(config, config.modelEntry(turn.model), selection.prompt, maxOutputTokens, turn.abort.signal, attempts, () => watchdog.touch())) {
+  // Files are read only now, when the model is called: a turn without them reads nothing.
+  const prompt = await withFileParts(selection.prompt, files, turn.rows.conversation.userId);
+  for await (const event of streamChat(config, config.modelEntry(turn.model), prompt, maxOutputTokens, turn.abort.signal, attempts, () => watchdog.touch())) {
     const now = watchdog.touch();
     if (event.type === "open") {
       aiResponse.provider = event.provider;

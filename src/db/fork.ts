@@ -55,7 +55,7 @@ export function forkStatements(
       // Columns in the table's order: Drizzle's INSERT … SELECT names them all.
       (chunk) => db.insert(messages).select(sql`
         SELECT json_extract(j.value, '$.id'), ${fork.id}, m.user_id, m.sender, m.content, m.timestamp, json_extract(j.value, '$.order'),
-               m.is_edited, m.is_deleted, json_extract(j.value, '$.reply_to'), json_extract(j.value, '$.parent'), m.tokens
+               m.is_edited, m.is_deleted, json_extract(j.value, '$.reply_to'), json_extract(j.value, '$.parent'), m.tokens, m.attachments
         FROM json_each(${JSON.stringify(chunk)}) j JOIN messages m ON m.id = json_extract(j.value, '$.old')
         ORDER BY j.key`),
     ),

@@ -10,6 +10,17 @@ import {
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
 
+/** A file a user message carries: what the model and every listing need of it, without a join. */
+export interface AttachmentRef {
+  id: string;
+  filename: string;
+  mediaType: string;
+  size: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+}
+
 /** One provider tried for a reply: how it went ("ok", "http_<status>", "timeout", "connection_error"), and how long it took to answer or fail. */
 export interface Attempt {
   provider: string;
@@ -92,6 +103,8 @@ export const messages = sqliteTable(
      * user message's share of its turn's prompt tokens. Null until counted, or after an edit.
      */
     tokens: integer(),
+    /** A user message's files, as they were when it was sent (`attachments` of add_message). */
+    attachments: text({ mode: "json" }).$type<AttachmentRef[]>(),
   },
   (t) => [
     uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),

@@ -4,6 +4,8 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 export const errorStatus = {
   bad_request: 400,
   validation_failed: 400,
+  /** The turn needs a capability its model lacks (`details.missing`: vision, tools). */
+  model_unsupported: 400,
   invalid_page: 404,
   unauthorized: 401,
   forbidden: 403,

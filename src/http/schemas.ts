@@ -148,6 +148,12 @@ export const MessageSchema = z
     reply_to: z.string().nullable(),
     parent: z.string().nullable().openapi({ description: "The message before this one on its branch; null for a first message." }),
     siblings: SiblingsSchema.optional(),
+    attachments: z
+      .array(
+        z.object({ id: z.string(), filename: z.string(), media_type: z.string(), size: z.number().int(), width: z.number().int().optional(), height: z.number().int().optional() }),
+      )
+      .optional()
+      .openapi({ description: "User messages with files: the files as they were when it was sent." }),
     ai_response_status: z
       .enum(aiResponseStatuses)
       .nullable()
@@ -181,6 +187,18 @@ export const renderMessage = (message: Message, { aiResponseStatus, reply, sibli
   reply_to: message.replyTo,
   parent: message.parentId,
   ...(siblings ? { siblings } : {}),
+  ...(message.attachments?.length
+    ? {
+        attachments: message.attachments.map(({ id, filename, mediaType, size, width, height }) => ({
+          id,
+          filename,
+          media_type: mediaType,
+          size,
+          ...(width === null ? {} : { width }),
+          ...(height === null ? {} : { height }),
+        })),
+      }
+    : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
   ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply), provider: reply.provider, cost_usd: reply.costUsd } : {}),
 });

@@ -1,15 +1,20 @@
 import OpenAI from "openai";
-import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
-import type { Attempt } from "../db/schema";
+import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from "openai/resources/chat/completions";
+import type { AttachmentRef, Attempt } from "../db/schema";
 import type { AppConfig } from "../http/config";
 import { log } from "../lib/log";
 import { circuits } from "./circuits";
 import { createOfflineModelFetch } from "./offline-model";
 import type { ModelEntry, Provider } from "./registry";
 
+export type ContentPart = { type: "text"; text: string } | { type: "image_url"; image_url: { url: string } };
+
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
-  content: string;
+  /** Parts once a message's files are read into it (`withFileParts`). */
+  content: string | ContentPart[];
+  /** Files to read into the message before it is sent. */
+  attachments?: AttachmentRef[];
 }
 
 export type ModelEvent =
@@ -167,6 +172,10 @@ function lastFailure(error: unknown, attempt: AbortSignal, config: AppConfig): u
 
 type ChatStream = AsyncIterator<ChatCompletionChunk>;
 
+/** A message as the SDK sends it: parts only where a user message carries files. */
+const toParam = ({ role, content }: ChatMessage): ChatCompletionMessageParam =>
+  role === "user" ? { role, content } : { role, content: typeof content === "string" ? content : content.map((part) => (part.type === "text" ? part.text : "")).join("") };
+
 const carriesAnswer = (chunk: ChatCompletionChunk) => Boolean(chunk.usage || chunk.choices[0]?.delta?.content || chunk.choices[0]?.finish_reason);
 
 /** Opens the stream and reads it up to its first answer: until then a failure may still fail over. */
@@ -208,7 +217,7 @@ export async function* streamChat(
   /** Called when a provider failed and the next one is asked: the caller's idle limit starts again. */
   onFailover?: () => void,
 ): AsyncGenerator<ModelEvent> {
-  const body = { model: model.upstreamModel, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } } as const;
+  const body = { model: model.upstreamModel, messages: messages.map(toParam), max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } } as const;
   const { answer, provider, release } = await firstAnswer(config, model, signal, attempts, (client, attemptSignal) => openStream(client, attemptSignal, body), onFailover);
   try {
     yield { type: "open", provider };
@@ -232,7 +241,7 @@ export async function completeChat(
   signal: AbortSignal,
 ): Promise<{ content: string; promptTokens: number; completionTokens: number | null; totalTokens: number }> {
   const { answer: completion, release } = await firstAnswer(config, model, signal, [], (client, attemptSignal) =>
-    client.chat.completions.create({ model: model.upstreamModel, messages, max_tokens: maxTokens }, { signal: attemptSignal }),
+    client.chat.completions.create({ model: model.upstreamModel, messages: messages.map(toParam), max_tokens: maxTokens }, { signal: attemptSignal }),
   );
   release();
   return {

@@ -32,13 +32,38 @@
  * and reports usage.
  */
 
+import { imageSize } from "image-size";
 import type { ModelBudget } from "../http/config";
 import { log } from "../lib/log";
 
+type Part = { type: "text"; text: string } | { type: "image_url"; image_url: { url: string } };
+
 interface ChatMessage {
   role: string;
-  content: string;
+  content: string | Part[];
 }
+
+/** A message's text: its text parts, joined. */
+const textOf = (message: ChatMessage) => (typeof message.content === "string" ? message.content : message.content.map((part) => (part.type === "text" ? part.text : "")).join("\n"));
+
+/** What the stand-in sees of the files in a message: "an image, 3×2 PNG, named cat.png", a text file's first line. */
+function describeFiles(message: ChatMessage | undefined): string[] {
+  if (!message || typeof message.content === "string") return [];
+  const parts = message.content;
+  return parts.flatMap((part, i) => {
+    const name = /^\[(.+)\]$/.exec(i > 0 && parts[i - 1]!.type === "text" ? (parts[i - 1] as { text: string }).text : "")?.[1];
+    if (part.type === "image_url") {
+      const [, type = "", data = ""] = /^data:image\/(\w+);base64,(.*)$/.exec(part.image_url.url) ?? [];
+      const { width, height } = imageSize(Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
+      return [`an image, ${width}×${height} ${type.toUpperCase()}, named ${name}`];
+    }
+    const file = /^File (.+):\n(.*)/.exec(part.text);
+    return file ? [`a text file, ${file[1]}, starting "${file[2]}"`] : [];
+  });
+}
+
+/** Each image counts as 255 tokens (85, and one 512-pixel tile): enough for the window checks. */
+const imageParts = (message: ChatMessage) => (typeof message.content === "string" ? 0 : message.content.filter((part) => part.type === "image_url").length);
 
 interface Script {
   delay: number;
@@ -71,7 +96,8 @@ const sleep = (ms: number, signal?: AbortSignal | null) =>
 const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "burst", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor"]);
 
 function parseScript(messages: ChatMessage[], defaultDelay: number, provider: string): Script {
-  const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
+  const last = messages.findLast((m) => m.role === "user");
+  const lastUser = last ? textOf(last) : "";
   const script: Script = { delay: defaultDelay, first: defaultDelay };
   const forAll = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
   const forThis = [...lastUser.matchAll(/\[stub@([\w.-]+):([^\]]*)\]/g)].filter(([, name]) => name === provider).map(([, , directive]) => directive ?? "");
@@ -88,15 +114,18 @@ function replyText(messages: ChatMessage[], script: Script): string {
   if (script.empty) return "";
   if (script.tokens !== undefined) return Array.from({ length: script.tokens }, (_, i) => `w${i + 1}`).join(" ");
   if (script.echo === "history") {
-    return messages.map((m) => `${m.role}: ${m.role === "assistant" ? `(${m.content.length} chars)` : m.content}`).join("\n");
+    return messages.map((m) => `${m.role}: ${m.role === "assistant" ? `(${textOf(m).length} chars)` : textOf(m)}`).join("\n");
   }
-  const lastUser = messages.findLast((m) => m.role === "user")?.content ?? "";
+  const last = messages.findLast((m) => m.role === "user");
+  const lastUser = last ? (typeof last.content === "string" ? last.content : textOf({ ...last, content: last.content.slice(0, 1) })) : "";
+  const files = describeFiles(last);
   const quoted = lastUser.length > 80 ? `${lastUser.slice(0, 80)}…` : lastUser;
   const turn = messages.filter((m) => m.role === "user").length;
   return (
     `Hello! I am the offline stand-in model, answering because no OPENAI_API_KEY is set. ` +
     `You said: "${quoted}". This is turn ${turn} of our conversation. ` +
-    `Set OPENAI_API_KEY and OPENAI_BASE_URL to talk to a real model.`
+    `Set OPENAI_API_KEY and OPENAI_BASE_URL to talk to a real model.` +
+    (files.length ? ` With your message I received ${files.join("; ")}.` : "")
   );
 }
 
@@ -104,7 +133,7 @@ function replyText(messages: ChatMessage[], script: Script): string {
 const tokenize = (text: string) => text.match(/\s*\S+/g) ?? [];
 
 /** The stand-in's own token count of a prompt. */
-const countPrompt = (messages: ChatMessage[]) => messages.reduce((n, m) => n + Math.ceil(encoder.encode(m.content).length / 4) + 4, 3);
+const countPrompt = (messages: ChatMessage[]) => messages.reduce((n, m) => n + Math.ceil(encoder.encode(textOf(m)).length / 4) + 255 * imageParts(m) + 4, 3);
 
 const sseChunk = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 

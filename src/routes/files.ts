@@ -13,6 +13,7 @@ import { newId, nowIso, toHex } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
 import { displayName, IMAGE_TYPES, sniff } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
+import { fileKey } from "../conversation/file-parts";
 
 const FileSchema = z
   .object({
@@ -85,8 +86,6 @@ const deleteFile = createRoute({
   responses: { 204: { description: "Deleted" }, ...errorResponses(401, 404) },
 });
 
-const bytesKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
-
 /** The upload's bytes, declared type and name: a raw body, or a multipart form's `file` field. */
 async function receivedFile(c: Context<AppEnv>, filename: string | undefined) {
   const contentType = c.req.header("Content-Type") ?? null;
@@ -133,7 +132,7 @@ export const fileRoutes = createRouter()
     // The same bytes are stored, and counted against the quota, once per user.
     if (!(await bytesShared(c, file))) {
       await chargeStorage(c.env, userId, bytes.byteLength);
-      await c.env.FILES.put(bytesKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
+      await c.env.FILES.put(fileKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
     }
     await userDb(c).insert(files).values(file);
     return c.json(renderFile(file), 201);
@@ -151,7 +150,7 @@ export const fileRoutes = createRouter()
   .openapi(getFile, async (c) => c.json(renderFile(await ownedFile(c, c.req.valid("param").id)), 200))
   .openapi(getFileContent, async (c) => {
     const file = await ownedFile(c, c.req.valid("param").id);
-    const object = await c.env.FILES.get(bytesKey(file.userId, file.sha256));
+    const object = await c.env.FILES.get(fileKey(file.userId, file.sha256));
     if (!object) throw notFound("File");
     const inline = IMAGE_TYPES.has(file.mediaType);
     const type = file.mediaType.startsWith("text/") || file.mediaType === "application/json" ? `${file.mediaType}; charset=utf-8` : file.mediaType;
@@ -172,7 +171,7 @@ export const fileRoutes = createRouter()
     const file = await ownedFile(c, c.req.valid("param").id);
     await userDb(c).update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id));
     if (!(await bytesShared(c, file))) {
-      await c.env.FILES.delete(bytesKey(file.userId, file.sha256));
+      await c.env.FILES.delete(fileKey(file.userId, file.sha256));
       await chargeStorage(c.env, file.userId, -file.size);
     }
     return c.body(null, 204);

@@ -3,11 +3,14 @@ import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { IfBusySchema, MaxOutputTokensSchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../rules/conversation-rules";
 import { createRouter } from "../http/create-router";
-import { noteBookmark } from "../db/request-session";
+import { noteBookmark, userDb } from "../db/request-session";
+import { and, eq, isNull } from "drizzle-orm";
+import { idIn } from "../db/queries";
+import { type AttachmentRef, files } from "../db/schema";
 import type { SubmitOutcome, TurnResult, TurnSubmission } from "../conversation/contract";
 import { SSE_HEADERS } from "../http/sse";
 import { conversationObject } from "../conversation/client/stub";
-import { ApiError, unwrap } from "../http/errors";
+import { ApiError, invalid, unwrap } from "../http/errors";
 import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
@@ -53,6 +56,14 @@ const turnResponses = {
   ...errorResponses(400, 401, 404, 409, 413, 415, 422, 429, 503),
 };
 
+const MAX_ATTACHMENTS = 10;
+
+const AttachmentIdsSchema = z
+  .array(z.string().min(1).max(64))
+  .max(MAX_ATTACHMENTS)
+  .optional()
+  .openapi({ description: `Ids of your files (POST /files/), at most ${MAX_ATTACHMENTS}: the model gets them with the message, and every later turn of the branch does too.` });
+
 const secured = authenticated("turns");
 
 const startConversation = createRoute({
@@ -70,6 +81,7 @@ const startConversation = createRoute({
         model_version: ModelVersionSchema.optional(),
         system_prompt: SystemPromptSchema.optional(),
         max_output_tokens: MaxOutputTokensSchema.nullable().optional().openapi({ description: "The conversation's output allowance per reply (below the model's)." }),
+        attachments: AttachmentIdsSchema,
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -92,6 +104,7 @@ const addMessage = createRoute({
         content: MessageContentSchema,
         reply_to: z.string().min(1).max(64).nullable().optional().openapi({ description: "Id of a message in this conversation." }),
         max_output_tokens: MaxOutputTokensSchema.optional(),
+        attachments: AttachmentIdsSchema,
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -168,7 +181,9 @@ const resendMessage = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: jsonBody(z.strictObject({ content: MessageContentSchema, max_output_tokens: MaxOutputTokensSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema })),
+    body: jsonBody(
+      z.strictObject({ content: MessageContentSchema, max_output_tokens: MaxOutputTokensSchema.optional(), attachments: AttachmentIdsSchema, stream: StreamFlagSchema, if_busy: IfBusySchema }),
+    ),
   },
   responses: turnResponses,
 });
@@ -187,6 +202,25 @@ function turnResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind
     return c.json({ ...error.body(c.get("requestId")), ...turn }, 502, error.headers);
   }
   return c.json(turn, 201);
+}
+
+/**
+ * The files a send names, as the message will carry them. One D1 read, on the caller's shard,
+ * and only for a send that names files: the rest never wait on it.
+ */
+async function attachmentsOf(c: Context<AppEnv>, ids: string[] | undefined): Promise<AttachmentRef[] | undefined> {
+  if (!ids?.length) return undefined;
+  const unique = [...new Set(ids)];
+  const rows = await userDb(c)
+    .select()
+    .from(files)
+    .where(and(eq(files.userId, c.get("userId")), isNull(files.deletedAt), idIn(files.id, unique)));
+  const missing = unique.filter((id) => !rows.some((row) => row.id === id));
+  if (missing.length) throw invalid({ field: "attachments", message: `No file of yours with id ${missing.join(", ")}.` });
+  return unique.map((id) => {
+    const { filename, mediaType, size, sha256, width, height } = rows.find((row) => row.id === id)!;
+    return { id, filename, mediaType, size, sha256, width, height };
+  });
 }
 
 type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
@@ -215,14 +249,14 @@ export const turnRoutes = createRouter()
     const id = key ? await conversationIdForKey(c.env, c.get("userId"), key) : undefined;
     const row = newConversationRow(c.env, c.get("userId"), body, id);
     const content = checkMessageContent(c.env, body.content);
-    const ask = { kind: "send", content, replyTo: null } as const;
+    const ask = { kind: "send", content, replyTo: null, attachments: await attachmentsOf(c, body.attachments) } as const;
     return submit(c, { conversationId: row.id, create: { row, mayExist: false }, keyNamesConversation: id !== undefined, ask }, ["start"], body);
   })
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null, maxOutputTokens: body.max_output_tokens } }, ["add", id], body);
+    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments) } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
     const { id } = c.req.valid("param");
@@ -237,7 +271,7 @@ export const turnRoutes = createRouter()
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens } }, ["resend", id], body);
+    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments) } }, ["resend", id], body);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");
