@@ -156,3 +156,30 @@ describe("files sent with a message", () => {
     expect((await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 })).count).toBe(0);
   });
 });
+
+describe("files everywhere else", () => {
+  it("are listed by the account export and by a conversation's, and a fork keeps the references without copying bytes", async () => {
+    const user = await createUser();
+    const image = await uploaded(user, PNG_3x2, "image/png", "cat.png");
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] see", attachments: [image.id] }, status: 201 });
+    const exported = await callJson(`/conversations/${turn.conversation.id}/export/`, { token: user.access, status: 200 });
+    expect(exported.messages[0].attachments).toEqual([{ id: image.id, filename: "cat.png", media_type: "image/png", size: PNG_3x2.byteLength, width: 3, height: 2 }]);
+    const lines = (await (await call("/users/me/export/", { token: user.access })).text()).trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines.filter((line) => line.type === "file")).toEqual([{ type: "file", ...image }]);
+
+    const fork = await callJson(`/conversations/${turn.conversation.id}/fork/`, { token: user.access, body: { message: turn.ai_message.id }, status: 201 });
+    const forked = await callJson(`/conversations/${fork.id}/messages/`, { token: user.access, status: 200 });
+    expect(forked.results[0].attachments).toEqual(exported.messages[0].attachments);
+    const listed = await env.FILES.list({ prefix: `users/${user.id}/` });
+    expect(listed.objects).toHaveLength(1);
+  });
+
+  it("refuses at admission a message whose files cannot fit the model's window", async () => {
+    const user = await createUser();
+    const big = await uploaded(user, "word ".repeat(8_000), "text/plain", "big.txt");
+    const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });
+    const refused = await expectError(await call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "read this", attachments: [big.id] } }), 413, "context_length_exceeded");
+    expect(refused.message).toContain("with its files");
+    expect((await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 })).count).toBe(0);
+  });
+});

@@ -95,10 +95,10 @@ function checkCapabilities(plan: TurnPlan, model: ModelEntry): void {
 
 /** A message that cannot fit the model's window even with no history is refused before anything is stored. */
 function checkFitsContext(conversation: Conversation, plan: TurnPlan, model: ModelEntry): void {
-  const content = plan.kind === "regenerate" ? plan.userMessage.content : plan.content;
-  const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null }], summary: null };
+  const [content, attachments] = plan.kind === "regenerate" ? [plan.userMessage.content, plan.userMessage.attachments] : [plan.content, plan.attachments];
+  const alone = { messages: [{ id: "", order: 0, role: "user" as const, content, tokens: null, attachments }], summary: null };
   if (!selectContext(conversation.systemPrompt, alone, { contextTokens: model.contextWindow, maxOutputTokens: plan.maxOutputTokens })) {
-    throw new ApiError("context_length_exceeded", `This message is too long for the context window of ${model.id}.`);
+    throw new ApiError("context_length_exceeded", `This message${attachments?.length ? " with its files" : ""} is too long for the context window of ${model.id}.`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import { alias, type SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { notFound } from "../http/errors";
 import { nowIso } from "../lib/ids";
@@ -17,6 +17,10 @@ export const idIn = (column: SQLiteColumn, ids: string[]) => sql`${column} IN (S
 /** Rows after `[value, id]` in a newest-first list sorted by `column`, then `idColumn` (keyset paging). */
 export const olderThan = (column: SQLiteColumn, idColumn: SQLiteColumn, [value, id]: [string, string]) =>
   or(lt(column, value), and(eq(column, value), lt(idColumn, id)));
+
+/** The same for an oldest-first list. */
+export const newerThan = (column: SQLiteColumn, idColumn: SQLiteColumn, [value, id]: [string, string]) =>
+  or(gt(column, value), and(eq(column, value), gt(idColumn, id)));
 
 /** Another user's conversation is reported exactly like one that does not exist. */
 export async function loadOwnedConversation(db: Database, userId: string, id: string) {

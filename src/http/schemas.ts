@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import type { AiResponse, Conversation, Message, User } from "../db/schema";
+import type { AiResponse, Conversation, FileRow, Message, User } from "../db/schema";
 import { aiResponseStatuses, conversationStatuses, senders } from "../db/schema";
 import { errorStatus } from "./errors";
 import { MAX_PAGE_SIZE, PAGE_SIZE } from "../lib/page-size";
@@ -298,6 +298,30 @@ export const ModelsSchema = z
   .openapi("Models");
 
 export type ModelsJson = z.infer<typeof ModelsSchema>;
+
+export const FileSchema = z
+  .object({
+    id: z.string(),
+    filename: z.string(),
+    media_type: z.string().openapi({ description: "Decided by the bytes, never by the Content-Type sent." }),
+    size: z.number().int(),
+    sha256: z.string(),
+    width: z.number().int().optional(),
+    height: z.number().int().optional(),
+    created_at: z.string(),
+  })
+  .openapi("File");
+
+export const renderFile = (file: FileRow): z.infer<typeof FileSchema> => ({
+  id: file.id,
+  filename: file.filename,
+  media_type: file.mediaType,
+  size: file.size,
+  sha256: file.sha256,
+  ...(file.width === null ? {} : { width: file.width }),
+  ...(file.height === null ? {} : { height: file.height }),
+  created_at: file.createdAt,
+});
 
 export const IdParamSchema = z.object({
   id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" }, example: "0193a1f0-8c2e-7d4b-9a51-3f6e2b1c0d9a" }),

@@ -1,16 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, eq, gt, or } from "drizzle-orm";
+import { and, asc, eq, gt, isNull } from "drizzle-orm";
 import { createRouter } from "../http/create-router";
 import type { Database } from "../db/client";
 import { userDb } from "../db/request-session";
 import { withLiveText } from "../conversation/client/overlay";
 import { conversationObject } from "../conversation/client/stub";
 import { unwrap } from "../http/errors";
-import { idIn, messageWithStatus } from "../db/queries";
-import { type Conversation, conversations, messages } from "../db/schema";
+import { idIn, messageWithStatus, newerThan } from "../db/queries";
+import { type Conversation, conversations, type FileRow, files, messages } from "../db/schema";
 import { loadOwnedTree } from "../db/tree";
 import { authenticated } from "../http/middleware";
-import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderMessage } from "../http/schemas";
+import { errorResponses, IdParamSchema, type MessageJson, renderConversation, renderFile, renderMessage } from "../http/schemas";
 
 // Rows read per query while exporting: memory stays bounded by this, whatever the size of the export.
 const CHUNK = 200;
@@ -125,7 +125,7 @@ async function* accountExport(env: Env, db: Database, userId: string): AsyncGene
       .where(
         and(
           eq(conversations.userId, userId),
-          after ? or(gt(conversations.createdAt, after.createdAt), and(eq(conversations.createdAt, after.createdAt), gt(conversations.id, after.id))) : undefined,
+          after ? newerThan(conversations.createdAt, conversations.id, [after.createdAt, after.id]) : undefined,
         ),
       )
       .orderBy(asc(conversations.createdAt), asc(conversations.id))
@@ -143,7 +143,29 @@ async function* accountExport(env: Env, db: Database, userId: string): AsyncGene
         lastOrder = rows.at(-1)!.message.order;
       }
     }
-    if (page.length < CONVERSATIONS_PER_PAGE) return;
+    if (page.length < CONVERSATIONS_PER_PAGE) return yield* filesExport(db, userId);
+    after = page.at(-1)!;
+  }
+}
+
+/** Every file of the user, with its metadata (the bytes are at GET /files/{id}/content), oldest first. */
+async function* filesExport(db: Database, userId: string): AsyncGenerator<string> {
+  let after: { createdAt: string; id: string } | null = null;
+  for (;;) {
+    const page: FileRow[] = await db
+      .select()
+      .from(files)
+      .where(
+        and(
+          eq(files.userId, userId),
+          isNull(files.deletedAt),
+          after ? newerThan(files.createdAt, files.id, [after.createdAt, after.id]) : undefined,
+        ),
+      )
+      .orderBy(asc(files.createdAt), asc(files.id))
+      .limit(CHUNK);
+    for (const file of page) yield `${JSON.stringify({ type: "file", ...renderFile(file) })}\n`;
+    if (page.length < CHUNK) return;
     after = page.at(-1)!;
   }
 }

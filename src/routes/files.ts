@@ -8,36 +8,12 @@ import { type FileRow, files } from "../db/schema";
 import { getConfig } from "../http/config";
 import { ApiError, notFound } from "../http/errors";
 import { authenticated } from "../http/middleware";
-import { errorResponses, IdParamSchema, jsonResponse, PageQuerySchema, pageSchema } from "../http/schemas";
+import { errorResponses, FileSchema, IdParamSchema, jsonResponse, PageQuerySchema, pageSchema, renderFile } from "../http/schemas";
 import { newId, nowIso, toHex } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
 import { displayName, IMAGE_TYPES, sniff } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
 import { fileKey } from "../conversation/file-parts";
-
-const FileSchema = z
-  .object({
-    id: z.string(),
-    filename: z.string(),
-    media_type: z.string().openapi({ description: "Decided by the bytes, never by the Content-Type sent." }),
-    size: z.number().int(),
-    sha256: z.string(),
-    width: z.number().int().optional(),
-    height: z.number().int().optional(),
-    created_at: z.string(),
-  })
-  .openapi("File");
-
-const renderFile = (file: FileRow): z.infer<typeof FileSchema> => ({
-  id: file.id,
-  filename: file.filename,
-  media_type: file.mediaType,
-  size: file.size,
-  sha256: file.sha256,
-  ...(file.width === null ? {} : { width: file.width }),
-  ...(file.height === null ? {} : { height: file.height }),
-  created_at: file.createdAt,
-});
 
 const secured = authenticated("files");
 
