@@ -170,3 +170,28 @@ describe("hostile /chat bodies", () => {
     await expectError(await call("/chat", { token: user.access, body: flood }), 429, "rate_limited");
   });
 });
+
+describe("files in a chat", () => {
+  it("stores the AI SDK's file parts sent as data: URLs and gives them to the model; a remote URL is refused", async () => {
+    const user = await createUser();
+    const png = "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAIAAAASFvFNAAAAE0lEQVR4nGP4z8DAwMDAxMDAAAAbJgIEVxYpMQAAAABJRU5ErkJggg==";
+    const withFile: UIMessage = {
+      id: crypto.randomUUID(),
+      role: "user",
+      parts: [
+        { type: "text", text: "what is this?" },
+        { type: "file", mediaType: "image/png", url: `data:image/png;base64,${png}`, filename: "dot.png" },
+      ],
+    };
+    const chunks = await readChunks(await send(user, crypto.randomUUID(), [withFile]));
+    const reply = chunks.filter((c) => c.type === "text-delta").map((c) => (c as { delta: string }).delta).join("");
+    expect(reply).toContain("an image, 3×2 PNG, named dot.png");
+    const stored = await callJson("/files/", { token: user.access, status: 200 });
+    expect(stored.results).toMatchObject([{ filename: "dot.png", media_type: "image/png", width: 3, height: 2 }]);
+
+    const remote: UIMessage = { id: crypto.randomUUID(), role: "user", parts: [{ type: "text", text: "and this?" }, { type: "file", mediaType: "image/png", url: "https://example.com/x.png" }] };
+    const refused = await call("/chat", { token: user.access, body: { id: crypto.randomUUID(), trigger: "submit-message", messages: [remote] } });
+    const error = await expectError(refused, 400, "validation_failed");
+    expect(JSON.stringify(error.details)).toContain("remote URLs are not fetched");
+  });
+});

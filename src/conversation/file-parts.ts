@@ -1,10 +1,8 @@
 import type { AttachmentRef } from "../db/schema";
+import { fileKey } from "../files/file-store";
 import type { ChatMessage, ContentPart } from "../model/model";
 
 /* A turn's files, read from R2 into the messages that carry them, as OpenAI content parts. */
-
-/** Where a user's bytes are: once per user, by their SHA-256 (routes/files.ts writes them there). */
-export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
 
 function base64(bytes: Uint8Array): string {
   let binary = "";

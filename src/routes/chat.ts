@@ -12,6 +12,8 @@ import { authenticated } from "../http/middleware";
 import { errorResponses, jsonBody } from "../http/schemas";
 import { chargeTurnFirst, submitTurn } from "../conversation/client/turns";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message-stream";
+import { attachmentRef, storeFile } from "../files/file-store";
+import type { AttachmentRef } from "../db/schema";
 
 /*
  * The AI SDK's chat protocol: `api` of `DefaultChatTransport` (`useChat`). The client names the
@@ -26,7 +28,18 @@ const MAX_MESSAGE_PARTS = 100;
 const UiMessageSchema = z.object({
   id: z.string().max(200),
   role: z.enum(["system", "user", "assistant"]),
-  parts: z.array(z.object({ type: z.string().max(100), text: z.string().optional() })).max(MAX_MESSAGE_PARTS),
+  parts: z
+    .array(
+      z.object({
+        type: z.string().max(100),
+        text: z.string().optional(),
+        // A `file` part: read from the last user message only, as a data: URL.
+        mediaType: z.string().max(200).optional(),
+        url: z.string().optional(),
+        filename: z.string().max(1_000).optional(),
+      }),
+    )
+    .max(MAX_MESSAGE_PARTS),
 });
 
 const ChatRequestSchema = z
@@ -94,6 +107,32 @@ function lastUserText(messages: z.infer<typeof UiMessageSchema>[]): { id: string
   return { id: last.id, text };
 }
 
+const MAX_CHAT_FILES = 10;
+
+/**
+ * The `file` parts of the message the client just added, stored as the caller's files: `data:`
+ * URLs only. A remote URL is refused: the API never fetches what a client names.
+ */
+async function chatFiles(c: Context<AppEnv>, message: z.infer<typeof UiMessageSchema>): Promise<AttachmentRef[] | undefined> {
+  const parts = message.parts.filter((part) => part.type === "file");
+  if (parts.length === 0) return undefined;
+  if (parts.length > MAX_CHAT_FILES) throw invalid({ field: "messages", message: `At most ${MAX_CHAT_FILES} files per message.` });
+  const stored = [];
+  for (const part of parts) {
+    const data = /^data:([^;,]*)(;base64)?,(.*)$/s.exec(part.url ?? "");
+    if (!data) throw invalid({ field: "messages", message: "A file part must carry its bytes as a data: URL; remote URLs are not fetched." });
+    const [, type, isBase64, payload = ""] = data;
+    let bytes: Uint8Array;
+    try {
+      bytes = isBase64 ? Uint8Array.from(atob(payload), (ch) => ch.charCodeAt(0)) : new TextEncoder().encode(decodeURIComponent(payload));
+    } catch {
+      throw invalid({ field: "messages", message: "A file part's data: URL could not be decoded." });
+    }
+    stored.push(attachmentRef(await storeFile(c, { bytes, declared: part.mediaType ?? type ?? null, name: part.filename })));
+  }
+  return stored;
+}
+
 export const chatRoutes = createRouter()
   .openapi(sendChat, async (c) => {
     const body = c.req.valid("json");
@@ -109,17 +148,18 @@ export const chatRoutes = createRouter()
     }
 
     const message = lastUserText(body.messages);
+    const attachments = await chatFiles(c, body.messages.at(-1)!);
     const content = checkMessageContent(c.env, message.text);
     // The client's message id makes a retried send land on the turn it already made.
     const idempotency = { key: `chat:${message.id}`, requestHash: await requestHash(["chat", content]) };
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
-      const ask = { kind: "resend", messageId: body.messageId, content, maxOutputTokens } as const;
+      const ask = { kind: "resend", messageId: body.messageId, content, maxOutputTokens, attachments } as const;
       return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency }, "sse"));
     }
     // A new chat id starts a conversation; the object tells whether the chat exists.
     const row = newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId);
-    const ask = { kind: "send", content, replyTo: null, maxOutputTokens } as const;
+    const ask = { kind: "send", content, replyTo: null, maxOutputTokens, attachments } as const;
     return uiStreamResponse(c, await submitTurn(c, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {

@@ -1,19 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, desc, eq, isNull, ne } from "drizzle-orm";
+import { and, count, desc, eq, isNull } from "drizzle-orm";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { createRouter } from "../http/create-router";
 import { refuseWhileMoving, userDb } from "../db/request-session";
 import { type FileRow, files } from "../db/schema";
-import { getConfig } from "../http/config";
 import { ApiError, notFound } from "../http/errors";
 import { authenticated } from "../http/middleware";
 import { errorResponses, FileSchema, IdParamSchema, jsonResponse, PageQuerySchema, pageSchema, renderFile } from "../http/schemas";
-import { newId, nowIso, toHex } from "../lib/ids";
+import { nowIso } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
-import { displayName, IMAGE_TYPES, sniff } from "../rules/file-rules";
+import { IMAGE_TYPES } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
-import { fileKey } from "../conversation/file-parts";
+import { bytesShared, fileKey, storeFile } from "../files/file-store";
 
 const secured = authenticated("files");
 
@@ -83,34 +82,10 @@ async function ownedFile(c: Context<AppEnv>, id: string): Promise<FileRow> {
   return file;
 }
 
-/** Whether another live file of the user holds the same bytes. */
-async function bytesShared(c: Context<AppEnv>, file: Pick<FileRow, "id" | "sha256">): Promise<boolean> {
-  const [other] = await userDb(c)
-    .select({ id: files.id })
-    .from(files)
-    .where(and(eq(files.userId, c.get("userId")), eq(files.sha256, file.sha256), isNull(files.deletedAt), ne(files.id, file.id)))
-    .limit(1);
-  return other !== undefined;
-}
-
 export const fileRoutes = createRouter()
   .openapi(uploadFile, async (c) => {
     refuseWhileMoving(c);
-    const userId = c.get("userId");
-    const { bytes, declared, name } = await receivedFile(c, c.req.valid("query").filename);
-    const { maxFileBytes } = getConfig(c.env);
-    if (bytes.byteLength === 0) throw new ApiError("bad_request", "The file is empty.");
-    if (bytes.byteLength > maxFileBytes) throw new ApiError("payload_too_large", `A file may hold at most ${maxFileBytes} bytes.`);
-    const filename = displayName(name);
-    const { mediaType, width, height } = await sniff(bytes, declared, filename);
-    const sha256 = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
-    const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, createdAt: nowIso(), deletedAt: null };
-    // The same bytes are stored, and counted against the quota, once per user.
-    if (!(await bytesShared(c, file))) {
-      await chargeStorage(c.env, userId, bytes.byteLength);
-      await c.env.FILES.put(fileKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
-    }
-    await userDb(c).insert(files).values(file);
+    const file = await storeFile(c, await receivedFile(c, c.req.valid("query").filename));
     return c.json(renderFile(file), 201);
   })
   .openapi(listFiles, async (c) => {

@@ -7,6 +7,7 @@ import { noteBookmark, userDb } from "../db/request-session";
 import { and, eq, isNull } from "drizzle-orm";
 import { idIn } from "../db/queries";
 import { type AttachmentRef, files } from "../db/schema";
+import { attachmentRef } from "../files/file-store";
 import type { SubmitOutcome, TurnResult, TurnSubmission } from "../conversation/contract";
 import { SSE_HEADERS } from "../http/sse";
 import { conversationObject } from "../conversation/client/stub";
@@ -217,10 +218,7 @@ async function attachmentsOf(c: Context<AppEnv>, ids: string[] | undefined): Pro
     .where(and(eq(files.userId, c.get("userId")), isNull(files.deletedAt), idIn(files.id, unique)));
   const missing = unique.filter((id) => !rows.some((row) => row.id === id));
   if (missing.length) throw invalid({ field: "attachments", message: `No file of yours with id ${missing.join(", ")}.` });
-  return unique.map((id) => {
-    const { filename, mediaType, size, sha256, width, height } = rows.find((row) => row.id === id)!;
-    return { id, filename, mediaType, size, sha256, width, height };
-  });
+  return unique.map((id) => attachmentRef(rows.find((row) => row.id === id)!));
 }
 
 type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };

@@ -1,0 +1,49 @@
+import type { Context } from "hono";
+import type { AppEnv } from "../http/app-env";
+import { userDb } from "../db/request-session";
+import { and, eq, isNull, ne } from "drizzle-orm";
+import { type AttachmentRef, type FileRow, files } from "../db/schema";
+import { getConfig } from "../http/config";
+import { ApiError } from "../http/errors";
+import { newId, nowIso, toHex } from "../lib/ids";
+import { displayName, sniff } from "../rules/file-rules";
+import { chargeStorage } from "../rules/storage";
+
+/* Storing a user's files: what an upload and a chat message's file parts share. */
+
+/** Where a user's bytes are: once per user, by their SHA-256. */
+export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
+
+export const attachmentRef = ({ id, filename, mediaType, size, sha256, width, height }: FileRow): AttachmentRef => ({ id, filename, mediaType, size, sha256, width, height });
+
+/** Whether another live file of the user holds the same bytes. */
+export async function bytesShared(c: Context<AppEnv>, file: Pick<FileRow, "id" | "sha256">): Promise<boolean> {
+  const [other] = await userDb(c)
+    .select({ id: files.id })
+    .from(files)
+    .where(and(eq(files.userId, c.get("userId")), eq(files.sha256, file.sha256), isNull(files.deletedAt), ne(files.id, file.id)))
+    .limit(1);
+  return other !== undefined;
+}
+
+/**
+ * Stores an upload: its type decided by its bytes (415 otherwise), at most MAX_FILE_BYTES (413),
+ * its bytes once per user and counted against the storage quota.
+ */
+export async function storeFile(c: Context<AppEnv>, { bytes, declared, name }: { bytes: Uint8Array; declared: string | null; name: string | undefined }): Promise<FileRow> {
+  const userId = c.get("userId");
+  const { maxFileBytes } = getConfig(c.env);
+  if (bytes.byteLength === 0) throw new ApiError("bad_request", "The file is empty.");
+  if (bytes.byteLength > maxFileBytes) throw new ApiError("payload_too_large", `A file may hold at most ${maxFileBytes} bytes.`);
+  const filename = displayName(name);
+  const { mediaType, width, height } = await sniff(bytes, declared, filename);
+  const sha256 = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+  const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, createdAt: nowIso(), deletedAt: null };
+  // The same bytes are stored, and counted against the quota, once per user.
+  if (!(await bytesShared(c, file))) {
+    await chargeStorage(c.env, userId, bytes.byteLength);
+    await c.env.FILES.put(fileKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
+  }
+  await userDb(c).insert(files).values(file);
+  return file;
+}
