@@ -7,7 +7,8 @@
 // (bench/profile.mjs); --search only the search endpoint (bench/search.mjs); --signin the CPU of
 // signing up and in (bench/signin.mjs); --d1-rtt=80 turns with D1 80 ms away, beside D1 at 0 ms (bench/distant-d1.mjs);
 // --failover turns while the first of two providers fails, with and without its circuit (bench/failover.mjs);
-// --heap what a burst of streams leaves in the Worker's JavaScript heap (bench/heap.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// --heap what a burst of streams leaves in the Worker's JavaScript heap (bench/heap.mjs);
+// --files upload throughput and the added TTFT of a 1 MiB image (bench/files.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { distantD1Bench } from "./distant-d1.mjs";
 import { failoverBench } from "./failover.mjs";
+import { filesBench } from "./files.mjs";
 import { heapBench } from "./heap.mjs";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
@@ -110,6 +112,10 @@ async function main() {
   }
   if ("d1-rtt" in args) {
     console.log(await distantD1Bench({ rttMs: Number(args["d1-rtt"] || 80), turns: Number(args.turns ?? 10) }));
+    return;
+  }
+  if ("files" in args) {
+    console.log(await filesBench({ uploads: Number(args.uploads ?? 10), turns: Number(args.turns ?? 20) }));
     return;
   }
   if ("heap" in args) {

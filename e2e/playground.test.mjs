@@ -397,6 +397,44 @@ test("replies render as Markdown with a copy button on code, hostile Markdown st
   await context.close();
 });
 
+const PNG_3x2 = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAIAAAASFvFNAAAAE0lEQVR4nGP4z8DAwMDAxMDAAAAbJgIEVxYpMQAAAABJRU5ErkJggg==", "base64");
+
+test("attaches files with the button and by pasting, shows thumbnails and chips, sends them, and shows a refused file plainly", async () => {
+  const page = await loggedInPage();
+  await page.getByRole("button", { name: "New chat" }).click();
+  await page.locator("#file-picker").setInputFiles([
+    { name: "dot.png", mimeType: "image/png", buffer: PNG_3x2 },
+    { name: "notes.md", mimeType: "text/markdown", buffer: Buffer.from("# Shopping\n- milk\n") },
+  ]);
+  await page.locator('.pending-file[data-filename="dot.png"] img.thumbnail').waitFor();
+  await page.locator(".pending-file .file-chip", { hasText: "notes.md" }).waitFor();
+  assert.ok(await page.locator("img.thumbnail").evaluate((img) => img.complete && img.naturalWidth === 3));
+
+  // A pasted image joins them.
+  await page.getByLabel("Message", { exact: true }).focus();
+  await page.evaluate(async (bytes) => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" }));
+    document.getElementById("prompt").dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  }, [...PNG_3x2]);
+  await page.locator('.pending-file[data-filename="pasted.png"]').waitFor();
+  await page.getByRole("button", { name: "Remove pasted.png" }).click();
+  assert.equal(await page.locator(".pending-file").count(), 2);
+
+  // Bytes of no accepted kind: refused, and said so.
+  await page.locator("#file-picker").setInputFiles([{ name: "tool.exe", mimeType: "application/octet-stream", buffer: Buffer.from([0x4d, 0x5a, 0x90, 0x00, 0x03, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00]) }]);
+  await page.locator("#attach-error:not([hidden])", { hasText: "Could not attach tool.exe" }).waitFor();
+
+  await sendMessage(page, "What are these?");
+  await page.locator(".message.ai:not(.generating)").waitFor();
+  assert.match(await lastAiMessage(page).textContent(), /an image, 3×2 PNG, named dot\.png; a text file, notes\.md/);
+  const sent = page.locator(".message.user").last();
+  await page.waitForFunction(() => document.querySelector(".message.user img.attached-image")?.naturalWidth === 3, null, POLL);
+  await sent.locator(".file-chip", { hasText: "notes.md" }).waitFor();
+  assert.equal(await page.locator(".pending-file").count(), 0);
+  await page.close();
+});
+
 test("/docs shows the API reference with every non-local request blocked", async () => {
   const page = await browser.newPage();
   page.setDefaultTimeout(20_000);

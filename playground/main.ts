@@ -16,6 +16,7 @@ import {
   signUp,
 } from "./api";
 import { ThumbsDown, ThumbsUp } from "lucide";
+import { clearPending, messageFiles, pendingIds, wireAttachments } from "./attachments";
 import { icon, renderMarkdown } from "./markdown";
 import { type Frame, readFrames } from "./sse";
 
@@ -84,7 +85,8 @@ function messageElement(message: Message): HTMLLIElement {
   content.className = "content";
   const meta = document.createElement("div");
   meta.className = "meta";
-  item.append(content, meta);
+  const files = messageFiles(message);
+  item.append(...(files ? [files] : []), content, meta);
   showContent(item, message.content);
   renderMeta(item, message);
   return item;
@@ -297,8 +299,10 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
 async function send(content: string): Promise<void> {
   const conversation = state.conversation;
   const path = conversation ? `/conversations/${conversation.id}/add_message/` : "/start_conversation/";
-  const body = conversation ? { content } : { content, model_version: ui.model.value };
+  const attachments = pendingIds();
+  const body = { content, ...(conversation ? {} : { model_version: ui.model.value }), ...(attachments.length ? { attachments } : {}) };
   const response = await request(path, { method: "POST", json: body, headers: { Accept: "text/event-stream", "Idempotency-Key": crypto.randomUUID() } });
+  clearPending();
   await followTurn(response, null);
 }
 
@@ -554,6 +558,8 @@ ui.stop.addEventListener("click", () => {
   if (state.conversation) void request(`/conversations/${state.conversation.id}/cancel/`, { method: "POST" }).catch(() => undefined);
   ui.prompt.focus();
 });
+
+wireAttachments(document.getElementById("attach") as HTMLButtonElement, ui.messages, ui.prompt);
 
 if (loadTokens()) showApp().catch(showAuth);
 else showAuth();
