@@ -432,6 +432,14 @@ test("attaches files with the button and by pasting, shows thumbnails and chips,
   await page.waitForFunction(() => document.querySelector(".message.user img.attached-image")?.naturalWidth === 3, null, POLL);
   await sent.locator(".file-chip", { hasText: "notes.md" }).waitFor();
   assert.equal(await page.locator(".pending-file").count(), 0);
+
+  // The share page shows the image through the link's token.
+  await page.getByRole("button", { name: "Share conversation" }).click();
+  await page.waitForFunction(() => document.getElementById("share-url").value !== "", null, POLL);
+  const visitor = await browser.newPage();
+  await visitor.goto(await page.getByLabel("Share link").inputValue());
+  await visitor.waitForFunction(() => document.querySelector(".message.user img.attached-image")?.naturalWidth === 3, null, POLL);
+  await visitor.close();
   await page.close();
 });
 

@@ -20,8 +20,9 @@ async function show(): Promise<void> {
   title.textContent = shared.title ?? "Shared conversation";
   document.title = `${title.textContent} · genai-edge`;
   list.replaceChildren(
-    ...shared.messages.map((message) => {
+    ...shared.messages.map((message, index) => {
       const item = Object.assign(document.createElement("li"), { className: `message ${message.sender}` });
+      if (message.images?.length) item.append(sharedImages(token, index, message.images));
       const who = Object.assign(document.createElement("div"), { className: "meta", textContent: message.sender === "user" ? "User" : "Assistant" });
       const content = Object.assign(document.createElement("div"), { className: "content" });
       if (message.sender === "ai") renderMarkdown(content, message.content);
@@ -30,6 +31,20 @@ async function show(): Promise<void> {
       return item;
     }),
   );
+}
+
+/** A shared message's images: fetched with the link's token (no file id is ever shown), shown from memory. */
+function sharedImages(token: string, message: number, images: NonNullable<SharedConversation["messages"][number]["images"]>): HTMLElement {
+  const box = Object.assign(document.createElement("div"), { className: "message-files" });
+  images.forEach((image, i) => {
+    const element = Object.assign(document.createElement("img"), { alt: image.filename, className: "attached-image" });
+    void fetch(`/shared/images/${message}/${i}`, { headers: { "X-Share-Token": token } })
+      .then((response) => (response.ok ? response.blob() : Promise.reject(new Error(String(response.status)))))
+      .then((blob) => (element.src = URL.createObjectURL(blob)))
+      .catch(() => element.remove());
+    box.append(element);
+  });
+  return box;
 }
 
 void show();

@@ -183,3 +183,24 @@ describe("files everywhere else", () => {
     expect((await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 })).count).toBe(0);
   });
 });
+
+describe("files on a share link", () => {
+  it("shows a shared message's images through the link's token only, without their file ids", async () => {
+    const user = await createUser();
+    const image = await uploaded(user, PNG_3x2, "image/png", "cat.png");
+    const notes = await uploaded(user, "plain notes", "text/plain", "notes.txt");
+    const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] look", attachments: [image.id, notes.id] }, status: 201 });
+    const { token } = await callJson(`/conversations/${turn.conversation.id}/share/`, { token: user.access, method: "POST", status: 201 });
+    const shared = await callJson("/shared/", { headers: { Accept: "application/json", "X-Share-Token": token }, status: 200 });
+    expect(shared.messages[0].images).toEqual([{ filename: "cat.png", width: 3, height: 2 }]);
+    expect(JSON.stringify(shared)).not.toContain(image.id);
+    const bytes = await call("/shared/images/0/0", { headers: { "X-Share-Token": token } });
+    expect(bytes.status).toBe(200);
+    expect(bytes.headers.get("Content-Type")).toBe("image/png");
+    expect(new Uint8Array(await bytes.arrayBuffer())).toEqual(PNG_3x2);
+    await expectError(await call("/shared/images/0/1", { headers: { "X-Share-Token": token } }), 404, "not_found");
+    await expectError(await call("/shared/images/0/0", { headers: { "X-Share-Token": "A".repeat(22) } }), 404, "not_found");
+    // Without auth, the file's own URL is no way in.
+    await expectError(await call(`/files/${image.id}/content`), 401, "unauthorized");
+  });
+});

@@ -382,7 +382,17 @@ export type Page<T> = Omit<z.infer<ReturnType<typeof pageSchema>>, "results"> & 
 export const SharedConversationSchema = z
   .object({
     title: z.string().nullable(),
-    messages: z.array(z.object({ sender: z.enum(senders), content: z.string(), timestamp: z.string() })),
+    messages: z.array(
+      z.object({
+        sender: z.enum(senders),
+        content: z.string(),
+        timestamp: z.string(),
+        images: z
+          .array(z.object({ filename: z.string(), width: z.number().int().nullable(), height: z.number().int().nullable() }))
+          .optional()
+          .openapi({ description: "The message's images, in order: GET /shared/images/{message}/{image} with the same X-Share-Token. No file ids." }),
+      }),
+    ),
   })
   .openapi("SharedConversation", { description: "Only the title and the messages: nothing else of the owner." });
 

@@ -1,4 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { fileKey } from "../files/file-store";
+import { IMAGE_TYPES } from "../rules/file-rules";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { and, eq, isNull } from "drizzle-orm";
@@ -77,6 +79,21 @@ const readShare = createRoute({
   },
 });
 
+const readSharedImage = createRoute({
+  method: "get",
+  path: "/shared/images/{message}/{image}",
+  tags: ["share"],
+  summary: "An image of a shared message, by its place in the snapshot, for the token in X-Share-Token: file ids are never needed or shown",
+  request: {
+    params: z.object({
+      message: z.coerce.number().int().min(0).max(100_000).openapi({ param: { name: "message", in: "path" } }),
+      image: z.coerce.number().int().min(0).max(10).openapi({ param: { name: "image", in: "path" } }),
+    }),
+    headers: z.object({ "x-share-token": z.string().min(1).max(64) }),
+  },
+  responses: { 200: { description: "The image's bytes" }, ...errorResponses(404) },
+});
+
 const readLegacyShare = createRoute({
   method: "get",
   path: "/shared/{token}",
@@ -135,6 +152,17 @@ shareRoutes
     if (token === undefined) return sharePage(c);
     return c.json(await snapshot(c.env, token), 200);
   })
+  .openapi(readSharedImage, async (c) => {
+    const { message, image } = c.req.valid("param");
+    const { share, rows, images } = await sharedMessages(c.env, c.req.valid("header")["x-share-token"]);
+    const row = rows[message];
+    const file = row ? images(row)[image] : undefined;
+    const object = file ? await c.env.FILES.get(fileKey(share.userId, file.sha256)) : null;
+    if (!file || !object) throw notFound("Image");
+    return new Response(object.body, {
+      headers: { "Content-Type": file.mediaType, "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "no-store" },
+    });
+  })
   .openapi(readLegacyShare, async (c) => {
     const { token } = c.req.valid("param");
     const shared = await snapshot(c.env, token);
@@ -144,14 +172,14 @@ shareRoutes
 
 const sharePage = (c: Context<AppEnv>) => c.env.ASSETS.fetch(new URL("/shared.html", c.req.url)) as never;
 
-/** What a link shows: the branch as it was shared. Unknown, revoked, or its conversation deleted: the same 404. */
-async function snapshot(env: Env, token: string): Promise<z.infer<typeof SharedConversationSchema>> {
+/** The shared branch's messages, root first, with what each carries. Unknown, revoked, or its conversation deleted: the same 404. */
+async function sharedMessages(env: Env, token: string) {
   const shard = await shardOfToken(env, token);
   if (shard === null) throw notFound("Shared conversation");
   // At the primary: a revoked link stops working at once, not when a replica catches up.
   const { db } = virtualShardSession(env, shard, "first-primary");
   const [share] = await db
-    .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title })
+    .select({ conversationId: shares.conversationId, leafMessageId: shares.leafMessageId, title: conversations.title, userId: shares.userId })
     .from(shares)
     .innerJoin(conversations, eq(conversations.id, shares.conversationId))
     .where(and(eq(shares.tokenHash, await tokenHash(token)), isNull(shares.revokedAt), eq(conversations.status, "Active")));
@@ -160,10 +188,23 @@ async function snapshot(env: Env, token: string): Promise<z.infer<typeof SharedC
   const ids = tree.pathTo(share.leafMessageId).map((node) => node.id);
   const rows = ids.length
     ? await db
-        .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order })
+        .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order, attachments: messages.attachments })
         .from(messages)
         .where(idIn(messages.id, ids))
     : [];
   rows.sort((a, b) => a.order - b.order);
-  return { title: share.title, messages: rows.map(({ sender, content, timestamp }) => ({ sender, content, timestamp })) };
+  const images = (row: (typeof rows)[number]) => (row.attachments ?? []).filter((file) => IMAGE_TYPES.has(file.mediaType));
+  return { share, rows, images };
+}
+
+/** What a link shows: the branch as it was shared; images by their place, never their file ids. */
+async function snapshot(env: Env, token: string): Promise<z.infer<typeof SharedConversationSchema>> {
+  const { share, rows, images } = await sharedMessages(env, token);
+  return {
+    title: share.title,
+    messages: rows.map((row) => {
+      const shown = images(row).map(({ filename, width, height }) => ({ filename, width, height }));
+      return { sender: row.sender, content: row.content, timestamp: row.timestamp, ...(shown.length ? { images: shown } : {}) };
+    }),
+  };
 }
