@@ -69,7 +69,8 @@ export function messageFiles(message: Message): HTMLElement | null {
   if (!message.attachments?.length) return null;
   const list = Object.assign(document.createElement("div"), { className: "message-files" });
   for (const file of message.attachments) {
-    if (file.media_type.startsWith("image/")) {
+    if ("deleted" in file) list.append(Object.assign(document.createElement("span"), { className: "file-chip", textContent: `${file.filename} (deleted)` }));
+    else if (file.media_type.startsWith("image/")) {
       const image = Object.assign(document.createElement("img"), { alt: file.filename, className: "attached-image" });
       void request(`/files/${file.id}/content`)
         .then((response) => response.blob())

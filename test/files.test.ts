@@ -132,6 +132,8 @@ describe("files sent with a message", () => {
     const later = await callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "[stub: echo=history] and now?" }, status: 201 });
     expect(later.ai_message.content).toContain("[cat.png]");
     expect(later.ai_message.content).toContain("[The file notes.md was attached here and has since been deleted.]");
+    const after = await callJson(`/conversations/${id}/messages/`, { token: user.access, status: 200 });
+    expect(after.results[0].attachments).toEqual([attached[0], { id: notes.id, filename: "notes.md", deleted: true }]);
   });
 
   it("refuses files that are not the caller's, more than 10, and images for a model without vision, storing nothing", async () => {

@@ -75,6 +75,7 @@ export const estimateTokens = (text: string) => Math.ceil(utf8Length(text) / 3);
  * its size; a PDF, a line about it.
  */
 export function attachmentTokens(file: AttachmentRef): number {
+  if (file.deleted) return 20;
   if (file.mediaType.startsWith("image/")) {
     let [width, height] = [file.width ?? 2048, file.height ?? 2048];
     const fit = Math.min(1, 2048 / Math.max(width, height));

@@ -13,7 +13,7 @@ function base64(bytes: Uint8Array): string {
 
 /** What the model gets of one file: an image as a data URL, text inline under its name, a PDF or a deleted file as a line saying so. */
 async function partOf(bucket: R2Bucket, userId: string, file: AttachmentRef): Promise<ContentPart> {
-  const object = await bucket.get(fileKey(userId, file.sha256));
+  const object = file.deleted ? null : await bucket.get(fileKey(userId, file.sha256));
   if (!object) return { type: "text", text: `[The file ${file.filename} was attached here and has since been deleted.]` };
   const bytes = new Uint8Array(await object.arrayBuffer());
   if (file.mediaType.startsWith("image/")) return { type: "image_url", image_url: { url: `data:${file.mediaType};base64,${base64(bytes)}` } };

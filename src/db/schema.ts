@@ -19,6 +19,8 @@ export interface AttachmentRef {
   sha256: string;
   width: number | null;
   height: number | null;
+  /** The file was deleted since: the message keeps its name, the model is told it is gone. */
+  deleted?: boolean;
 }
 
 /** One provider tried for a reply: how it went ("ok", "http_<status>", "timeout", "connection_error"), and how long it took to answer or fail. */

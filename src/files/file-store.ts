@@ -1,8 +1,9 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { userDb } from "../db/request-session";
-import { and, eq, isNull, ne } from "drizzle-orm";
-import { type AttachmentRef, type FileRow, files } from "../db/schema";
+import { and, eq, isNull, ne, sql } from "drizzle-orm";
+import { type AttachmentRef, type FileRow, files, messages } from "../db/schema";
+import type { Database } from "../db/client";
 import { getConfig } from "../http/config";
 import { ApiError } from "../http/errors";
 import { newId, nowIso, toHex } from "../lib/ids";
@@ -10,6 +11,16 @@ import { displayName, sniff } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
 
 /* Storing a user's files: what an upload and a chat message's file parts share. */
+
+/** Marks the file `fileId` deleted in every message of the user that carries it. */
+export const markAttachmentDeleted = (db: Database, userId: string, fileId: string) =>
+  db
+    .update(messages)
+    .set({
+      attachments: sql`(SELECT json_group_array(CASE WHEN json_extract(value, '$.id') = ${fileId} THEN json_set(value, '$.deleted', json('true')) ELSE json(value) END)
+        FROM json_each(${messages.attachments}))`,
+    })
+    .where(and(eq(messages.userId, userId), sql`EXISTS (SELECT 1 FROM json_each(${messages.attachments}) WHERE json_extract(value, '$.id') = ${fileId})`));
 
 /** Where a user's bytes are: once per user, by their SHA-256. */
 export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;

@@ -150,10 +150,13 @@ export const MessageSchema = z
     siblings: SiblingsSchema.optional(),
     attachments: z
       .array(
-        z.object({ id: z.string(), filename: z.string(), media_type: z.string(), size: z.number().int(), width: z.number().int().optional(), height: z.number().int().optional() }),
+        z.union([
+          z.object({ id: z.string(), filename: z.string(), media_type: z.string(), size: z.number().int(), width: z.number().int().optional(), height: z.number().int().optional() }),
+          z.object({ id: z.string(), filename: z.string(), deleted: z.literal(true) }),
+        ]),
       )
       .optional()
-      .openapi({ description: "User messages with files: the files as they were when it was sent." }),
+      .openapi({ description: "User messages with files: the files as they were when it was sent; a file deleted since is `{id, filename, deleted: true}`." }),
     ai_response_status: z
       .enum(aiResponseStatuses)
       .nullable()
@@ -189,14 +192,11 @@ export const renderMessage = (message: Message, { aiResponseStatus, reply, sibli
   ...(siblings ? { siblings } : {}),
   ...(message.attachments?.length
     ? {
-        attachments: message.attachments.map(({ id, filename, mediaType, size, width, height }) => ({
-          id,
-          filename,
-          media_type: mediaType,
-          size,
-          ...(width === null ? {} : { width }),
-          ...(height === null ? {} : { height }),
-        })),
+        attachments: message.attachments.map(({ id, filename, mediaType, size, width, height, deleted }) =>
+          deleted
+            ? { id, filename, deleted: true as const }
+            : { id, filename, media_type: mediaType, size, ...(width === null ? {} : { width }), ...(height === null ? {} : { height }) },
+        ),
       }
     : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),

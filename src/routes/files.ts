@@ -12,7 +12,7 @@ import { nowIso } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
 import { IMAGE_TYPES } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
-import { bytesShared, fileKey, storeFile } from "../files/file-store";
+import { bytesShared, fileKey, markAttachmentDeleted, storeFile } from "../files/file-store";
 
 const secured = authenticated("files");
 
@@ -120,7 +120,9 @@ export const fileRoutes = createRouter()
   .openapi(deleteFile, async (c) => {
     refuseWhileMoving(c);
     const file = await ownedFile(c, c.req.valid("param").id);
-    await userDb(c).update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id));
+    const db = userDb(c);
+    // Messages that carried it keep a stub: its id and name, marked deleted.
+    await db.batch([db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id)), markAttachmentDeleted(db, file.userId, file.id)]);
     if (!(await bytesShared(c, file))) {
       await c.env.FILES.delete(fileKey(file.userId, file.sha256));
       await chargeStorage(c.env, file.userId, -file.size);

@@ -193,7 +193,7 @@ async function sharedMessages(env: Env, token: string) {
         .where(idIn(messages.id, ids))
     : [];
   rows.sort((a, b) => a.order - b.order);
-  const images = (row: (typeof rows)[number]) => (row.attachments ?? []).filter((file) => IMAGE_TYPES.has(file.mediaType));
+  const images = (row: (typeof rows)[number]) => (row.attachments ?? []).filter((file) => !file.deleted && IMAGE_TYPES.has(file.mediaType));
   return { share, rows, images };
 }
 
