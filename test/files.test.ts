@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
+import { deleteUnusedFiles, UNUSED_FILE_GRACE_MS } from "../src/db/housekeeping";
 import { BASE, call, callJson, createUser, expectError, setObjectEnv, type TestUser } from "./helpers";
 
 /** A valid 3×2 PNG (8-bit RGB, one IDAT). */
@@ -204,5 +205,19 @@ describe("files on a share link", () => {
     await expectError(await call("/shared/images/0/0", { headers: { "X-Share-Token": "A".repeat(22) } }), 404, "not_found");
     // Without auth, the file's own URL is no way in.
     await expectError(await call(`/files/${image.id}/content`), 401, "unauthorized");
+  });
+});
+
+describe("housekeeping of files", () => {
+  it("removes uploads no message carries once the grace period is over, and keeps those a message carries", async () => {
+    const user = await createUser();
+    const unused = await uploaded(user, "never sent", "text/plain", "unused.txt");
+    const used = await uploaded(user, PNG_3x2, "image/png", "used.png");
+    await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] with a file", attachments: [used.id] }, status: 201 });
+    expect(await deleteUnusedFiles(env)).toBe(0);
+    expect(await deleteUnusedFiles(env, Date.now() + UNUSED_FILE_GRACE_MS + 60_000)).toBeGreaterThanOrEqual(1);
+    await expectError(await call(`/files/${unused.id}/`, { token: user.access }), 404, "not_found");
+    expect(await env.FILES.get(`users/${user.id}/${unused.sha256}`)).toBeNull();
+    expect((await call(`/files/${used.id}/content`, { token: user.access })).status).toBe(200);
   });
 });

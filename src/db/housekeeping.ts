@@ -1,6 +1,9 @@
-import { inArray, isNotNull, lte, or } from "drizzle-orm";
-import { directoryDb } from "./client";
-import { refreshTokens } from "./schema";
+import { and, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { getConfig } from "../http/config";
+import { fileKey } from "../files/file-store";
+import { chargeStorage } from "../rules/storage";
+import { Connection, directoryDb } from "./client";
+import { files, messages, refreshTokens } from "./schema";
 import { nowIso } from "../lib/ids";
 import { log } from "../lib/log";
 
@@ -26,8 +29,50 @@ export async function deleteDeadRefreshTokens(env: Env, now = nowIso()): Promise
   return deleted;
 }
 
+/** How long an upload may wait for a message to carry it before housekeeping removes it. */
+export const UNUSED_FILE_GRACE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Removes uploads older than the grace period that no message carries, in each shard: the file is
+ * marked deleted, and its bytes go (with their room in the owner's quota) unless another of the
+ * owner's files holds them. Returns how many files went.
+ */
+export async function deleteUnusedFiles(env: Env, now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const name of getConfig(env).shardMap.bindings) {
+    const db = new Connection((env as unknown as Record<string, D1Database>)[name]!.withSession("first-primary")).db;
+    const unused = await db
+      .select()
+      .from(files)
+      .where(
+        and(
+          isNull(files.deletedAt),
+          lt(files.createdAt, new Date(now - UNUSED_FILE_GRACE_MS).toISOString()),
+          sql`NOT EXISTS (SELECT 1 FROM ${messages} m WHERE m.user_id = ${files.userId} AND m.attachments IS NOT NULL
+            AND EXISTS (SELECT 1 FROM json_each(m.attachments) WHERE json_extract(value, '$.id') = ${files.id}))`,
+        ),
+      )
+      .limit(ROWS_PER_BATCH);
+    for (const file of unused) {
+      await db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id));
+      const [other] = await db
+        .select({ id: files.id })
+        .from(files)
+        .where(and(eq(files.userId, file.userId), eq(files.sha256, file.sha256), isNull(files.deletedAt)))
+        .limit(1);
+      if (!other) {
+        await env.FILES.delete(fileKey(file.userId, file.sha256));
+        await chargeStorage(env, file.userId, -file.size);
+      }
+      removed++;
+    }
+  }
+  return removed;
+}
+
 /** The cron trigger (wrangler.toml `[triggers]`). Idempotency records live in each conversation object's SQLite, which prunes them itself. */
 export async function housekeeping(env: Env): Promise<void> {
   const refreshTokensDeleted = await deleteDeadRefreshTokens(env);
-  log.info("housekeeping", { refresh_tokens_deleted: refreshTokensDeleted });
+  const unusedFilesDeleted = await deleteUnusedFiles(env);
+  log.info("housekeeping", { refresh_tokens_deleted: refreshTokensDeleted, unused_files_deleted: unusedFilesDeleted });
 }
