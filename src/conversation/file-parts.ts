@@ -1,5 +1,5 @@
 import type { AttachmentRef } from "../db/schema";
-import { fileKey } from "../files/file-store";
+import { fileKey } from "../rules/file-rules";
 import type { ChatMessage, ContentPart } from "../model/model";
 
 /* A turn's files, read from R2 into the messages that carry them, as OpenAI content parts. */

@@ -1,7 +1,6 @@
-import { and, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { getConfig } from "../http/config";
-import { fileKey } from "../files/file-store";
-import { chargeStorage } from "../rules/storage";
+import { deleteFile } from "../files/file-store";
 import { Connection, directoryDb } from "./client";
 import { files, messages, refreshTokens } from "./schema";
 import { nowIso } from "../lib/ids";
@@ -53,19 +52,8 @@ export async function deleteUnusedFiles(env: Env, now = Date.now()): Promise<num
         ),
       )
       .limit(ROWS_PER_BATCH);
-    for (const file of unused) {
-      await db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id));
-      const [other] = await db
-        .select({ id: files.id })
-        .from(files)
-        .where(and(eq(files.userId, file.userId), eq(files.sha256, file.sha256), isNull(files.deletedAt)))
-        .limit(1);
-      if (!other) {
-        await env.FILES.delete(fileKey(file.userId, file.sha256));
-        await chargeStorage(env, file.userId, -file.size);
-      }
-      removed++;
-    }
+    for (const file of unused) await deleteFile(env, db, file);
+    removed += unused.length;
   }
   return removed;
 }

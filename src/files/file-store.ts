@@ -7,13 +7,13 @@ import type { Database } from "../db/client";
 import { getConfig } from "../http/config";
 import { ApiError } from "../http/errors";
 import { newId, nowIso, toHex } from "../lib/ids";
-import { displayName, sniff } from "../rules/file-rules";
+import { displayName, fileKey, sniff } from "../rules/file-rules";
 import { chargeStorage } from "../rules/storage";
 
 /* Storing a user's files: what an upload and a chat message's file parts share. */
 
 /** Marks the file `fileId` deleted in every message of the user that carries it. */
-export const markAttachmentDeleted = (db: Database, userId: string, fileId: string) =>
+const markAttachmentDeleted = (db: Database, userId: string, fileId: string) =>
   db
     .update(messages)
     .set({
@@ -22,19 +22,28 @@ export const markAttachmentDeleted = (db: Database, userId: string, fileId: stri
     })
     .where(and(eq(messages.userId, userId), sql`EXISTS (SELECT 1 FROM json_each(${messages.attachments}) WHERE json_extract(value, '$.id') = ${fileId})`));
 
-/** Where a user's bytes are: once per user, by their SHA-256. */
-export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
-
 export const attachmentRef = ({ id, filename, mediaType, size, sha256, width, height }: FileRow): AttachmentRef => ({ id, filename, mediaType, size, sha256, width, height });
 
-/** Whether another live file of the user holds the same bytes. */
-export async function bytesShared(c: Context<AppEnv>, file: Pick<FileRow, "id" | "sha256">): Promise<boolean> {
-  const [other] = await userDb(c)
+/** Whether another live file of the owner holds the same bytes. */
+async function bytesShared(db: Database, file: Pick<FileRow, "id" | "userId" | "sha256">): Promise<boolean> {
+  const [other] = await db
     .select({ id: files.id })
     .from(files)
-    .where(and(eq(files.userId, c.get("userId")), eq(files.sha256, file.sha256), isNull(files.deletedAt), ne(files.id, file.id)))
+    .where(and(eq(files.userId, file.userId), eq(files.sha256, file.sha256), isNull(files.deletedAt), ne(files.id, file.id)))
     .limit(1);
   return other !== undefined;
+}
+
+/**
+ * Deletes a file: it is marked deleted, the messages that carried it keep a stub (its id and
+ * name, marked deleted), and its bytes go, with their room in the owner's quota, unless another
+ * of the owner's files holds them.
+ */
+export async function deleteFile(env: Env, db: Database, file: FileRow): Promise<void> {
+  await db.batch([db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id)), markAttachmentDeleted(db, file.userId, file.id)]);
+  if (await bytesShared(db, file)) return;
+  await env.FILES.delete(fileKey(file.userId, file.sha256));
+  await chargeStorage(env, file.userId, -file.size);
 }
 
 /**
@@ -51,7 +60,7 @@ export async function storeFile(c: Context<AppEnv>, { bytes, declared, name }: {
   const sha256 = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
   const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, createdAt: nowIso(), deletedAt: null };
   // The same bytes are stored, and counted against the quota, once per user.
-  if (!(await bytesShared(c, file))) {
+  if (!(await bytesShared(userDb(c), file))) {
     await chargeStorage(c.env, userId, bytes.byteLength);
     await c.env.FILES.put(fileKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
   }

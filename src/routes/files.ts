@@ -8,11 +8,9 @@ import { type FileRow, files } from "../db/schema";
 import { ApiError, notFound } from "../http/errors";
 import { authenticated } from "../http/middleware";
 import { errorResponses, FileSchema, IdParamSchema, jsonResponse, PageQuerySchema, pageSchema, renderFile } from "../http/schemas";
-import { nowIso } from "../lib/ids";
 import { pageBody, pageOffset } from "../lib/pagination";
-import { IMAGE_TYPES } from "../rules/file-rules";
-import { chargeStorage } from "../rules/storage";
-import { bytesShared, fileKey, markAttachmentDeleted, storeFile } from "../files/file-store";
+import { fileKey, IMAGE_TYPES } from "../rules/file-rules";
+import { deleteFile, storeFile } from "../files/file-store";
 
 const secured = authenticated("files");
 
@@ -52,7 +50,7 @@ const getFileContent = createRoute({
   responses: { 200: { description: "The bytes, with the sniffed Content-Type" }, ...errorResponses(401, 404) },
 });
 
-const deleteFile = createRoute({
+const deleteFileRoute = createRoute({
   ...secured,
   method: "delete",
   path: "/files/{id}",
@@ -117,15 +115,8 @@ export const fileRoutes = createRouter()
       },
     });
   })
-  .openapi(deleteFile, async (c) => {
+  .openapi(deleteFileRoute, async (c) => {
     refuseWhileMoving(c);
-    const file = await ownedFile(c, c.req.valid("param").id);
-    const db = userDb(c);
-    // Messages that carried it keep a stub: its id and name, marked deleted.
-    await db.batch([db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id)), markAttachmentDeleted(db, file.userId, file.id)]);
-    if (!(await bytesShared(c, file))) {
-      await c.env.FILES.delete(fileKey(file.userId, file.sha256));
-      await chargeStorage(c.env, file.userId, -file.size);
-    }
+    await deleteFile(c.env, userDb(c), await ownedFile(c, c.req.valid("param").id));
     return c.body(null, 204);
   });

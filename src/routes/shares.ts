@@ -1,6 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { fileKey } from "../files/file-store";
-import { IMAGE_TYPES } from "../rules/file-rules";
+import { fileKey, IMAGE_TYPES } from "../rules/file-rules";
 import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { and, eq, isNull } from "drizzle-orm";

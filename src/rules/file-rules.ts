@@ -4,6 +4,9 @@ import { ApiError } from "../http/errors";
 
 /* What an upload is, decided by its bytes: the rules the files routes and the engine share. */
 
+/** Where a user's bytes are in R2: once per user, by their SHA-256. */
+export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
+
 export const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 const BINARY_TYPES = new Set([...IMAGE_TYPES, "application/pdf"]);
 
