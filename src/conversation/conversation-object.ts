@@ -65,7 +65,7 @@ export class ConversationObject extends DurableObject<Env> {
       this.#ledger.release(lease, userId);
       return checked.kind === "rejected" ? checked : this.#replay(checked.aiMessageId, mode);
     }
-    const turn = this.#runner.accept(submission, checked.plan);
+    const turn = this.#runner.accept(submission, checked.plan, checked.branch);
     if (checked.spend !== null && checked.spend > (submission.budget?.reserved ?? 0)) this.#ledger.raiseReservation(lease, userId, checked.spend);
     this.#ensureAlarm();
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };

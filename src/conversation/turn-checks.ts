@@ -1,9 +1,9 @@
 import { getConfig } from "../http/config";
-import type { AttachmentRef, Conversation } from "../db/schema";
+import type { AttachmentRef, Conversation, Message } from "../db/schema";
 import { IMAGE_TYPES } from "../rules/file-rules";
 import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../http/errors";
 import type { Admission } from "../user/user-object";
-import { selectContext } from "./context-window";
+import { type Branch, selectContext } from "./context-window";
 import type { ConversationStore } from "./conversation-store";
 import type { ModelEntry } from "../model/registry";
 import { checkedAllowance } from "../rules/conversation-rules";
@@ -62,13 +62,27 @@ function resolve(store: ConversationStore, conversation: Conversation, ask: Turn
 }
 
 /**
+ * The branch a turn will answer, read before it is committed: a new user message is last, its id
+ * and order still to be given (`withCommitted`).
+ */
+export function branchAhead(store: ConversationStore, conversation: Conversation, plan: TurnPlan): Branch {
+  const parent = plan.kind === "regenerate" ? plan.userMessage.id : plan.kind === "resend" ? plan.original.parentId : conversation.currentLeafId;
+  const branch = parent ? store.branch(parent) : { messages: [], summary: null };
+  if (plan.kind !== "regenerate") branch.messages.push({ id: "", order: Number.MAX_SAFE_INTEGER, role: "user", content: plan.content, tokens: null, attachments: plan.attachments });
+  return branch;
+}
+
+/** The branch ahead once its new user message is committed as `userMessage`. */
+export const withCommitted = (branch: Branch, userMessage: Message): Branch => ({
+  ...branch,
+  messages: branch.messages.map((message) => (message.id === "" ? { ...message, id: userMessage.id, order: userMessage.order } : message)),
+});
+
+/**
  * The most a turn may spend: the prompt its window would hold now (its branch with the new
  * message, as much as fits), plus its output allowance.
  */
-export function spendEstimate(store: ConversationStore, conversation: Conversation, plan: TurnPlan, model: ModelEntry): number {
-  const parent = plan.kind === "regenerate" ? plan.userMessage.id : plan.kind === "resend" ? plan.original.parentId : conversation.currentLeafId;
-  const branch = parent ? store.branch(parent) : { messages: [], summary: null };
-  if (plan.kind !== "regenerate") branch.messages.push({ id: "", order: Number.MAX_SAFE_INTEGER, role: "user", content: plan.content, tokens: null });
+export function spendEstimate(branch: Branch, conversation: Conversation, plan: TurnPlan, model: ModelEntry): number {
   const budget = { contextTokens: model.contextWindow, maxOutputTokens: plan.maxOutputTokens };
   const prompt = selectContext(conversation.systemPrompt, branch, budget)?.promptTokens ?? model.contextWindow - plan.maxOutputTokens;
   return prompt + plan.maxOutputTokens;

@@ -2,14 +2,14 @@ import { getConfig } from "../http/config";
 import { ApiError, type Refusal, toRefusal } from "../http/errors";
 import { nowIso } from "../lib/ids";
 import { log } from "../lib/log";
-import { estimateTokens, ownMessageTokens } from "./context-window";
+import { type Branch, estimateTokens, ownMessageTokens } from "./context-window";
 import type { TurnSubmission } from "./contract";
 import type { ConversationStore } from "./conversation-store";
 import { LiveTurn } from "./live-turn";
 import { costUsd } from "../model/cost";
 import { TurnFailure } from "../model/model";
 import type { Outbox } from "./outbox";
-import { overBudget, planTurn, spendEstimate } from "./turn-checks";
+import { branchAhead, overBudget, planTurn, spendEstimate, withCommitted } from "./turn-checks";
 import type { TurnJournal } from "./turn-journal";
 import type { TurnQueue } from "./turn-queue";
 import { newTurnRows, type TurnPlan } from "./turn-rows";
@@ -20,8 +20,11 @@ const ACCEPT_WRITE_DELAY_MS = 1_000;
 
 const KEY_REUSED = new ApiError("idempotency_key_reused", "This Idempotency-Key was used with a different request, or more than 24 hours ago.");
 
-/** `spend`: the most the accepted turn may spend, when a token budget applies. */
-export type TurnCheck = { kind: "accept"; plan: TurnPlan; spend: number | null } | { kind: "replay"; aiMessageId: string } | Refusal;
+/**
+ * `spend`: the most the accepted turn may spend, when a token budget applies; `branch`: the
+ * branch it answers, when it was read for that or for a turn that starts at once.
+ */
+export type TurnCheck = { kind: "accept"; plan: TurnPlan; spend: number | null; branch: Branch | null } | { kind: "replay"; aiMessageId: string } | Refusal;
 
 /**
  * A turn's life in its conversation object: the checks it passes, the synchronous commit that
@@ -71,9 +74,11 @@ export class TurnRunner {
     try {
       const conversation = this.store.conversation() ?? create!.row;
       const plan = planTurn(this.env, this.store, conversation, ask);
-      if (!budget) return { kind: "accept", plan, spend: null };
-      const spend = spendEstimate(this.store, conversation, plan, getConfig(this.env).modelEntry((plan.kind === "regenerate" && plan.model) || conversation.modelVersion));
-      return overBudget(spend, budget) ?? { kind: "accept", plan, spend };
+      // Read once: for the budget, and for a turn that starts at once to choose its window.
+      const branch = budget || this.turns.size === 0 ? branchAhead(this.store, conversation, plan) : null;
+      if (!budget || !branch) return { kind: "accept", plan, spend: null, branch };
+      const spend = spendEstimate(branch, conversation, plan, getConfig(this.env).modelEntry((plan.kind === "regenerate" && plan.model) || conversation.modelVersion));
+      return overBudget(spend, budget) ?? { kind: "accept", plan, spend, branch };
     } catch (error) {
       if (error instanceof ApiError) return toRefusal(error);
       throw error;
@@ -84,11 +89,11 @@ export class TurnRunner {
    * Commits the turn: its orders (the next after the highest in use), its rows, the new current
    * leaf and the Idempotency-Key, in one synchronous step. Then it queues the model call.
    */
-  accept(submission: TurnSubmission, plan: TurnPlan): LiveTurn {
+  accept(submission: TurnSubmission, plan: TurnPlan, branch: Branch | null): LiveTurn {
     // Turns ahead of this one stop (a running reply keeps its text), then this one runs.
     if (submission.ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
     const isNew = !this.store.conversation();
-    const turn = this.store.commit(() => this.#commitAccepted(submission, plan));
+    const turn = this.store.commit(() => this.#commitAccepted(submission, plan, branch));
     this.turns.set(turn.rows.aiMessage.id, turn);
     const { rows } = turn;
     this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
@@ -103,7 +108,7 @@ export class TurnRunner {
   }
 
   /** The accept step's writes, in one transaction. */
-  #commitAccepted({ userId, create, idempotency, lease }: TurnSubmission, plan: TurnPlan): LiveTurn {
+  #commitAccepted({ userId, create, idempotency, lease }: TurnSubmission, plan: TurnPlan, branch: Branch | null): LiveTurn {
     if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
     const conversation = this.store.conversation()!;
     const rows = newTurnRows(conversation, plan, conversation.currentLeafId, this.store.nextOrder(), conversation.leafVersion + 1);
@@ -114,7 +119,7 @@ export class TurnRunner {
     if (this.turns.size === 0) {
       // Nothing ahead can change its branch: the window is chosen now, so the first frame says
       // what the model gets. If nothing fits, the turn fails with that when it starts.
-      turn.branch = this.store.branch(rows.userMessage.id);
+      turn.branch = branch ? withCommitted(branch, rows.userMessage) : this.store.branch(rows.userMessage.id);
       try {
         chooseContext(turn, getConfig(this.env), 1);
       } catch {}
