@@ -110,3 +110,18 @@ export async function streamedTurn(api, token, conversationId, index) {
   const total = performance.now() - t0;
   return outcome === "Completed" ? { ttft: first - t0, total, gaps, toDone: final - last } : { error: outcome };
 }
+
+/**
+ * `count` users signed up and in, each from its own client address (sign-up is rate limited per
+ * address); resolves to their access tokens. `name` prefixes their emails, `subnet` their addresses.
+ */
+export async function signedInUsers(base, count, name, subnet) {
+  const tokens = [];
+  for (let u = 0; u < count; u++) {
+    const clientIp = `10.${subnet}.${u >> 8}.${u & 255}`;
+    const body = { email: `${name}-${u}@example.com`, password: "bench password 1" };
+    await requestJson(base, "/auth/register/", { body, clientIp });
+    tokens.push((await requestJson(base, "/auth/token/", { body, clientIp })).access);
+  }
+  return tokens;
+}

@@ -3,7 +3,7 @@
 // streamed turns, and after an idle pause: what a burst of streams leaves behind.
 // Each round starts `--streams` conversations at once (start_conversation over SSE, 400 tokens
 // 10 ms apart from the fake upstream: about 4 s each) and reads every stream to the end.
-import { requestJson } from "./load.mjs";
+import { signedInUsers } from "./load.mjs";
 import { startApiOnFakeUpstream } from "./processes.mjs";
 import { memoryMiB, workerdPids } from "./workerd-stats.mjs";
 
@@ -16,13 +16,7 @@ export async function memoryBench({ streams = 300, rounds = 3, idleSeconds = 60 
   const { api, cleanup } = await startApiOnFakeUpstream({ port: PORT, upstreamEnv: { FAKE_TOKENS: "400", FAKE_GAP_MS: "10" }, vars: { MAX_CONCURRENT_GENERATIONS: "1000" } });
   try {
     // One user per 10 streams: the per-user turn rate (100 a minute) is not what is measured.
-    const tokens = [];
-    for (let u = 0; u < Math.ceil(streams / 10); u++) {
-      const clientIp = `10.7.${u >> 8}.${u & 255}`;
-      const body = { email: `memory-${u}@example.com`, password: "bench password 1" };
-      await requestJson(API, "/auth/register/", { body, clientIp });
-      tokens.push((await requestJson(API, "/auth/token/", { body, clientIp })).access);
-    }
+    const tokens = await signedInUsers(API, Math.ceil(streams / 10), "memory", 7);
     const rows = [{ when: "idle, before", mib: memoryMiB(workerdPids(api.pid)) }];
     for (let round = 1; round <= rounds; round++) {
       let peak = 0;

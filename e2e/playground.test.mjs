@@ -63,9 +63,11 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-/** A fresh page, logged in as the test account (signed up by the first test). */
-async function loggedInPage(viewport = { width: 1200, height: 800 }) {
-  const page = await browser.newPage({ viewport });
+/** A fresh page in a context of its own (with `permissions`, e.g. the clipboard), logged in as the test account (signed up by the first test). */
+async function loggedInPage(viewport = { width: 1200, height: 800 }, permissions = []) {
+  const context = await browser.newContext({ viewport, permissions });
+  const page = await context.newPage();
+  page.on("close", () => void context.close());
   page.setDefaultTimeout(15_000);
   page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
   await page.goto(BASE);
@@ -344,15 +346,7 @@ async function assertInert(page, reply) {
 }
 
 test("replies render as Markdown with a copy button on code, hostile Markdown stays inert here and on the share page, and icons need no emoji font", async () => {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, permissions: ["clipboard-read", "clipboard-write"] });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
-  await page.goto(BASE);
-  await page.getByLabel("Email").fill(account.email);
-  await page.getByLabel("Password").fill(account.password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.locator("#app:not([hidden])").waitFor();
+  const page = await loggedInPage(undefined, ["clipboard-read", "clipboard-write"]);
   assert.match(await page.locator("#model option").first().textContent(), /^gpt-4 · 8k · images, tools$/);
 
   await newChatWithReply(page, MARKDOWN_REPLY);
@@ -394,7 +388,7 @@ test("replies render as Markdown with a copy button on code, hostile Markdown st
   await visitor.locator(".message.ai h1", { hasText: "Trip plan" }).first().waitFor();
   await assertInert(visitor, visitor.locator(".message.ai").last());
   await visitor.close();
-  await context.close();
+  await page.close();
 });
 
 const PNG_3x2 = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAIAAAASFvFNAAAAE0lEQVR4nGP4z8DAwMDAxMDAAAAbJgIEVxYpMQAAAABJRU5ErkJggg==", "base64");
