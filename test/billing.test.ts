@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError, heldSlots, type TestUser } from "./helpers";
+import { call, callJson, createUser, expectError, heldSlots, type TestUser, eventually } from "./helpers";
 import { deltaText, readFrames } from "./sse";
 
 const SSE = { Accept: "text/event-stream" };
@@ -11,14 +11,6 @@ async function conversationOf(user: TestUser): Promise<string> {
 }
 
 const usageToday = (user: TestUser) => callJson("/users/me/usage/", { token: user.access, status: 200 });
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  for (let i = 0; ; i++) {
-    const value = await read();
-    if (done(value) || i === 100) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("a reply without the provider's usage is charged an estimate", () => {
   it("charges a cancelled reply its prompt and the text streamed, marked as estimated", async () => {

@@ -104,3 +104,12 @@ export async function setObjectEnv(conversationId: string, objectEnv: Env): Prom
 export async function heldSlots(userId: string): Promise<number> {
   return runInDurableObject(env.USER.get(env.USER.idFromName(userId)), (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM leases").one().n);
 }
+
+/** Reads until `done` holds (every 50 ms, at most about 5 s), for what lands in the background; the last read either way. */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  for (let i = 0; ; i++) {
+    const value = await read();
+    if (done(value) || i === 100) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

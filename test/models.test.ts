@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
 import { getConfig } from "../src/http/config";
-import { call, callJson, createUser, expectError, rowsInShards, setObjectEnv, type TestUser } from "./helpers";
+import { call, callJson, createUser, expectError, rowsInShards, setObjectEnv, type TestUser, eventually } from "./helpers";
 import { collectFrames, deltaText } from "./sse";
 
 const PRICE = { input: 2.5, output: 10 };
@@ -45,14 +45,6 @@ async function turn(user: TestUser, id: string, content: string, status = 201) {
 }
 
 const outcomes = (response: { attempts: { provider: string; outcome: string }[] }) => response.attempts.map(({ provider, outcome }) => `${provider} ${outcome}`);
-
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  for (let i = 0; ; i++) {
-    const value = await read();
-    if (done(value) || i === 100) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("failover between providers", () => {
   for (const [kind, directive, outcome] of [

@@ -52,7 +52,7 @@ export interface ContextSelection {
   unsummarized: BranchMessage[];
 }
 
-function utf8Length(text: string): number {
+export function utf8Length(text: string): number {
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -9,7 +9,8 @@ import { log, setLogLevel } from "../lib/log";
 import { loadConversation } from "./cold-load";
 import { ConversationStore } from "./conversation-store";
 import { type ConversationFields, editedMessage, updatedConversation } from "./edits";
-import { chargeStorage, utf8Bytes } from "../rules/storage";
+import { chargeStorage } from "../rules/storage";
+import { utf8Length } from "./context-window";
 import { catchUpFrames, finalFrame, framesStream, storedFailure, storedFrames, turnResult } from "./frames";
 import { Heartbeat } from "./listeners";
 import type { LiveTurn } from "./live-turn";
@@ -140,7 +141,7 @@ export class ConversationObject extends DurableObject<Env> {
     const before = await this.#ownedMessage(userId, conversationId, messageId);
     if (isRefusal(before)) return before;
     try {
-      await chargeStorage(this.env, userId, utf8Bytes(content) - utf8Bytes(before.content));
+      await chargeStorage(this.env, userId, utf8Length(content) - utf8Length(before.content));
     } catch (error) {
       if (error instanceof ApiError) return toRefusal(error);
       throw error;

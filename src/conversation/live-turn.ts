@@ -1,7 +1,7 @@
 import { ListenerSet } from "./listeners";
 import type { TurnFailure } from "../model/model";
 import { deltaFrames } from "./frames";
-import type { Branch, ContextSelection } from "./context-window";
+import { type Branch, type ContextSelection, utf8Length } from "./context-window";
 import type { TurnResult } from "./frames";
 import type { TurnRows } from "./turn-rows";
 
@@ -65,10 +65,15 @@ export class LiveTurn {
    */
   addDelta(content: string, maxBytes: number): boolean {
     const room = maxBytes - this.bytes;
-    const { read, written } = encoder.encodeInto(content, new Uint8Array(Math.max(0, Math.min(room, content.length * 3))));
-    const fits = read === content.length;
-    content = content.slice(0, read);
-    this.bytes += written;
+    // Per token: counted without encoding while it surely fits (3 bytes at most per UTF-16 unit).
+    let fits = content.length * 3 <= room;
+    if (fits) this.bytes += utf8Length(content);
+    else {
+      const { read, written } = encoder.encodeInto(content, new Uint8Array(Math.max(0, room)));
+      fits = read === content.length;
+      content = content.slice(0, read);
+      this.bytes += written;
+    }
     const offset = this.text.length;
     this.text += content;
     for (const frame of deltaFrames(this.rows.aiMessage.id, this.text, offset)) this.listeners.send(frame);

@@ -4,8 +4,6 @@ import { userObject } from "../user/user-object";
 
 /* The per-user storage quota (USER_STORAGE_BYTES), shared by the routes and the conversation objects. */
 
-export const utf8Bytes = (text: string) => new TextEncoder().encode(text).byteLength;
-
 /** Counts `bytes` more stored for `userId` (fewer, when negative), or refuses with 413 when the quota cannot hold them. */
 export async function chargeStorage(env: Env, userId: string, bytes: number): Promise<void> {
   if (bytes === 0) return;
