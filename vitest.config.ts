@@ -1,9 +1,14 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { startMcpDemo } from "./scripts/mcp-demo.mjs";
 
 export default defineConfig(async () => {
   const migrationsOf = (kind: string) => readD1Migrations(path.join(import.meta.dirname, "migrations", kind));
+  // The demo MCP server (the SDK's own server) on a free port, for the tool tests: they give the
+  // objects an env with MCP_SERVERS pointing here. It lives as long as the test run.
+  const mcp = await startMcpDemo(0);
+  mcp.unref();
   return {
     plugins: [
       cloudflareTest({
@@ -12,6 +17,7 @@ export default defineConfig(async () => {
           bindings: {
             TEST_DIRECTORY_MIGRATIONS: await migrationsOf("directory"),
             TEST_SHARD_MIGRATIONS: await migrationsOf("shard"),
+            TEST_MCP_URL: `http://127.0.0.1:${(mcp.address() as { port: number }).port}/mcp`,
             JWT_SECRET: "test-secret-that-is-long-enough-for-hs256-signing",
             OPENAI_API_KEY: "",
             // Fast stand-in and short timeouts keep the suite quick; tests script slower cases. The idle

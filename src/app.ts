@@ -20,6 +20,7 @@ import { conversationRoutes } from "./routes/conversations";
 import { messageRoutes } from "./routes/messages";
 import { exportRoutes } from "./routes/exports";
 import { modelRoutes } from "./routes/models";
+import { toolRoutes } from "./routes/tools";
 import { searchRoutes } from "./routes/search";
 import { shareRoutes } from "./routes/shares";
 import { turnRoutes } from "./routes/turns";
@@ -112,6 +113,7 @@ export function createApp() {
     .route("/", conversationRoutes)
     .route("/", messageRoutes)
     .route("/", modelRoutes)
+    .route("/", toolRoutes)
     .route("/", turnRoutes)
     .route("/", chatRoutes)
     .route("/", fileRoutes)
@@ -165,8 +167,8 @@ export function createApp() {
     const known = error instanceof HTTPException ? fromHttpException(error) : null;
     if (known) return errorResponse(c, known);
     if (error instanceof RegistryError) {
-      log.error("the model registry is invalid", error, { request_id: c.get("requestId") });
-      return errorResponse(c, new ApiError("misconfigured", `The server's model registry is invalid: ${error.message}`));
+      log.error("the model registry or MCP_SERVERS is invalid", error, { request_id: c.get("requestId") });
+      return errorResponse(c, new ApiError("misconfigured", `The server's configuration is invalid: ${error.message}`));
     }
     log.error("unhandled error", error, { request_id: c.get("requestId") });
     return errorResponse(c, new ApiError("internal_error", "Internal server error."));

@@ -1,6 +1,7 @@
 import type { ModelBudget } from "../http/config";
-import type { AttachmentRef } from "../db/schema";
+import type { AttachmentRef, MessagePart } from "../db/schema";
 import type { ChatMessage } from "../model/model";
+import { replyMessages } from "./reply-messages";
 
 /* What of a branch fits the model's context window. Pure functions: the engine and the routes share them. */
 
@@ -21,6 +22,8 @@ export interface BranchMessage {
   tokens: number | null;
   /** A user message's files: the model gets them with it, on every turn of the branch. */
   attachments?: AttachmentRef[] | null;
+  /** An AI message's parts when it has tool calls: it goes to the model as its steps, calls and results. */
+  parts?: MessagePart[] | null;
 }
 
 /** A rolling summary of the branch from its root through `throughOrder`. */
@@ -88,20 +91,44 @@ export function attachmentTokens(file: AttachmentRef): number {
   return Math.ceil(file.size / 3) + 10;
 }
 
-const sizeOf = (message: BranchMessage) =>
-  // A provider's count of a message with files includes them.
-  (message.tokens ?? estimateTokens(message.content) + (message.attachments ?? []).reduce((sum, file) => sum + attachmentTokens(file), 0)) + MESSAGE_OVERHEAD_TOKENS;
+/** The chat messages of a message of the branch: an AI message with tool calls becomes several (`shorten`: its outputs as their size only). */
+function chatMessagesOf(message: BranchMessage, shorten = false): ChatMessage[] {
+  if (message.parts?.some((part) => part.type === "tool_call")) return replyMessages(message.parts, estimateTokens, shorten);
+  return [{ role: message.role, content: message.content, ...(message.attachments?.length ? { attachments: message.attachments } : {}) }];
+}
+
+/** Our count of chat messages: their text, calls and files, each with its overhead. */
+const chatTokens = (messages: ChatMessage[]) =>
+  messages.reduce(
+    (sum, m) =>
+      sum +
+      estimateTokens(typeof m.content === "string" ? m.content : "") +
+      (m.toolCalls ?? []).reduce((n, call) => n + estimateTokens(call.name + call.arguments), 0) +
+      (m.attachments ?? []).reduce((n, file) => n + attachmentTokens(file), 0) +
+      MESSAGE_OVERHEAD_TOKENS,
+    0,
+  );
+
+const hasToolCalls = (message: BranchMessage) => Boolean(message.parts?.some((part) => part.type === "tool_call"));
+
+// A provider's count of a message with files includes them; one with tool calls is counted afresh (its count is of its last step only).
+const sizeOf = (message: BranchMessage, shorten = false) =>
+  message.tokens !== null && !hasToolCalls(message) ? message.tokens + MESSAGE_OVERHEAD_TOKENS : chatTokens(chatMessagesOf(message, shorten));
 
 /**
- * Fills the window newest message first, never splitting one: the turn's own message always,
- * then the summary, then earlier messages until the next one would not fit. Null when the turn's
- * own message and the system prompt alone do not fit (`tighten` < 1 shrinks the budget).
+ * Fills the window newest message first, never splitting one: the turn's own message (and the
+ * steps of its reply so far, `reply`) always, then the summary, then earlier messages until the
+ * next one would not fit. An earlier message with tool calls that does not fit goes in with its
+ * outputs omitted, and so do those before it: old outputs give way before whole messages, and a
+ * call never loses its result. Null when the turn's own message, its reply so far and the system
+ * prompt alone do not fit (`tighten` < 1 shrinks the budget).
  */
-export function selectContext(systemPrompt: string | null, branch: Branch, budget: ModelBudget, tighten = 1): ContextSelection | null {
+export function selectContext(systemPrompt: string | null, branch: Branch, budget: ModelBudget, tighten = 1, reply: MessagePart[] = []): ContextSelection | null {
   const limit = Math.floor((budget.contextTokens - budget.maxOutputTokens) * tighten) - REPLY_PRIMING_TOKENS;
   const own = branch.messages.at(-1);
   if (!own) return null;
-  let used = sizeOf(own) + (systemPrompt ? estimateTokens(systemPrompt) + MESSAGE_OVERHEAD_TOKENS : 0);
+  const replySoFar = replyMessages(reply, estimateTokens);
+  let used = sizeOf(own) + chatTokens(replySoFar) + (systemPrompt ? estimateTokens(systemPrompt) + MESSAGE_OVERHEAD_TOKENS : 0);
   if (used > limit) return null;
 
   const summary = branch.summary && used + branch.summary.tokens + MESSAGE_OVERHEAD_TOKENS <= limit ? branch.summary : null;
@@ -109,17 +136,23 @@ export function selectContext(systemPrompt: string | null, branch: Branch, budge
   const coveredThrough = branch.summary?.throughOrder ?? 0;
 
   let first = branch.messages.length - 1;
+  /** From this index back, tool outputs are omitted. */
+  let shortenFrom = -1;
   while (first > 0) {
     const earlier = branch.messages[first - 1]!;
-    if (earlier.order <= coveredThrough || used + sizeOf(earlier) > limit) break;
-    used += sizeOf(earlier);
+    if (earlier.order <= coveredThrough) break;
+    if (shortenFrom < 0 && used + sizeOf(earlier) > limit && hasToolCalls(earlier)) shortenFrom = first - 1;
+    const size = sizeOf(earlier, shortenFrom >= first - 1);
+    if (used + size > limit) break;
+    used += size;
     first--;
   }
   const window = branch.messages.slice(first);
   const prompt: ChatMessage[] = [];
   if (systemPrompt) prompt.push({ role: "system", content: systemPrompt });
   if (summary) prompt.push({ role: "system", content: `Summary of the earlier conversation:\n${summary.content}` });
-  for (const message of window) prompt.push({ role: message.role, content: message.content, ...(message.attachments?.length ? { attachments: message.attachments } : {}) });
+  window.forEach((message, i) => prompt.push(...chatMessagesOf(message, first + i <= shortenFrom)));
+  prompt.push(...replySoFar);
   return {
     prompt,
     window: { firstOrder: window[0]!.order, messages: window.length, summaryThroughOrder: summary?.throughOrder ?? null },

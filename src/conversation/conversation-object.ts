@@ -24,6 +24,8 @@ import { TurnRunner } from "./turn-lifecycle";
 import { refuse } from "./turn-checks";
 import type { Attachment, Committed, ConversationOverlay, SubmitOutcome, TurnResult, TurnSubmission } from "./contract";
 import { UserLedger } from "./user-ledger";
+import { WaitingTurns } from "./waiting-turns";
+import type { ToolAnswers } from "../rules/tool-rules";
 
 const RECOVERY_CHECK_MS = 20_000;
 /** How long a write's answer waits for D1 to have it (it is committed in the object either way). */
@@ -40,11 +42,12 @@ const D1_WAIT_MS = 2_000;
 export class ConversationObject extends DurableObject<Env> {
   readonly #store = new ConversationStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(() => this.#withPruning(body)));
   readonly #journal = new TurnJournal(this.ctx.storage.sql);
+  readonly #waiting = new WaitingTurns(this.ctx.storage.sql);
   readonly #outbox = new Outbox(this.#store, () => this.#connect(), () => this.#ensureAlarm());
   readonly #ledger = new UserLedger(this.ctx.storage.sql, this.env, () => this.#ensureAlarm());
   readonly #turns = new Map<string, LiveTurn>();
   readonly #heartbeat = new Heartbeat(() => [...this.#turns.values()].map((t) => t.listeners));
-  readonly #runner = new TurnRunner(() => this.env, this.#store, this.#journal, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
+  readonly #runner = new TurnRunner(() => this.env, this.#store, this.#journal, this.#waiting, this.#outbox, this.#ledger, this.#turns, new TurnQueue(), (turn) => this.#afterTurn(turn));
   /** Take-overs in flight, by the caller whose shard they read: another user's call must not answer for the owner's. */
   readonly #loading = new Map<string, Promise<void>>();
   #alarmSet = false;
@@ -71,6 +74,34 @@ export class ConversationObject extends DurableObject<Env> {
     this.#ensureAlarm();
     if (mode === "sse") return { kind: "stream", stream: this.#listen(turn, "start") };
     const { result, bookmark } = await turn.whenFinished();
+    return { kind: "result", result, bookmark };
+  }
+
+  /**
+   * Answers a turn waiting for tool outputs or approvals (`lease` is the generation slot the
+   * Worker took for it). Once no call waits, the same AI message goes on with its next step,
+   * answered like a send; while some still wait, the answers are stored and the turn is returned
+   * as it is now.
+   */
+  async answerTools(
+    { userId, conversationId, aiMessageId, answers, lease, idempotency }: { userId: string; conversationId: string; aiMessageId: string; answers: ToolAnswers; lease: string; idempotency: TurnSubmission["idempotency"] },
+    mode: "json" | "sse",
+  ): Promise<SubmitOutcome> {
+    let outcome: ReturnType<TurnRunner["answer"]>;
+    try {
+      if (!(await this.#find(userId, conversationId))) throw notFound("Message");
+      outcome = this.#runner.answer(aiMessageId, answers, lease, userId, idempotency);
+    } catch (error) {
+      this.#ledger.release(lease, userId);
+      if (error instanceof ApiError) return toRefusal(error);
+      throw error;
+    }
+    if ("replay" in outcome || "waiting" in outcome) this.#ledger.release(lease, userId);
+    if ("replay" in outcome) return this.#replay(outcome.replay, mode);
+    if ("waiting" in outcome) return { kind: "result", result: outcome.waiting, bookmark: null };
+    this.#ensureAlarm();
+    if (mode === "sse") return { kind: "stream", stream: this.#listen(outcome.turn, outcome.from) };
+    const { result, bookmark } = await outcome.turn.whenFinished();
     return { kind: "result", result, bookmark };
   }
 
@@ -107,7 +138,7 @@ export class ConversationObject extends DurableObject<Env> {
   async overlay(userId: string, conversationId: string): Promise<ConversationOverlay | Refusal> {
     const conversation = await this.#find(userId, conversationId);
     if (!conversation) return toRefusal(notFound("Conversation"));
-    return { conversation, messages: this.#store.pendingMessages(new Map([...this.#turns].map(([id, turn]) => [id, turn.text]))) };
+    return { conversation, messages: this.#store.pendingMessages(new Map([...this.#turns].map(([id, turn]) => [id, { content: turn.text, parts: turn.parts }]))) };
   }
 
   /** The caller's conversation as it is now (D1 may trail it). */
@@ -254,7 +285,7 @@ export class ConversationObject extends DurableObject<Env> {
 
   #listen(turn: LiveTurn, after: number | "start", onEnd?: () => void): ReadableStream<Uint8Array> {
     this.#heartbeat.ensureRunning();
-    return turn.listeners.add(catchUpFrames(turn.rows, turn.text, after), onEnd);
+    return turn.listeners.add(catchUpFrames(turn.rows, turn.parts, after), onEnd);
   }
 
   /** After a turn's commit: the last frame once D1 has it (or D1_WAIT_MS passed), then the summary in the background. */

@@ -1,5 +1,6 @@
-import type { AiResponse, AttachmentRef, Conversation, Message, Summary } from "../db/schema";
+import type { AiResponse, AttachmentRef, Conversation, Message, MessagePart, Summary } from "../db/schema";
 import { addColumnIfMissing } from "../lib/sqlite-columns";
+import { isToolCall } from "../rules/message-parts";
 import type { Branch, BranchSummary } from "./context-window";
 import { PendingIndex } from "./pending-index";
 import type { TurnRows } from "./turn-rows";
@@ -37,9 +38,10 @@ type MessageRow = {
   is_edited: number;
   timestamp: string;
   attachments: string | null;
+  parts: string | null;
 };
 
-const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, is_deleted, is_edited, timestamp, attachments";
+const MESSAGE_COLUMNS = "id, ord, parent_id, reply_to, sender, content, tokens, is_deleted, is_edited, timestamp, attachments, parts";
 
 /**
  * The conversation as its object holds it, in the object's own SQLite: the conversation row, every
@@ -73,6 +75,7 @@ export class ConversationStore {
       `CREATE TABLE IF NOT EXISTS store_summaries (id TEXT PRIMARY KEY, through_message_id TEXT NOT NULL, through_order INTEGER NOT NULL, row TEXT NOT NULL)`,
     );
     addColumnIfMissing(sql, "store_messages", "attachments", "TEXT");
+    addColumnIfMissing(sql, "store_messages", "parts", "TEXT");
     this.pending = new PendingIndex(sql, () => this.commit(() => undefined));
   }
 
@@ -115,7 +118,7 @@ export class ConversationStore {
 
   saveMessage(message: Message, pending = true): void {
     this.#sql.exec(
-      `INSERT OR REPLACE INTO store_messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO store_messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       message.id,
       message.order,
       message.parentId,
@@ -127,6 +130,7 @@ export class ConversationStore {
       message.isEdited ? 1 : 0,
       message.timestamp,
       message.attachments?.length ? JSON.stringify(message.attachments) : null,
+      message.parts?.length ? JSON.stringify(message.parts) : null,
     );
     if (pending) this.#markPending("message", message.id, message);
   }
@@ -186,16 +190,16 @@ export class ConversationStore {
     return { conversation: this.conversation()!, userMessage, isNewUserMessage: true, aiMessage, aiResponse };
   }
 
-  /** The messages D1 lacks in their latest version (and those of `liveTexts`, with that text), as listings show them. */
-  pendingMessages(liveTexts: ReadonlyMap<string, string>): MessageView[] {
-    const ids = new Set([...this.pending.ids("message"), ...this.pending.ids("response"), ...liveTexts.keys()]);
+  /** The messages D1 lacks in their latest version (and the replies in flight, `live`, as they are now), as listings show them. */
+  pendingMessages(live: ReadonlyMap<string, Pick<Message, "content" | "parts">>): MessageView[] {
+    const ids = new Set([...this.pending.ids("message"), ...this.pending.ids("response"), ...live.keys()]);
     return [...ids].flatMap((id) => {
       const message = this.message(id);
       if (!message) return [];
-      const live = liveTexts.get(id);
+      const reply = live.get(id);
       return [
         {
-          message: live === undefined ? message : { ...message, content: live },
+          message: reply === undefined ? message : { ...message, content: reply.content, parts: reply.parts?.some((part) => part.type !== "text") ? reply.parts : null },
           reply: message.sender === "ai" ? this.response(id) : null,
           aiResponseStatus: message.sender === "user" ? (this.newestResponseTo(id)?.status ?? null) : null,
         },
@@ -208,9 +212,9 @@ export class ConversationStore {
     return (this.#sql.exec<{ n: number | null }>(`SELECT max(ord) AS n FROM store_messages`).one().n ?? 0) + 1;
   }
 
-  generatingResponses(): AiResponse[] {
+  responsesWithStatus(status: "Generating" | "RequiresAction"): AiResponse[] {
     return this.#sql
-      .exec<{ row: string }>(`SELECT row FROM store_responses WHERE status = 'Generating'`)
+      .exec<{ row: string }>(`SELECT row FROM store_responses WHERE status = ?`, status)
       .toArray()
       .map((r) => JSON.parse(r.row) as AiResponse);
   }
@@ -221,8 +225,8 @@ export class ConversationStore {
         SELECT id, parent_id FROM store_messages WHERE id = ?
         UNION ALL SELECT m.id, m.parent_id FROM store_messages m JOIN path p ON m.id = p.parent_id)`;
     const rows = this.#sql
-      .exec<Pick<MessageRow, "id" | "ord" | "sender" | "content" | "tokens" | "attachments">>(
-        `${path} SELECT m.id, m.ord, m.sender, m.content, m.tokens, m.attachments FROM store_messages m JOIN path USING (id) WHERE m.is_deleted = 0 ORDER BY m.ord`,
+      .exec<Pick<MessageRow, "id" | "ord" | "sender" | "content" | "tokens" | "attachments" | "parts">>(
+        `${path} SELECT m.id, m.ord, m.sender, m.content, m.tokens, m.attachments, m.parts FROM store_messages m JOIN path USING (id) WHERE m.is_deleted = 0 ORDER BY m.ord`,
         lastMessageId,
       )
       .toArray();
@@ -235,17 +239,18 @@ export class ConversationStore {
       .toArray();
     const stored = summary ? (JSON.parse(summary.row) as Summary) : null;
     return {
-      // An empty reply (a failed turn) is nothing the model needs to see.
+      // An empty reply (a failed turn) is nothing the model needs to see; tool calls without text are.
       messages: rows
-        .filter((row) => row.content.length > 0)
         .map((row) => ({
           id: row.id,
           order: row.ord,
-          role: row.sender === "user" ? "user" : "assistant",
+          role: row.sender === "user" ? ("user" as const) : ("assistant" as const),
           content: row.content,
           tokens: row.tokens,
           attachments: row.attachments ? (JSON.parse(row.attachments) as AttachmentRef[]) : null,
-        })),
+          parts: row.parts ? (JSON.parse(row.parts) as MessagePart[]) : null,
+        }))
+        .filter((message) => message.content.length > 0 || message.parts?.some(isToolCall)),
       summary: stored ? ({ throughOrder: stored.throughOrder, content: stored.content, tokens: stored.tokens } satisfies BranchSummary) : null,
     };
   }
@@ -287,6 +292,7 @@ export class ConversationStore {
       parentId: row.parent_id,
       tokens: row.tokens,
       attachments: row.attachments ? (JSON.parse(row.attachments) as AttachmentRef[]) : null,
+      parts: row.parts ? (JSON.parse(row.parts) as MessagePart[]) : null,
     };
   }
 }

@@ -30,9 +30,9 @@ function upsert(table: SQLiteTable, update: string[]) {
 const upsertConversation = upsert(conversations, ["title", "titleSearch", "status", "modelVersion", "systemPrompt", "maxOutputTokens", "currentLeafId", "leafVersion", "forkedFromConversationId", "forkedFromMessageId", "updatedAt"]);
 // Text and deletion apart: the search index's trigger fires on any write of those columns, and a
 // turn rewrites its user message only for its token count.
-const upsertMessage = upsert(messages, ["tokens", "isEdited"]);
+const upsertMessage = upsert(messages, ["tokens", "isEdited", "parts"]);
 // Feedback is the owner's, written by its route: never overwritten here.
-const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "usageEstimated", "finishReason", "maxOutputTokens", "provider", "attempts", "costUsd", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
+const upsertResponse = upsert(aiResponses, ["status", "errorCode", "errorMessage", "model", "promptTokens", "completionTokens", "totalTokens", "reasoningTokens", "usageEstimated", "finishReason", "maxOutputTokens", "provider", "attempts", "costUsd", "contextFirstOrder", "contextMessages", "contextSummaryThroughOrder", "firstTokenAt", "completedAt"]);
 const insertSummary = upsert(summaries, []);
 
 const MESSAGE_TEXT = `UPDATE "messages" SET "content" = ?, "is_deleted" = ? WHERE "id" = ? AND ("content" <> ? OR "is_deleted" <> ?)`;
@@ -40,7 +40,8 @@ const MESSAGE_TEXT = `UPDATE "messages" SET "content" = ?, "is_deleted" = ? WHER
 /** Adds tokens and cost to a user's day, unless the row it pays for is already stored (finished): the first write that stores it counts. */
 const usageUnless = (paidFor: string) => `INSERT INTO "usage_daily" ("user_id", "day", "tokens", "cost_usd") SELECT ?, ?, ?, ? WHERE NOT EXISTS (${paidFor})
   ON CONFLICT ("user_id", "day") DO UPDATE SET "tokens" = "tokens" + excluded."tokens", "cost_usd" = "cost_usd" + excluded."cost_usd"`;
-const USAGE_FOR_RESPONSE = usageUnless(`SELECT 1 FROM "ai_responses" WHERE "id" = ? AND "status" <> 'Generating'`);
+// A turn that waits for tool outputs is charged once, with all its steps, when it ends.
+const USAGE_FOR_RESPONSE = usageUnless(`SELECT 1 FROM "ai_responses" WHERE "id" = ? AND "status" IN ('Completed', 'Error')`);
 const USAGE_FOR_SUMMARY = usageUnless(`SELECT 1 FROM "summaries" WHERE "id" = ?`);
 
 export const conversationWrites = (connection: Connection, row: Conversation) => [upsertConversation(connection, row)];

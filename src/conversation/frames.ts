@@ -1,6 +1,8 @@
+import type { MessagePart } from "../db/schema";
 import { renderAiResponse, renderContext, renderConversation, renderMessage } from "../http/schemas";
 import { TurnFailure } from "../model/model";
-import { encodeFrame, frameId } from "../http/sse";
+import { encodeFrame, type FrameEvent, frameId } from "../http/sse";
+import { layout, partsOf, type ToolCallPart } from "../rules/message-parts";
 import type { TurnRows } from "./turn-rows";
 
 /* What a turn looks like to clients: its JSON result and its SSE frames, live or from the store. */
@@ -41,40 +43,67 @@ function messageFrame(rows: TurnRows): Uint8Array {
 /** The largest delta frame: a provider's single huge delta goes out as several, each a point to resume from. */
 export const MAX_DELTA_FRAME_CHARS = 16 * 1024;
 
-/** `text` from `offset` on as delta frames of at most MAX_DELTA_FRAME_CHARS, each named by where it ends. */
-export function deltaFrames(aiMessageId: string, text: string, offset: number): Uint8Array[] {
+/**
+ * A text or reasoning part from its character `offset` on, as frames of at most
+ * MAX_DELTA_FRAME_CHARS, each named by the position it ends at (the part starts at `start`).
+ */
+export function textFrames(aiMessageId: string, event: "delta" | "reasoning", text: string, start: number, offset: number): Uint8Array[] {
   const frames = [];
-  for (let start = offset; start < text.length; start += MAX_DELTA_FRAME_CHARS) {
-    const end = Math.min(text.length, start + MAX_DELTA_FRAME_CHARS);
-    frames.push(encodeFrame("delta", frameId(aiMessageId, end), { content: text.slice(start, end) }));
+  for (let from = offset; from < text.length; from += MAX_DELTA_FRAME_CHARS) {
+    const end = Math.min(text.length, from + MAX_DELTA_FRAME_CHARS);
+    frames.push(encodeFrame(event, frameId(aiMessageId, start + end), { content: text.slice(from, end) }));
+  }
+  return frames;
+}
+
+/** A call's frame, sent once its arguments are complete. */
+export const toolCallFrame = (aiMessageId: string, call: ToolCallPart, end: number) =>
+  encodeFrame("tool_call", frameId(aiMessageId, end), { id: call.id, name: call.name, arguments: call.arguments, executor: call.executor, status: call.status });
+
+/** A call's result: its output, or its error (a denial's reason). */
+export const toolResultFrame = (aiMessageId: string, call: ToolCallPart, end: number) =>
+  encodeFrame("tool_result", frameId(aiMessageId, end), { id: call.id, status: call.status, ...(call.status === "completed" ? { output: call.output ?? "" } : { error: call.error ?? "" }) });
+
+/** Every frame of `parts` after position `after`, a text part's rest in as few deltas as the frame size allows. */
+export function partFrames(aiMessageId: string, parts: readonly MessagePart[], after: number): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  for (const frame of layout(parts)) {
+    if (frame.end <= after) continue;
+    if (frame.kind === "text" || frame.kind === "reasoning") {
+      frames.push(...textFrames(aiMessageId, frame.kind === "text" ? "delta" : "reasoning", frame.text, frame.start, Math.max(0, after - frame.start)));
+    } else {
+      frames.push((frame.kind === "tool_call" ? toolCallFrame : toolResultFrame)(aiMessageId, frame.call, frame.end));
+    }
   }
   return frames;
 }
 
 /**
- * What a listener joining at `after` has missed of `text`: the message frame (from the start)
- * and the rest of the text in as few deltas as the frame size allows, not the deltas as they
- * were sent: a long reply's backlog in hundreds of small frames would cost far more to send.
+ * What a listener joining at `after` has missed of the reply's `parts`: the message frame (from
+ * the start) and the rest, not the deltas as they were sent: a long reply's backlog in hundreds
+ * of small frames would cost far more to send.
  */
-export function catchUpFrames(rows: TurnRows, text: string, after: number | "start"): Uint8Array[] {
-  const offset = after === "start" ? 0 : after;
-  return [...(after === "start" ? [messageFrame(rows)] : []), ...deltaFrames(rows.aiMessage.id, text, offset)];
+export function catchUpFrames(rows: TurnRows, parts: readonly MessagePart[], after: number | "start"): Uint8Array[] {
+  return [...(after === "start" ? [messageFrame(rows)] : []), ...partFrames(rows.aiMessage.id, parts, after === "start" ? 0 : after)];
 }
 
 /**
- * The last frame of a reply; `bookmark`, the D1 bookmark once D1 has the whole turn, lets a
- * client read it back from a replica. The reply's text is in it once, as `ai_message.content`:
+ * The last frame of a run: `done`, `error`, or `requires_action` when the turn waits for tool
+ * outputs or approvals. `bookmark`, the D1 bookmark once D1 has the whole turn, lets a client
+ * read it back from a replica. The reply's text is in it once, as `ai_message.content`:
  * `ai_response.response_content` would double a long reply's last frame.
  */
 export function finalFrame({ ai_message, ai_response: { response_content: _, ...ai_response }, failure }: TurnResult, bookmark: string | null): Uint8Array {
   const id = frameId(ai_message.id, "end");
   const stored = bookmark ? { bookmark } : {};
-  return failure ? encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored }) : encodeFrame("done", id, { ai_message, ai_response, ...stored });
+  if (failure) return encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored });
+  const event: FrameEvent = ai_response.status === "RequiresAction" ? "requires_action" : "done";
+  return encodeFrame(event, id, { ai_message, ai_response, ...stored });
 }
 
-/** Every frame of a finished reply after `from` (a character offset, or from its message frame). */
+/** Every frame of a finished (or waiting) reply after `from` (a position, or from its message frame). */
 export const storedFrames = (rows: TurnRows, from: number | "start", bookmark: string | null): Uint8Array[] => [
-  ...catchUpFrames(rows, rows.aiMessage.content, from),
+  ...catchUpFrames(rows, partsOf(rows.aiMessage), from),
   finalFrame(turnResult(rows, storedFailure(rows)), bookmark),
 ];
 

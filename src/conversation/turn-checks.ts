@@ -7,6 +7,7 @@ import { type Branch, selectContext } from "./context-window";
 import type { ConversationStore } from "./conversation-store";
 import type { ModelEntry } from "../model/registry";
 import { checkedAllowance } from "../rules/conversation-rules";
+import { checkToolsCapability, NO_TOOLS_ASKED, type ToolSpec, usableSpec } from "../rules/tool-rules";
 import type { TurnPlan, TurnSteps } from "./turn-rows";
 
 /** A turn as a route asks for it, before the object resolves the messages it names. */
@@ -20,6 +21,8 @@ export type TurnAsk = (
 ) & {
   /** A smaller output allowance for this turn than the conversation's or the model's. */
   maxOutputTokens?: number | null;
+  /** The tools the turn may use; none named: the server tools, with `auto`. */
+  tools?: ToolSpec;
 };
 
 /** What a send does when a reply of the conversation is already in flight. */
@@ -36,7 +39,9 @@ export function planTurn(env: Env, store: ConversationStore, conversation: Conve
   const model = getConfig(env).modelEntry((steps.kind === "regenerate" && steps.model) || conversation.modelVersion);
   // The turn's own ask must fit the model; the conversation's, set for another model perhaps, is capped.
   const maxOutputTokens = ask.maxOutputTokens != null ? checkedAllowance(model, ask.maxOutputTokens) : Math.min(conversation.maxOutputTokens ?? Infinity, model.maxOutputTokens);
-  const plan = { ...steps, maxOutputTokens };
+  const tools = ask.tools ?? NO_TOOLS_ASKED;
+  checkToolsCapability(tools, model);
+  const plan = { ...steps, maxOutputTokens, tools: usableSpec(tools, model) };
   checkCapabilities(plan, model);
   checkFitsContext(conversation, plan, model);
   return plan;

@@ -2,7 +2,7 @@ import { getConfig } from "../http/config";
 import { ApiError, type Refusal, toRefusal } from "../http/errors";
 import { nowIso } from "../lib/ids";
 import { log } from "../lib/log";
-import { type Branch, estimateTokens, ownMessageTokens } from "./context-window";
+import { type Branch, ownMessageTokens } from "./context-window";
 import type { TurnSubmission } from "./contract";
 import type { ConversationStore } from "./conversation-store";
 import { LiveTurn } from "./live-turn";
@@ -11,9 +11,15 @@ import { TurnFailure } from "../model/model";
 import type { Outbox } from "./outbox";
 import { branchAhead, overBudget, planTurn, spendEstimate, withCommitted } from "./turn-checks";
 import type { TurnJournal } from "./turn-journal";
+import { type TurnResult, turnResult } from "./frames";
 import type { TurnQueue } from "./turn-queue";
 import { newTurnRows, type TurnPlan } from "./turn-rows";
-import { chooseContext, streamReply } from "./turn-runner";
+import { chooseContext, runSteps } from "./turn-runner";
+import { partsOf, stepsOf } from "../rules/message-parts";
+import type { MessagePart, Message } from "../db/schema";
+import { answered, closedCalls, stillWaiting, type WaitingTurns } from "./waiting-turns";
+import type { ToolAnswers } from "../rules/tool-rules";
+import { usableSpec } from "../rules/tool-rules";
 import type { UserLedger } from "./user-ledger";
 
 const ACCEPT_WRITE_DELAY_MS = 1_000;
@@ -38,6 +44,7 @@ export class TurnRunner {
     private readonly currentEnv: () => Env,
     private readonly store: ConversationStore,
     private readonly journal: TurnJournal,
+    private readonly waiting: WaitingTurns,
     private readonly outbox: Outbox,
     private readonly ledger: UserLedger,
     /** The turns accepted and not yet finished, by AI message id. */
@@ -94,9 +101,7 @@ export class TurnRunner {
     if (submission.ifBusy === "interrupt") for (const ahead of this.turns.values()) ahead.abort.abort(new TurnFailure("cancelled", "cancelled"));
     const isNew = !this.store.conversation();
     const turn = this.store.commit(() => this.#commitAccepted(submission, plan, branch));
-    this.turns.set(turn.rows.aiMessage.id, turn);
-    const { rows } = turn;
-    this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: rows.aiMessage.id }));
+    this.#enqueue(turn);
     // The accept rows are safe in the store. D1 gets them once the model's stream is open, so
     // writing them never competes with sending the request (a reply that ends before then takes
     // them along in its own batch); behind a slow model or queue, after ACCEPT_WRITE_DELAY_MS. A
@@ -107,15 +112,22 @@ export class TurnRunner {
     return turn;
   }
 
+  #enqueue(turn: LiveTurn): void {
+    this.turns.set(turn.rows.aiMessage.id, turn);
+    this.queue.enqueue(() => this.#run(turn)).catch((error) => log.error("turn crashed", error, { ai_message_id: turn.rows.aiMessage.id }));
+  }
+
   /** The accept step's writes, in one transaction. */
   #commitAccepted({ userId, create, idempotency, lease }: TurnSubmission, plan: TurnPlan, branch: Branch | null): LiveTurn {
     if (!this.store.conversation()) this.store.adopt({ conversation: create!.row, messages: [], responses: [], summaries: [] }, true);
+    // A turn waiting for tool outputs ends first: the history never keeps a call without its result.
+    for (const response of this.store.responsesWithStatus("RequiresAction")) this.#closeWaiting(response.aiMessageId);
     const conversation = this.store.conversation()!;
     const rows = newTurnRows(conversation, plan, conversation.currentLeafId, this.store.nextOrder(), conversation.leafVersion + 1);
     this.store.saveConversation(rows.conversation);
     if (rows.isNewUserMessage) this.store.saveMessage(rows.userMessage);
     this.store.saveMessage(rows.aiMessage);
-    const turn = new LiveTurn(rows, conversation.systemPrompt, lease);
+    const turn = new LiveTurn(rows, conversation.systemPrompt, lease, plan.tools);
     if (this.turns.size === 0) {
       // Nothing ahead can change its branch: the window is chosen now, so the first frame says
       // what the model gets. If nothing fits, the turn fails with that when it starts.
@@ -130,23 +142,70 @@ export class TurnRunner {
     return turn;
   }
 
-  /** Marks every reply still Generating in the store as cut off: nothing in memory is running it. */
+  /**
+   * Marks every reply still Generating in the store as cut off: nothing in memory is running it.
+   * It keeps its parts as last committed and the text journaled since; a tool call that was
+   * running has the error `interrupted`.
+   */
   interruptUnfinished(at: string): void {
     this.store.commit(() => {
-      for (const response of this.store.generatingResponses()) {
+      for (const response of this.store.responsesWithStatus("Generating")) {
         if (this.turns.has(response.aiMessageId)) continue;
         const message = this.store.message(response.aiMessageId)!;
-        this.store.saveMessage({ ...message, content: this.journal.text(response.aiMessageId) });
+        const journaled = this.journal.text(response.aiMessageId);
+        const parts = closedCalls(partsOf(message), "interrupted");
+        if (journaled) parts.push({ type: "text", step: stepsOf(message.parts ?? []), text: journaled });
+        this.store.saveMessage(withParts(message, message.content + journaled, parts));
         this.store.saveResponse({ ...response, status: "Error", errorCode: "interrupted", errorMessage: "interrupted", completedAt: at });
         this.journal.close(response.aiMessageId);
       }
     });
   }
 
+  /**
+   * Applies the client's answers to a waiting turn, in one synchronous step. With calls still
+   * waiting, the answers are stored and the turn keeps waiting; with none, it goes on as a new
+   * run of the same AI message (queued like any turn, holding `lease`).
+   */
+  answer(aiMessageId: string, answers: ToolAnswers, lease: string, userId: string, idempotency: TurnSubmission["idempotency"]): { turn: LiveTurn; from: number } | { waiting: TurnResult } | { replay: string } {
+    if (idempotency) {
+      const previous = this.journal.findIdempotent(userId, idempotency.key);
+      if (previous?.requestHash === idempotency.requestHash) return { replay: previous.aiMessageId };
+      if (previous) throw KEY_REUSED;
+    }
+    const rows = this.store.turn(aiMessageId);
+    if (!rows || rows.aiMessage.sender !== "ai") throw new ApiError("not_found", "Message not found.");
+    const waiting = this.waiting.get(aiMessageId);
+    if (rows.aiResponse.status !== "RequiresAction" || !waiting) throw new ApiError("conflict", "This reply is not waiting for tool outputs or approvals.");
+    const config = getConfig(this.env);
+    const parts = answered(partsOf(rows.aiMessage), answers, config.tools.maxOutputBytes);
+    return this.store.commit(() => {
+      rows.aiMessage = withParts(rows.aiMessage, rows.aiMessage.content, parts);
+      this.store.saveMessage(rows.aiMessage);
+      if (idempotency) this.journal.rememberIdempotent(userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId });
+      if (stillWaiting(parts).length) return { waiting: turnResult(rows, null) };
+      rows.aiResponse = { ...rows.aiResponse, status: "Generating", finishReason: null };
+      this.store.saveResponse(rows.aiResponse);
+      this.waiting.delete(aiMessageId);
+      this.ledger.hold(lease, userId, "generation");
+      const turn = new LiveTurn({ ...rows, isNewUserMessage: false }, rows.conversation.systemPrompt, lease, usableSpec(waiting.tools, config.modelEntry(rows.aiResponse.model)));
+      this.#enqueue(turn);
+      return { turn, from: waiting.position };
+    });
+  }
+
+  /** A waiting turn no answer will continue: its open calls get the error "not answered", and it is Completed. */
+  #closeWaiting(aiMessageId: string): void {
+    const message = this.store.message(aiMessageId)!;
+    this.store.saveMessage(withParts(message, message.content, closedCalls(partsOf(message), "not answered")));
+    this.store.saveResponse({ ...this.store.response(aiMessageId)!, status: "Completed", completedAt: nowIso() });
+    this.waiting.delete(aiMessageId);
+  }
+
   async #run(turn: LiveTurn): Promise<void> {
     turn.generating();
     turn.branch ??= this.store.branch(turn.rows.userMessage.id);
-    await streamReply(turn, getConfig(this.env), this.journal, this.env.FILES);
+    await runSteps(turn, getConfig(this.env), this.journal, this.env.FILES, () => this.store.commit(() => this.#checkpoint(turn)));
     this.#commitEnd(turn);
     turn.streaming();
     void this.outbox.drain();
@@ -165,6 +224,7 @@ export class TurnRunner {
       log.error("storing a finished reply failed", error, { ai_message_id: turn.rows.aiMessage.id, bytes: turn.bytes });
       turn.failure = new TurnFailure("storage_failed", "The reply could not be stored.");
       turn.text = "";
+      turn.parts.length = 0;
       this.store.commit(() => this.#finish(turn));
     }
   }
@@ -178,16 +238,21 @@ export class TurnRunner {
     const finishedAt = nowIso();
     const { aiResponse } = rows;
     const userTokens = this.#userMessageTokens(turn);
-    this.#chargeUsage(turn);
+    this.#price(turn);
+    const waits = !failure && turn.parked;
     Object.assign(aiResponse, {
-      status: failure ? "Error" : "Completed",
+      status: failure ? "Error" : waits ? "RequiresAction" : "Completed",
       errorCode: failure?.code ?? null,
       errorMessage: failure?.message ?? null,
-      completedAt: finishedAt,
+      completedAt: waits ? null : finishedAt,
     });
-    const tokens = aiResponse.usageEstimated ? null : aiResponse.completionTokens;
-    rows.aiMessage = { ...this.store.message(rows.aiMessage.id)!, content: turn.text, tokens };
+    // The provider's count of a reply of one step is the message's size; of several, no one number is.
+    const tokens = aiResponse.usageEstimated || turn.step > 0 ? null : aiResponse.completionTokens;
+    // A call a failure stopped (cancelled, timed out) has that as its error.
+    const parts = failure ? closedCalls(turn.parts, failure.message) : turn.parts;
+    rows.aiMessage = { ...withParts(this.store.message(rows.aiMessage.id)!, turn.text, parts), tokens };
     this.store.saveMessage(rows.aiMessage);
+    if (waits) this.waiting.save(rows.aiMessage.id, { position: turn.position, tools: turn.tools });
     const userMessage = this.store.message(rows.userMessage.id);
     // Only while the message still holds the text that was counted: an edit clears the count.
     if (userTokens !== null && userMessage?.content === rows.userMessage.content) this.store.saveMessage({ ...userMessage, tokens: userTokens });
@@ -195,7 +260,7 @@ export class TurnRunner {
     rows.conversation = { ...this.store.conversation()!, updatedAt: finishedAt };
     this.store.saveConversation(rows.conversation);
     this.journal.close(rows.aiMessage.id);
-    this.ledger.settle(turn.lease, aiResponse.totalTokens ?? 0, aiResponse.costUsd ?? 0);
+    this.ledger.settle(turn.lease, (aiResponse.totalTokens ?? 0) - turn.spentBefore.tokens, (aiResponse.costUsd ?? 0) - turn.spentBefore.costUsd);
     this.turns.delete(rows.aiMessage.id);
     log.info("model call", {
       model: aiResponse.model,
@@ -212,25 +277,33 @@ export class TurnRunner {
     });
   }
 
-  /**
-   * What the reply costs: the provider's usage, or, when none came (cancelled, cut off, failed
-   * after its first token), our estimate of the prompt plus the text streamed, marked as
-   * estimated: the provider bills a reply it started either way.
-   */
-  #chargeUsage({ rows: { aiResponse }, selection, text, model }: LiveTurn): void {
-    const started = aiResponse.attempts?.some((attempt) => attempt.outcome === "ok");
-    if (aiResponse.totalTokens === null && started && selection) {
-      const completionTokens = estimateTokens(text);
-      Object.assign(aiResponse, { promptTokens: selection.promptTokens, completionTokens, totalTokens: selection.promptTokens + completionTokens, usageEstimated: true });
-    }
+  /** The reply's parts so far, committed (and the journal's text with them): a restart keeps every step that ended. */
+  #checkpoint(turn: LiveTurn): void {
+    const { rows } = turn;
+    this.#price(turn);
+    rows.aiMessage = withParts(this.store.message(rows.aiMessage.id)!, turn.text, turn.parts);
+    this.store.saveMessage(rows.aiMessage);
+    this.store.saveResponse(rows.aiResponse);
+    this.journal.close(rows.aiMessage.id);
+  }
+
+  /** What the reply costs at its model's prices, from its usage (the providers' counts, or our estimates). */
+  #price({ rows: { aiResponse }, model }: LiveTurn): void {
     const { price } = getConfig(this.env).modelEntry(model);
     aiResponse.costUsd = aiResponse.promptTokens === null ? null : costUsd(price, aiResponse.promptTokens, aiResponse.completionTokens ?? 0);
   }
 
   /** The share of the provider's prompt count that is the turn's own, not yet counted, user message. */
-  #userMessageTokens({ branch, selection, rows }: LiveTurn): number | null {
+  #userMessageTokens({ branch, selection, rows, step, spentBefore }: LiveTurn): number | null {
     const own = branch?.messages.at(-1);
+    // Only a reply of one model call has a prompt count that is this message's branch alone.
+    if (step > 0 || spentBefore.tokens > 0) return null;
     if (!own || own.id !== rows.userMessage.id || own.tokens !== null || !selection || rows.aiResponse.promptTokens === null) return null;
     return ownMessageTokens(selection, own, rows.aiResponse.promptTokens);
   }
+}
+
+/** The message with `content` and `parts`, stored only when they hold more than its text. */
+function withParts(message: Message, content: string, parts: readonly MessagePart[]): Message {
+  return { ...message, content, parts: parts.some((part) => part.type !== "text") ? structuredClone(parts) as MessagePart[] : null };
 }

@@ -1,9 +1,10 @@
 import { titleFromMessage } from "../rules/conversation-rules";
 import type { AiResponse, AttachmentRef, Conversation, Message } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
+import type { ToolSpec } from "../rules/tool-rules";
 
-/** What a turn adds to the conversation tree, and the output allowance its reply gets. */
-export type TurnPlan = TurnSteps & { maxOutputTokens: number };
+/** What a turn adds to the conversation tree, the output allowance its reply gets, and the tools it may use. */
+export type TurnPlan = TurnSteps & { maxOutputTokens: number; tools: ToolSpec };
 
 /** What a turn adds to the conversation tree. */
 export type TurnSteps =
@@ -37,10 +38,10 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
   } else {
     const replyTo = plan.kind === "send" ? plan.replyTo : plan.original.replyTo;
     const parent = plan.kind === "send" ? parentId : plan.original.parentId;
-    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent, tokens: null, attachments: plan.attachments };
+    userMessage = { ...base, id: newId(), sender: "user", content: plan.content, order: firstOrder, replyTo, parentId: parent, tokens: null, attachments: plan.attachments, parts: null };
   }
   const aiOrder = plan.kind === "regenerate" ? firstOrder : firstOrder + 1;
-  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id, tokens: null, attachments: null };
+  const aiMessage: Message = { ...base, id: newId(), sender: "ai", content: "", order: aiOrder, replyTo: userMessage.id, parentId: userMessage.id, tokens: null, attachments: null, parts: null };
   const title = conversation.title ?? (plan.kind === "send" && firstOrder === 1 ? titleFromMessage(plan.content) : null);
   return {
     conversation: { ...conversation, title, titleSearch: title?.toLowerCase() ?? null, updatedAt: now, currentLeafId: aiMessage.id, leafVersion },
@@ -59,6 +60,7 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
       promptTokens: null,
       completionTokens: null,
       totalTokens: null,
+      reasoningTokens: null,
       usageEstimated: false,
       finishReason: null,
       maxOutputTokens: plan.maxOutputTokens,

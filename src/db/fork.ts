@@ -55,7 +55,7 @@ export function forkStatements(
       // Columns in the table's order: Drizzle's INSERT … SELECT names them all.
       (chunk) => db.insert(messages).select(sql`
         SELECT json_extract(j.value, '$.id'), ${fork.id}, m.user_id, m.sender, m.content, m.timestamp, json_extract(j.value, '$.order'),
-               m.is_edited, m.is_deleted, json_extract(j.value, '$.reply_to'), json_extract(j.value, '$.parent'), m.tokens, m.attachments
+               m.is_edited, m.is_deleted, json_extract(j.value, '$.reply_to'), json_extract(j.value, '$.parent'), m.tokens, m.attachments, m.parts
         FROM json_each(${JSON.stringify(chunk)}) j JOIN messages m ON m.id = json_extract(j.value, '$.old')
         ORDER BY j.key`),
     ),
@@ -64,7 +64,7 @@ export function forkStatements(
       (chunk) => db.insert(aiResponses).select(sql`
         SELECT json_extract(j.value, '$.id'), r.user_id, json_extract(j.value, '$.message'), json_extract(j.value, '$.ai_message'),
                r.status, r.error_code, r.error_message, r.model, NULL, NULL,
-               NULL, 0, r.finish_reason, r.max_output_tokens, r.provider, r.attempts, NULL, r.context_first_order, r.context_messages, r.context_summary_through_order,
+               NULL, NULL, 0, r.finish_reason, r.max_output_tokens, r.provider, r.attempts, NULL, r.context_first_order, r.context_messages, r.context_summary_through_order,
                r.feedback_rating, r.feedback_comment, r.created_at, r.first_token_at, r.completed_at
         FROM json_each(${JSON.stringify(chunk)}) j JOIN ai_responses r ON r.id = json_extract(j.value, '$.old')`),
     ),

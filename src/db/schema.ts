@@ -23,6 +23,29 @@ export interface AttachmentRef {
   deleted?: boolean;
 }
 
+/** Where a tool call stands: running (a server tool), waiting for an approval or the client's output, or answered. */
+export const toolCallStatuses = ["running", "awaiting_approval", "awaiting_output", "completed", "error", "denied"] as const;
+export type ToolCallStatus = (typeof toolCallStatuses)[number];
+
+/**
+ * A piece of an AI message, in the order it was produced; `step` is the model call that produced
+ * it. A tool call carries its result once it has one.
+ */
+export type MessagePart =
+  | { type: "text"; step: number; text: string }
+  | { type: "reasoning"; step: number; text: string }
+  | {
+      type: "tool_call";
+      step: number;
+      id: string;
+      name: string;
+      arguments: string;
+      executor: "server" | "client";
+      status: ToolCallStatus;
+      output?: string;
+      error?: string;
+    };
+
 /** One provider tried for a reply: how it went ("ok", "http_<status>", "timeout", "connection_error"), and how long it took to answer or fail. */
 export interface Attempt {
   provider: string;
@@ -107,6 +130,8 @@ export const messages = sqliteTable(
     tokens: integer(),
     /** A user message's files, as they were when it was sent (`attachments` of add_message). */
     attachments: text({ mode: "json" }).$type<AttachmentRef[]>(),
+    /** An AI message's parts when it has more than text (reasoning, tool calls); null: its content is its one text part. */
+    parts: text({ mode: "json" }).$type<MessagePart[]>(),
   },
   (t) => [
     uniqueIndex("messages_conversation_order").on(t.conversationId, t.order),
@@ -117,7 +142,8 @@ export const messages = sqliteTable(
   ],
 );
 
-export const aiResponseStatuses = ["Generating", "Completed", "Error"] as const;
+/** RequiresAction: the turn waits for tool outputs or approvals (POST /messages/{id}/tool_outputs/). */
+export const aiResponseStatuses = ["Generating", "RequiresAction", "Completed", "Error"] as const;
 
 export const aiResponses = sqliteTable(
   "ai_responses",
@@ -142,6 +168,8 @@ export const aiResponses = sqliteTable(
     promptTokens: integer("prompt_tokens"),
     completionTokens: integer("completion_tokens"),
     totalTokens: integer("total_tokens"),
+    /** Of the completion tokens, those the model spent reasoning, when the provider says. */
+    reasoningTokens: integer("reasoning_tokens"),
     /** The counts are our estimate: no usage came from the provider (a cancelled or cut-off reply). */
     usageEstimated: integer("usage_estimated", { mode: "boolean" }).notNull().default(false),
     /** The provider's finish_reason: stop, length, content_filter, ... */

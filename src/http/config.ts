@@ -1,4 +1,5 @@
 import { parseShardMap, parseVirtualShardSet, type ShardMap } from "../db/shard-map";
+import { type McpServer, parseMcpServers } from "../model/tools/mcp-config";
 import { type ModelEntry, type ModelRegistry, type Provider, parseRegistry, registryOf, STAND_IN_BASE_URL } from "../model/registry";
 
 /** Settings read from wrangler vars and secrets, parsed once per `env` object. */
@@ -31,6 +32,16 @@ export interface AppConfig {
   userStorageBytes: number;
   /** The largest file one upload may hold. */
   maxFileBytes: number;
+  /** The MCP servers whose tools turns may call (MCP_SERVERS). */
+  mcpServers: readonly McpServer[];
+  tools: {
+    /** A server tool call's time limit. */
+    timeoutMs: number;
+    /** The most of a tool's output the model gets, in UTF-8 bytes. */
+    maxOutputBytes: number;
+    /** Model calls in one turn; the last may not call tools. */
+    maxSteps: number;
+  };
   /** The context window and the output allowance of a model, in tokens. */
   modelBudget: (model: string) => ModelBudget;
   model: {
@@ -104,6 +115,12 @@ export function getConfig(env: Env): AppConfig {
       userDailyCostUsd: positiveNumber(env.USER_DAILY_COST_USD, 0),
       userStorageBytes: positiveInt(env.USER_STORAGE_BYTES, 1024 ** 3),
       maxFileBytes: positiveInt(env.MAX_FILE_BYTES, 10 * 1024 * 1024),
+      mcpServers: parseMcpServers(env as unknown as Record<string, unknown>),
+      tools: {
+        timeoutMs: positiveInt(env.TOOL_TIMEOUT_MS, 30_000),
+        maxOutputBytes: positiveInt(env.MAX_TOOL_OUTPUT_BYTES, 65_536),
+        maxSteps: Math.max(1, positiveInt(env.MAX_TOOL_STEPS, 8)),
+      },
       modelBudget: (model) => {
         const entry = registry.model(model) ?? defaultEntry;
         return { contextTokens: entry.contextWindow, maxOutputTokens: entry.maxOutputTokens };

@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { AiResponse, Conversation, FileRow, Message, User } from "../db/schema";
-import { aiResponseStatuses, conversationStatuses, senders } from "../db/schema";
+import { aiResponseStatuses, conversationStatuses, senders, toolCallStatuses } from "../db/schema";
+import { partsOf } from "../rules/message-parts";
 import { errorStatus } from "./errors";
 import { MAX_PAGE_SIZE, PAGE_SIZE } from "../lib/page-size";
 
@@ -135,6 +136,24 @@ export const SiblingsSchema = z
 
 export type Siblings = z.infer<typeof SiblingsSchema>;
 
+export const PartSchema = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("text"), step: z.number().int(), text: z.string() }),
+    z.object({ type: z.literal("reasoning"), step: z.number().int(), text: z.string() }),
+    z.object({
+      type: z.literal("tool_call"),
+      step: z.number().int(),
+      id: z.string(),
+      name: z.string().openapi({ description: "A client tool's name, or `<server>__<tool>` for a server tool." }),
+      arguments: z.string().openapi({ description: "JSON, as the model wrote it." }),
+      executor: z.enum(["server", "client"]),
+      status: z.enum(toolCallStatuses),
+      output: z.string().optional(),
+      error: z.string().optional().openapi({ description: "Why the call failed, or a denial's reason." }),
+    }),
+  ])
+  .openapi("Part", { description: "A piece of an AI message, in order; `step` is the model call that produced it." });
+
 export const MessageSchema = z
   .object({
     id: z.string(),
@@ -157,6 +176,10 @@ export const MessageSchema = z
       )
       .optional()
       .openapi({ description: "User messages with files: the files as they were when it was sent; a file deleted since is `{id, filename, deleted: true}`." }),
+    parts: z
+      .array(PartSchema)
+      .optional()
+      .openapi({ description: "AI messages only: text, reasoning and tool calls with their results, in order. `content` is the text parts joined." }),
     ai_response_status: z
       .enum(aiResponseStatuses)
       .nullable()
@@ -199,6 +222,7 @@ export const renderMessage = (message: Message, { aiResponseStatus, reply, sibli
         ),
       }
     : {}),
+  ...(message.sender === "ai" ? { parts: partsOf(message) } : {}),
   ...(message.sender === "user" ? { ai_response_status: aiResponseStatus ?? null } : {}),
   ...(message.sender === "ai" && reply ? { finish_reason: reply.finishReason, context: renderContext(reply), feedback: renderFeedback(reply), provider: reply.provider, cost_usd: reply.costUsd } : {}),
 });
@@ -218,6 +242,7 @@ export const AiResponseSchema = z
         prompt_tokens: z.number().int(),
         completion_tokens: z.number().int(),
         total_tokens: z.number().int(),
+        reasoning_tokens: z.number().int().optional().openapi({ description: "Of the completion tokens, those spent reasoning, when the provider says." }),
         estimated: z.boolean().openapi({ description: "Our estimate, charged because no usage came from the provider (a cancelled or cut-off reply)." }),
       })
       .nullable(),
@@ -261,6 +286,7 @@ export const renderAiResponse = (response: AiResponse, content: string): z.infer
           prompt_tokens: response.promptTokens ?? 0,
           completion_tokens: response.completionTokens ?? 0,
           total_tokens: response.totalTokens,
+          ...(response.reasoningTokens === null || response.reasoningTokens === undefined ? {} : { reasoning_tokens: response.reasoningTokens }),
           // Rows stored before the flag existed lack it.
           estimated: response.usageEstimated === true,
         },

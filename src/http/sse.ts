@@ -2,7 +2,7 @@
 
 const encoder = new TextEncoder();
 
-export type FrameEvent = "message" | "delta" | "done" | "error";
+export type FrameEvent = "message" | "delta" | "reasoning" | "tool_call" | "tool_result" | "requires_action" | "done" | "error";
 
 export function encodeFrame(event: FrameEvent, id: string, data: unknown): Uint8Array {
   // JSON.stringify never emits a raw newline, so one `data:` line is always enough.
@@ -19,9 +19,11 @@ export const SSE_HEADERS = {
 } as const;
 
 /**
- * Frame ids carry the position in the reply: `<ai message id>:<characters so far>`, and
- * `<ai message id>:end` for the final frame. A client resuming with Last-Event-ID thus says
- * exactly how much of the reply it already has, and no per-token id table is needed.
+ * Frame ids carry the position in the reply: `<ai message id>:<position>`, and `<ai message
+ * id>:end` for the final frame. The position counts characters of text and reasoning and one
+ * unit per tool call and per result (`layout` in rules/message-parts.ts); for a reply of text
+ * only it is the characters so far. A client resuming with Last-Event-ID thus says exactly how
+ * much of the reply it already has, and no per-frame id table is needed.
  */
 export const frameId = (aiMessageId: string, offset: number | "end") => `${aiMessageId}:${offset}`;
 

@@ -1,5 +1,11 @@
 import OpenAI from "openai";
-import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from "openai/resources/chat/completions";
+import type {
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsStreaming,
+  ChatCompletionMessageParam,
+  ChatCompletionTool,
+  ChatCompletionToolChoiceOption,
+} from "openai/resources/chat/completions";
 import type { AttachmentRef, Attempt } from "../db/schema";
 import type { AppConfig } from "../http/config";
 import { log } from "../lib/log";
@@ -10,20 +16,33 @@ import type { ModelEntry, Provider } from "./registry";
 export type ContentPart = { type: "text"; text: string } | { type: "image_url"; image_url: { url: string } };
 
 export interface ChatMessage {
-  role: "system" | "user" | "assistant";
+  role: "system" | "user" | "assistant" | "tool";
   /** Parts once a message's files are read into it (`withFileParts`). */
   content: string | ContentPart[];
   /** Files to read into the message before it is sent. */
   attachments?: AttachmentRef[];
+  /** An assistant message's tool calls. */
+  toolCalls?: { id: string; name: string; arguments: string }[];
+  /** A tool message: the call it answers. */
+  toolCallId?: string;
+}
+
+/** A tool as the model is offered it (`name` as the model calls it), and how the turn may use tools. */
+export interface ToolOffer {
+  tools: { name: string; description?: string; parameters: Record<string, unknown> }[];
+  choice: "auto" | "none" | "required" | { name: string };
 }
 
 export type ModelEvent =
   /** A provider answered (`provider`): its stream is open and its first token is in. */
   | { type: "open"; provider: string }
   | { type: "delta"; content: string }
+  | { type: "reasoning"; content: string }
+  /** A piece of the `index`th tool call of this step: its id and name come first, its arguments in pieces. */
+  | { type: "tool_call"; index: number; id?: string; name?: string; arguments?: string }
   | { type: "model"; model: string }
   | { type: "finish"; reason: string }
-  | { type: "usage"; promptTokens: number; completionTokens: number; totalTokens: number };
+  | { type: "usage"; promptTokens: number; completionTokens: number; totalTokens: number; reasoningTokens: number | null };
 
 /** Why a reply ended without completing; `message` is safe to show to the client and store. */
 export class TurnFailure extends Error {
@@ -172,11 +191,41 @@ function lastFailure(error: unknown, attempt: AbortSignal, config: AppConfig): u
 
 type ChatStream = AsyncIterator<ChatCompletionChunk>;
 
-/** A message as the SDK sends it: parts only where a user message carries files. */
-const toParam = ({ role, content }: ChatMessage): ChatCompletionMessageParam =>
-  role === "user" ? { role, content } : { role, content: typeof content === "string" ? content : content.map((part) => (part.type === "text" ? part.text : "")).join("") };
+const plainText = (content: ChatMessage["content"]) => (typeof content === "string" ? content : content.map((part) => (part.type === "text" ? part.text : "")).join(""));
 
-const carriesAnswer = (chunk: ChatCompletionChunk) => Boolean(chunk.usage || chunk.choices[0]?.delta?.content || chunk.choices[0]?.finish_reason);
+/** A message as the SDK sends it: parts only where a user message carries files; tool calls and results in the chat-completions form. */
+function toParam({ role, content, toolCalls, toolCallId }: ChatMessage): ChatCompletionMessageParam {
+  if (role === "user") return { role, content };
+  if (role === "tool") return { role, content: plainText(content), tool_call_id: toolCallId! };
+  if (role === "assistant" && toolCalls?.length) {
+    return {
+      role,
+      content: plainText(content) || null,
+      tool_calls: toolCalls.map((call) => ({ id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } })),
+    };
+  }
+  return { role, content: plainText(content) };
+}
+
+/** The offer in the chat-completions form: `tools` as functions and the tool choice; nothing when there are no tools. */
+function toolParams(offer: ToolOffer | undefined): { tools?: ChatCompletionTool[]; tool_choice?: ChatCompletionToolChoiceOption } {
+  if (!offer?.tools.length) return {};
+  const tools = offer.tools.map(({ name, description, parameters }) => ({ type: "function" as const, function: { name, ...(description ? { description } : {}), parameters } }));
+  const { choice } = offer;
+  return { tools, tool_choice: typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } } };
+}
+
+/** Reasoning as OpenAI-compatible servers stream it: `reasoning_content` (DeepSeek, vLLM) or `reasoning` (OpenRouter, Ollama). */
+const reasoningOf = (delta: object | undefined) => {
+  const fields = delta as { reasoning_content?: unknown; reasoning?: unknown } | undefined;
+  const text = fields?.reasoning_content ?? fields?.reasoning;
+  return typeof text === "string" ? text : "";
+};
+
+const carriesAnswer = (chunk: ChatCompletionChunk) => {
+  const delta = chunk.choices[0]?.delta;
+  return Boolean(chunk.usage || delta?.content || delta?.tool_calls?.length || reasoningOf(delta) || chunk.choices[0]?.finish_reason);
+};
 
 /** Opens the stream and reads it up to its first answer: until then a failure may still fail over. */
 async function openStream(client: OpenAI, signal: AbortSignal, body: ChatCompletionCreateParamsStreaming) {
@@ -194,10 +243,16 @@ async function openStream(client: OpenAI, signal: AbortSignal, body: ChatComplet
 function* eventsOf(chunk: ChatCompletionChunk, reportModel: boolean): Generator<ModelEvent> {
   if (reportModel && chunk.model) yield { type: "model", model: chunk.model };
   const choice = chunk.choices[0];
+  const reasoning = reasoningOf(choice?.delta);
+  if (reasoning) yield { type: "reasoning", content: reasoning };
   if (choice?.delta?.content) yield { type: "delta", content: choice.delta.content };
+  for (const call of choice?.delta?.tool_calls ?? []) {
+    yield { type: "tool_call", index: call.index, id: call.id, name: call.function?.name, arguments: call.function?.arguments };
+  }
   if (choice?.finish_reason) yield { type: "finish", reason: choice.finish_reason };
   if (chunk.usage) {
-    yield { type: "usage", promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens, totalTokens: chunk.usage.total_tokens };
+    const { prompt_tokens, completion_tokens, total_tokens, completion_tokens_details } = chunk.usage;
+    yield { type: "usage", promptTokens: prompt_tokens, completionTokens: completion_tokens, totalTokens: total_tokens, reasoningTokens: completion_tokens_details?.reasoning_tokens ?? null };
   }
 }
 
@@ -216,8 +271,16 @@ export async function* streamChat(
   attempts: Attempt[],
   /** Called when a provider failed and the next one is asked: the caller's idle limit starts again. */
   onFailover?: () => void,
+  tools?: ToolOffer,
 ): AsyncGenerator<ModelEvent> {
-  const body = { model: model.upstreamModel, messages: messages.map(toParam), max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } } as const;
+  const body: ChatCompletionCreateParamsStreaming = {
+    model: model.upstreamModel,
+    messages: messages.map(toParam),
+    max_tokens: maxTokens,
+    stream: true,
+    stream_options: { include_usage: true },
+    ...toolParams(tools),
+  };
   const { answer, provider, release } = await firstAnswer(config, model, signal, attempts, (client, attemptSignal) => openStream(client, attemptSignal, body), onFailover);
   try {
     yield { type: "open", provider };

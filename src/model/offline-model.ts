@@ -25,6 +25,10 @@
  *   empty=1         stream no content at all
  *   context=n       a context window of n tokens instead of the configured one
  *   prompt_factor=n count the prompt n times larger than usual (a provider whose count differs from ours)
+ *   reasoning=n     stream n reasoning tokens (`reasoning_content`) before the reply
+ *   call=<tool> args=<json>  when offered tools, call that tool (several for parallel calls);
+ *                   the arguments are JSON without "]"; after the results it answers quoting them
+ *   loop=1          call the same tools again after every result (until tool_choice is "none")
  *
  * Like a real provider it counts the prompt (about 4 UTF-8 bytes a token, plus 4 per message and
  * 3 for the reply), answers HTTP 400 `context_length_exceeded` when prompt + `max_tokens` exceed
@@ -40,15 +44,30 @@ type Part = { type: "text"; text: string } | { type: "image_url"; image_url: { u
 
 interface ChatMessage {
   role: string;
-  content: string | Part[];
+  content: string | Part[] | null;
+  tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
 }
 
-/** A message's text: its text parts, joined. */
-const textOf = (message: ChatMessage) => (typeof message.content === "string" ? message.content : message.content.map((part) => (part.type === "text" ? part.text : "")).join("\n"));
+interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  stream?: boolean;
+  max_tokens?: number;
+  tools?: { function: { name: string } }[];
+  tool_choice?: "auto" | "none" | "required" | { function: { name: string } };
+}
+
+type ToolCall = { name: string; arguments: string };
+
+/** A message's text: its text parts, joined (and a tool call's name and arguments, which the prompt counts too). */
+const textOf = (message: ChatMessage) =>
+  (typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => (part.type === "text" ? part.text : "")).join("\n")) +
+  (message.tool_calls ?? []).map((call) => call.function.name + call.function.arguments).join("");
 
 /** What the stand-in sees of the files in a message: "an image, 3×2 PNG, named cat.png", a text file's first line. */
 function describeFiles(message: ChatMessage | undefined): string[] {
-  if (!message || typeof message.content === "string") return [];
+  if (!message?.content || typeof message.content === "string") return [];
   const parts = message.content;
   return parts.flatMap((part, i) => {
     const name = /^\[(.+)\]$/.exec(i > 0 && parts[i - 1]!.type === "text" ? (parts[i - 1] as { text: string }).text : "")?.[1];
@@ -63,7 +82,7 @@ function describeFiles(message: ChatMessage | undefined): string[] {
 }
 
 /** Each image counts as 255 tokens (85, and one 512-pixel tile): enough for the window checks. */
-const imageParts = (message: ChatMessage) => (typeof message.content === "string" ? 0 : message.content.filter((part) => part.type === "image_url").length);
+const imageParts = (message: ChatMessage) => (typeof message.content === "string" ? 0 : (message.content ?? []).filter((part) => part.type === "image_url").length);
 
 interface Script {
   delay: number;
@@ -83,6 +102,9 @@ interface Script {
   empty?: number;
   context?: number;
   prompt_factor?: number;
+  reasoning?: number;
+  loop?: number;
+  calls: ToolCall[];
 }
 
 const encoder = new TextEncoder();
@@ -93,12 +115,12 @@ const sleep = (ms: number, signal?: AbortSignal | null) =>
     signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 
-const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "burst", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor"]);
+const SCRIPT_NUMBERS = new Set(["delay", "first", "tokens", "burst", "status", "retry_after", "refuse", "first_byte", "fail_after", "malformed_after", "hang_after", "cut_after", "no_finish", "empty", "context", "prompt_factor", "reasoning", "loop"]);
 
 function parseScript(messages: ChatMessage[], defaultDelay: number, provider: string): Script {
   const last = messages.findLast((m) => m.role === "user");
   const lastUser = last ? textOf(last) : "";
-  const script: Script = { delay: defaultDelay, first: defaultDelay };
+  const script: Script = { delay: defaultDelay, first: defaultDelay, calls: [] };
   const forAll = /\[stub:([^\]]*)\]/.exec(lastUser)?.[1] ?? "";
   const forThis = [...lastUser.matchAll(/\[stub@([\w.-]+):([^\]]*)\]/g)].filter(([, name]) => name === provider).map(([, , directive]) => directive ?? "");
   for (const directive of [forAll, ...forThis]) {
@@ -106,24 +128,50 @@ function parseScript(messages: ChatMessage[], defaultDelay: number, provider: st
       if (key === "echo") script.echo = value;
       else if (key && SCRIPT_NUMBERS.has(key)) (script as unknown as Record<string, number>)[key] = Number(value);
     }
+    for (const [, name, args] of directive.matchAll(/call=([\w-]+)(?:\s+args=(\{.*?\})(?=\s|$))?/g)) script.calls.push({ name: name!, arguments: args ?? "{}" });
   }
   return script;
+}
+
+/**
+ * The tool calls of this step: the scripted ones when the last message is the user's (or `loop`
+ * is set), else the one a `required` or named tool choice forces; none when no tools are offered
+ * or the choice is "none".
+ */
+function toolCallsFor(body: ChatRequest, script: Script): ToolCall[] {
+  const choice = body.tool_choice ?? "auto";
+  if (!body.tools?.length || choice === "none") return [];
+  const afterUser = body.messages.at(-1)?.role === "user";
+  if (script.calls.length && (afterUser || script.loop)) return script.calls;
+  if (choice === "required") return [{ name: body.tools[0]!.function.name, arguments: "{}" }];
+  if (typeof choice === "object") return [{ name: choice.function.name, arguments: "{}" }];
+  return [];
+}
+
+/** After tool results: a reply quoting each, by the name of the call it answers. */
+function quoteResults(messages: ChatMessage[]): string | null {
+  if (messages.at(-1)?.role !== "tool") return null;
+  const names = new Map(messages.flatMap((m) => m.tool_calls ?? []).map((call) => [call.id, call.function.name]));
+  const results = messages.slice(messages.findLastIndex((m) => m.role !== "tool") + 1);
+  return `Tool results: ${results.map((m) => `${names.get(m.tool_call_id ?? "") ?? "?"} said ${textOf(m)}`).join("; ")}. Done.`;
 }
 
 function replyText(messages: ChatMessage[], script: Script): string {
   if (script.empty) return "";
   if (script.tokens !== undefined) return Array.from({ length: script.tokens }, (_, i) => `w${i + 1}`).join(" ");
+  const quoted = quoteResults(messages);
+  if (quoted !== null) return quoted;
   if (script.echo === "history") {
     return messages.map((m) => `${m.role}: ${m.role === "assistant" ? `(${textOf(m).length} chars)` : textOf(m)}`).join("\n");
   }
   const last = messages.findLast((m) => m.role === "user");
-  const lastUser = last ? (typeof last.content === "string" ? last.content : textOf({ ...last, content: last.content.slice(0, 1) })) : "";
+  const lastUser = last ? (typeof last.content === "string" ? last.content : textOf({ ...last, content: (last.content ?? []).slice(0, 1) })) : "";
   const files = describeFiles(last);
-  const quoted = lastUser.length > 80 ? `${lastUser.slice(0, 80)}…` : lastUser;
+  const said = lastUser.length > 80 ? `${lastUser.slice(0, 80)}…` : lastUser;
   const turn = messages.filter((m) => m.role === "user").length;
   return (
     `Hello! I am the offline stand-in model, answering because no OPENAI_API_KEY is set. ` +
-    `You said: "${quoted}". This is turn ${turn} of our conversation. ` +
+    `You said: "${said}". This is turn ${turn} of our conversation. ` +
     `Set OPENAI_API_KEY and OPENAI_BASE_URL to talk to a real model.` +
     (files.length ? ` With your message I received ${files.join("; ")}.` : "")
   );
@@ -149,7 +197,7 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     if (!new URL(request.url).pathname.endsWith("/chat/completions")) {
       return Response.json({ error: { message: "The offline stand-in only serves /chat/completions." } }, { status: 404 });
     }
-    const body = (await request.json()) as { model: string; messages: ChatMessage[]; stream?: boolean; max_tokens?: number };
+    const body = (await request.json()) as ChatRequest;
     const script = parseScript(body.messages, defaultDelayMs, provider);
     if (script.refuse) throw new TypeError("fetch failed: connection refused (scripted)");
     if (script.first_byte) await sleep(script.first_byte, request.signal);
@@ -170,10 +218,27 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     // Reported like a provider's snapshot name, so a stored reply says it came from the stand-in.
     const model = `offline-${body.model}`;
     const created = Math.floor(Date.now() / 1000);
-    const fullReply = [...(script.burst ? ["b".repeat(script.burst)] : []), ...tokenize(replyText(body.messages, script))];
-    const tokens = body.max_tokens === undefined ? fullReply : fullReply.slice(0, body.max_tokens);
-    const finishReason = tokens.length < fullReply.length ? "length" : "stop";
-    const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
+    const calls = toolCallsFor(body, script);
+    const fullReply = calls.length ? [] : [...(script.burst ? ["b".repeat(script.burst)] : []), ...tokenize(replyText(body.messages, script))];
+    const replyTokens = body.max_tokens === undefined ? fullReply : fullReply.slice(0, body.max_tokens);
+    const reasoning = Array.from({ length: script.reasoning ?? 0 }, (_, i) => `${i ? " " : ""}r${i + 1}`);
+    const finishReason = calls.length ? "tool_calls" : replyTokens.length < fullReply.length ? "length" : "stop";
+    const completionTokens = reasoning.length + replyTokens.length + calls.length;
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...(reasoning.length ? { completion_tokens_details: { reasoning_tokens: reasoning.length } } : {}),
+    };
+    // What streams, delta by delta: reasoning, then the reply or the tool calls (each call's id and name, then its arguments).
+    const deltas: object[] = [
+      ...reasoning.map((token) => ({ reasoning_content: token })),
+      ...replyTokens.map((token) => ({ content: token })),
+      ...calls.flatMap((call, index) => [
+        { tool_calls: [{ index, id: `call_${crypto.randomUUID().slice(0, 8)}`, type: "function", function: { name: call.name, arguments: "" } }] },
+        { tool_calls: [{ index, function: { arguments: call.arguments } }] },
+      ]),
+    ];
     const chunk = (delta: object, finish: string | null = null) => ({
       id,
       object: "chat.completion.chunk",
@@ -183,7 +248,7 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     });
 
     if (!body.stream) {
-      const message = { role: "assistant", content: tokens.join("") };
+      const message = { role: "assistant", content: replyTokens.join("") };
       return Response.json({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: finishReason }], usage });
     }
 
@@ -199,13 +264,13 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
           await sleep(script.first, signal);
           return;
         }
-        if (sent < tokens.length) {
+        if (sent < deltas.length) {
           if (sent === script.fail_after) return controller.error(new Error("scripted mid-stream failure"));
           if (sent === script.malformed_after) return controller.enqueue(sseChunk("{this is not json"));
           if (sent === script.hang_after) return new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
           if (sent === script.cut_after) return controller.close();
           if (sent > 0) await sleep(script.delay, signal);
-          controller.enqueue(sseChunk(chunk({ content: tokens[sent++] })));
+          controller.enqueue(sseChunk(chunk(deltas[sent++]!)));
           return;
         }
         if (!script.no_finish) controller.enqueue(sseChunk(chunk({}, finishReason)));

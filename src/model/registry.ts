@@ -42,7 +42,7 @@ export interface ModelRegistry {
   model(id: string): ModelEntry | undefined;
 }
 
-/** A registry that cannot be used, with the field at fault in its message. */
+/** A registry (or MCP_SERVERS) that cannot be used, with the field at fault in its message. */
 export class RegistryError extends Error {}
 
 export const STAND_IN_BASE_URL = "stand-in";
@@ -68,7 +68,7 @@ const modelSchema = z.strictObject({
 const fieldPath = (root: string, path: PropertyKey[]) => path.reduce<string>((at, key) => (typeof key === "number" ? `${at}[${key}]` : `${at}.${String(key)}`), root);
 
 /** A TOML table from [vars] arrives as an object; `--var` and secrets as a JSON string. */
-function parseTable<T>(root: string, raw: unknown, schema: z.ZodType<T>): T {
+export function parseTable<T>(root: string, raw: unknown, schema: z.ZodType<T>): T {
   let value = raw;
   if (typeof raw === "string") {
     try {
@@ -85,7 +85,7 @@ function parseTable<T>(root: string, raw: unknown, schema: z.ZodType<T>): T {
   return parsed.data;
 }
 
-const isSet = (raw: unknown) => raw !== undefined && raw !== null && !(typeof raw === "string" && raw.trim() === "");
+export const isSet = (raw: unknown) => raw !== undefined && raw !== null && !(typeof raw === "string" && raw.trim() === "");
 
 /** The registry of PROVIDERS and MODELS, or null when neither is set (the shorthand applies). */
 export function parseRegistry(env: Record<string, unknown>): ModelRegistry | null {

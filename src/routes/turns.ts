@@ -16,7 +16,11 @@ import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../http/middleware";
-import { attachListener, conversationOfMessage, submitTurn } from "../conversation/client/turns";
+import { attachListener, conversationOfMessage, submitTurn, withGenerationSlot } from "../conversation/client/turns";
+import { checkToolNames, toolAnswersOf, ToolOutputsBodySchema, type ToolSpec, toolFields, toolSpecOf } from "../rules/tool-rules";
+import { listServerTools } from "../model/tools/mcp-client";
+import { getConfig } from "../http/config";
+import { pendingCallIds } from "../rules/message-parts";
 import {
   AiResponseSchema,
   ConversationSchema,
@@ -83,6 +87,7 @@ const startConversation = createRoute({
         system_prompt: SystemPromptSchema.optional(),
         max_output_tokens: MaxOutputTokensSchema.nullable().optional().openapi({ description: "The conversation's output allowance per reply (below the model's)." }),
         attachments: AttachmentIdsSchema,
+        ...toolFields,
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -106,6 +111,7 @@ const addMessage = createRoute({
         reply_to: z.string().min(1).max(64).nullable().optional().openapi({ description: "Id of a message in this conversation." }),
         max_output_tokens: MaxOutputTokensSchema.optional(),
         attachments: AttachmentIdsSchema,
+        ...toolFields,
         stream: StreamFlagSchema,
         if_busy: IfBusySchema,
       }),
@@ -168,7 +174,7 @@ const regenerateReply = createRoute({
     params: IdParamSchema,
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
-    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), max_output_tokens: MaxOutputTokensSchema.optional(), stream: StreamFlagSchema, if_busy: IfBusySchema }) } } },
+    body: { required: false, content: { "application/json": { schema: z.strictObject({ model_version: ModelVersionSchema.optional(), max_output_tokens: MaxOutputTokensSchema.optional(), ...toolFields, stream: StreamFlagSchema, if_busy: IfBusySchema }) } } },
   },
   responses: turnResponses,
 });
@@ -183,10 +189,30 @@ const resendMessage = createRoute({
     query: StreamQuerySchema,
     headers: IdempotencyHeadersSchema,
     body: jsonBody(
-      z.strictObject({ content: MessageContentSchema, max_output_tokens: MaxOutputTokensSchema.optional(), attachments: AttachmentIdsSchema, stream: StreamFlagSchema, if_busy: IfBusySchema }),
+      z.strictObject({ content: MessageContentSchema, max_output_tokens: MaxOutputTokensSchema.optional(), attachments: AttachmentIdsSchema, ...toolFields, stream: StreamFlagSchema, if_busy: IfBusySchema }),
     ),
   },
   responses: turnResponses,
+});
+
+const answerTools = createRoute({
+  ...secured,
+  method: "post",
+  path: "/messages/{id}/tool_outputs",
+  summary: "Answer a reply waiting for tool outputs or approvals (RequiresAction); once none waits, the same AI message goes on",
+  request: {
+    params: IdParamSchema,
+    query: StreamQuerySchema,
+    headers: IdempotencyHeadersSchema,
+    body: jsonBody(ToolOutputsBodySchema.extend({ stream: StreamFlagSchema })),
+  },
+  responses: {
+    ...turnResponses,
+    200: jsonResponse(
+      TurnSchema.extend({ pending: z.array(z.string()).openapi({ description: "The tool calls still waiting for an output or an approval." }) }).openapi("WaitingTurn"),
+      "Stored; some calls still wait, so the turn does not go on yet.",
+    ),
+  },
 });
 
 const wantsEventStream = (c: Context<AppEnv>, bodyFlag: boolean | undefined) =>
@@ -223,6 +249,14 @@ async function attachmentsOf(c: Context<AppEnv>, ids: string[] | undefined): Pro
 
 type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
 
+/** The tools a turn's body asks for, with named tools checked to exist. */
+async function toolsOf(c: Context<AppEnv>, body: Parameters<typeof toolSpecOf>[0]): Promise<ToolSpec> {
+  const spec = toolSpecOf(body);
+  const config = getConfig(c.env);
+  await checkToolNames(spec, async () => (await listServerTools(config.mcpServers, config.tools.timeoutMs)).tools.map((tool) => tool.name));
+  return spec;
+}
+
 /**
  * Hands the turn to the conversation's object and answers in the mode the client asked for. An
  * Idempotency-Key is bound to the route, `target` and the body (less `stream` and `if_busy`: a
@@ -247,14 +281,14 @@ export const turnRoutes = createRouter()
     const id = key ? await conversationIdForKey(c.env, c.get("userId"), key) : undefined;
     const row = newConversationRow(c.env, c.get("userId"), body, id);
     const content = checkMessageContent(c.env, body.content);
-    const ask = { kind: "send", content, replyTo: null, attachments: await attachmentsOf(c, body.attachments) } as const;
+    const ask = { kind: "send", content, replyTo: null, attachments: await attachmentsOf(c, body.attachments), tools: await toolsOf(c, body) } as const;
     return submit(c, { conversationId: row.id, create: { row, mayExist: false }, keyNamesConversation: id !== undefined, ask }, ["start"], body);
   })
   .openapi(addMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
-    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments) } }, ["add", id], body);
+    return submit(c, { conversationId: id, ask: { kind: "send", content, replyTo: body.reply_to ?? null, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments), tools: await toolsOf(c, body) } }, ["add", id], body);
   })
   .openapi(regenerateReply, async (c) => {
     const { id } = c.req.valid("param");
@@ -262,14 +296,31 @@ export const turnRoutes = createRouter()
     const body = c.req.valid("json");
     const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model, maxOutputTokens: body.max_output_tokens } }, ["regenerate", id], body);
+    return submit(c, { conversationId, ask: { kind: "regenerate", messageId: id, model, maxOutputTokens: body.max_output_tokens, tools: await toolsOf(c, body) } }, ["regenerate", id], body);
   })
   .openapi(resendMessage, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const content = checkMessageContent(c.env, body.content);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments) } }, ["resend", id], body);
+    return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments), tools: await toolsOf(c, body) } }, ["resend", id], body);
+  })
+  .openapi(answerTools, async (c) => {
+    const { id } = c.req.valid("param");
+    const { stream, ...body } = c.req.valid("json");
+    const answers = toolAnswersOf(body);
+    const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
+    const key = c.req.header("Idempotency-Key");
+    const idempotency = key ? { key, requestHash: await requestHash(["tool_outputs", id, body]) } : null;
+    const mode = wantsEventStream(c, stream) ? "sse" : "json";
+    const outcome = await withGenerationSlot(c, 0, (userId, lease) =>
+      conversationObject(c.env, conversationId).answerTools({ userId, conversationId, aiMessageId: id, answers, lease, idempotency }, mode),
+    );
+    if (outcome.kind === "result" && outcome.result.ai_response.status === "RequiresAction") {
+      const { failure: _, ...turn } = outcome.result;
+      return c.json({ ...turn, pending: pendingCallIds(outcome.result.ai_message.parts ?? []) }, 200);
+    }
+    return turnResponse(c, outcome);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");

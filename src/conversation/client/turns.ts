@@ -17,13 +17,6 @@ import { enforceRateLimit } from "../../lib/rate-limit";
 
 /* What the routes that start a turn or attach to one do before the conversation's object takes over. */
 
-/**
- * Takes the turn's generation slot (with the day's budget) from the user's object while the rate
- * limiter answers, both at once, then hands the turn to the conversation's object, which checks
- * and commits it with the slot in its ledger (it gives the slot back if it refuses the turn, and
- * after a restart). Ownership, status, leaf and branch are the conversation object's: no D1 read
- * before the model call.
- */
 const chargeTurnRate = (c: Context<AppEnv>) => enforceRateLimit(c.env.TURN_RATE_LIMITER, [`user:${c.get("userId")}`], "messages");
 
 /**
@@ -36,17 +29,33 @@ export const chargeTurnFirst = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/**
+ * Hands a turn to the conversation's object with a generation slot. Ownership, status, leaf and
+ * branch are the object's: no D1 read before the model call.
+ */
 export async function submitTurn(
   c: Context<AppEnv>,
   submission: Omit<TurnSubmission, "userId" | "lease" | "budget">,
   mode: "json" | "sse",
 ): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
+  const reserved = provisionalSpend(getConfig(c.env), submission);
+  return withGenerationSlot(c, reserved, (userId, lease, budget) => conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease, budget }, mode));
+}
+
+/**
+ * Takes a generation slot (with the day's budget, `reserved` tokens held) from the user's object
+ * while the rate limiter answers, both at once, then lets `hand` give the turn (and the slot) to
+ * its conversation's object, which gives the slot back if it refuses the turn, and after a restart.
+ */
+export async function withGenerationSlot(
+  c: Context<AppEnv>,
+  reserved: number,
+  hand: (userId: string, lease: string, budget: TurnSubmission["budget"]) => Promise<SubmitOutcome>,
+): Promise<Exclude<SubmitOutcome, { kind: "rejected" }>> {
   refuseWhileMoving(c);
   const userId = c.get("userId");
-  const config = getConfig(c.env);
-  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens, userDailyCostUsd } = config;
+  const { maxConcurrentGenerations, maxQueuedTurns, model, userDailyTokens, userDailyCostUsd } = getConfig(c.env);
   const lease = newId();
-  const reserved = provisionalSpend(config, submission);
   const slots = userObject(c.env, userId);
   const [limited, admission] = await Promise.allSettled([
     c.get("turnRateCharged") ? undefined : chargeTurnRate(c),
@@ -62,8 +71,7 @@ export async function submitTurn(
   let answer: SubmitOutcome;
   try {
     const { headroomTokens } = admission.value;
-    const budget = headroomTokens === null ? null : { reserved, headroom: headroomTokens };
-    answer = await conversationObject(c.env, submission.conversationId).submitTurn({ ...submission, userId, lease, budget }, mode);
+    answer = await hand(userId, lease, headroomTokens === null ? null : { reserved, headroom: headroomTokens });
   } catch (error) {
     // The object never answered, so it may never have taken the slot (a refusal gives it back itself).
     giveBack();
