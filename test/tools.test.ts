@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, callJson, createUser, setObjectEnv, type TestUser } from "./helpers";
+import { callJson, createUser, setObjectEnv, type TestUser } from "./helpers";
 
 /** An env whose MCP_SERVERS is the demo server the test run started (send_email needs approval). */
 const toolsEnv = (overrides: Record<string, string> = {}) =>

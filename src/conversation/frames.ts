@@ -91,10 +91,14 @@ export function catchUpFrames(rows: TurnRows, parts: readonly MessagePart[], aft
  * The last frame of a run: `done`, `error`, or `requires_action` when the turn waits for tool
  * outputs or approvals. `bookmark`, the D1 bookmark once D1 has the whole turn, lets a client
  * read it back from a replica. The reply's text is in it once, as `ai_message.content`:
- * `ai_response.response_content` would double a long reply's last frame.
+ * `ai_response.response_content`, or parts that are only the text, would double a long reply's
+ * last frame.
  */
-export function finalFrame({ ai_message, ai_response: { response_content: _, ...ai_response }, failure }: TurnResult, bookmark: string | null): Uint8Array {
-  const id = frameId(ai_message.id, "end");
+export function finalFrame({ ai_message: message, ai_response: { response_content: _, ...ai_response }, failure }: TurnResult, bookmark: string | null): Uint8Array {
+  const id = frameId(message.id, "end");
+  // Parts that are only the text would double it: they go along when there is more (tool calls, reasoning).
+  const { parts, ...withoutParts } = message;
+  const ai_message = parts?.some((part) => part.type !== "text") ? message : withoutParts;
   const stored = bookmark ? { bookmark } : {};
   if (failure) return encodeFrame("error", id, { ...failure, ai_message, ai_response, ...stored });
   const event: FrameEvent = ai_response.status === "RequiresAction" ? "requires_action" : "done";

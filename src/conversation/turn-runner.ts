@@ -52,6 +52,7 @@ export async function runSteps(turn: LiveTurn, config: AppConfig, journal: TurnJ
       const step = turn.beginStep();
       const offer = toolbox.offer(step === config.tools.maxSteps - 1);
       await streamStep(turn, config, journal, files, offer);
+      if (signal.aborted) throw signal.reason;
       const calls = offer?.choice === "none" ? [] : turn.streamedCalls.filter((call) => call.name);
       if (calls.length) {
         // Some servers stream calls without ids: the history needs one to pair each result with its call.
