@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { callJson, createUser, setObjectEnv, type TestUser } from "./helpers";
+import { createApp } from "../src/app";
+import { call, callJson, createUser, expectError, heldSlots, rowsInShards, setObjectEnv, type TestUser, eventually } from "./helpers";
+import { collectFrames, deltaText } from "./sse";
 
 /** An env whose MCP_SERVERS is the demo server the test run started (send_email needs approval). */
 const toolsEnv = (overrides: Record<string, string> = {}) =>
@@ -13,7 +15,16 @@ async function conversationWithTools(overrides: Record<string, string> = {}): Pr
   return { user, id };
 }
 
-const send = (user: TestUser, id: string, content: string, extra: object = {}) => callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content, ...extra } });
+const send = (user: TestUser, id: string, content: string, extra: object = {}, status = 201) =>
+  callJson(`/conversations/${id}/add_message/`, { token: user.access, body: { content, ...extra }, status });
+
+const answer = (user: TestUser, aiMessageId: string, body: object, headers: Record<string, string> = {}) =>
+  call(`/messages/${aiMessageId}/tool_outputs/`, { token: user.access, body, headers });
+
+const WEATHER = { name: "get_weather", description: "The weather in a city.", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } };
+const CLOCK = { name: "local_time", parameters: { type: "object", properties: {} } };
+
+const calls = (turn: any) => turn.ai_message.parts.filter((part: any) => part.type === "tool_call");
 
 describe("server tools", () => {
   it("runs a server tool and answers with its result, in one AI message", async () => {
@@ -24,5 +35,256 @@ describe("server tools", () => {
     expect(called).toMatchObject({ type: "tool_call", step: 0, name: "demo__add", arguments: `{"a":2,"b":3}`, executor: "server", status: "completed", output: "5" });
     expect(text).toEqual({ type: "text", step: 1, text: "Tool results: demo__add said 5. Done." });
     expect(turn.ai_message.content).toBe(text.text);
+    // One AI message in the conversation, with its parts in D1 once drained.
+    const listed = await eventually(
+      () => callJson(`/conversations/${id}/messages/`, { token: user.access }),
+      (page) => page.results.length === 2 && page.results[1].parts.length === 2,
+    );
+    expect(listed.results[1].parts).toEqual(turn.ai_message.parts);
+    const [row] = await eventually(() => rowsInShards<{ parts: string }>("SELECT parts FROM messages WHERE id = ?", turn.ai_message.id), (rows) => rows[0]?.parts != null);
+    expect(JSON.parse(row!.parts)).toEqual(turn.ai_message.parts);
+  });
+
+  it("runs parallel calls concurrently and gives the model every result in call order", async () => {
+    const { user, id } = await conversationWithTools();
+    const started = Date.now();
+    const turn = await send(user, id, `[stub: call=demo__sleep args={"ms":400} call=demo__sleep args={"ms":400} call=demo__echo args={"text":"hi"}] go`);
+    expect(Date.now() - started).toBeLessThan(1_200);
+    expect(calls(turn).map((c: any) => [c.status, c.output])).toEqual([
+      ["completed", "slept 400 ms"],
+      ["completed", "slept 400 ms"],
+      ["completed", "hi"],
+    ]);
+    expect(turn.ai_message.content).toBe("Tool results: demo__sleep said slept 400 ms; demo__sleep said slept 400 ms; demo__echo said hi. Done.");
+  });
+
+  it("feeds bad arguments, tool errors, unknown tools and timeouts back to the model without failing the turn", async () => {
+    const { user, id } = await conversationWithTools({ TOOL_TIMEOUT_MS: "300" });
+    const turn = await send(
+      user,
+      id,
+      `[stub: call=demo__add args={"a":"two"} call=demo__add args={nope} call=demo__fail args={"message":"boom"} call=demo__nothing call=demo__sleep args={"ms":5000}] go`,
+    );
+    expect(turn.ai_response.status).toBe("Completed");
+    const [badSchema, notJson, failed, unknown, slow] = calls(turn);
+    expect(badSchema).toMatchObject({ status: "error", error: expect.stringMatching(/do not match the tool's schema/) });
+    expect(notJson).toMatchObject({ status: "error", error: "The arguments are not valid JSON." });
+    expect(failed).toMatchObject({ status: "error", error: "boom" });
+    expect(unknown).toMatchObject({ status: "error", error: "There is no tool named demo__nothing." });
+    expect(slow).toMatchObject({ status: "error", error: "The tool did not answer within 0.3 s." });
+    expect(turn.ai_message.content).toContain("demo__fail said Error: boom");
+  });
+
+  it("cuts a long output at MAX_TOOL_OUTPUT_BYTES with a note", async () => {
+    const { user, id } = await conversationWithTools({ MAX_TOOL_OUTPUT_BYTES: "100" });
+    const turn = await send(user, id, `[stub: call=demo__lorem args={"bytes":5000}] go`);
+    expect(calls(turn)[0].output).toBe(`${"lorem ipsum ".repeat(9).slice(0, 100)}\n[output cut: 5000 bytes, the first 100 kept]`);
+  });
+
+  it("stops at MAX_TOOL_STEPS: the last step is sent with tool_choice none and ends in text", async () => {
+    const { user, id } = await conversationWithTools({ MAX_TOOL_STEPS: "3" });
+    const turn = await send(user, id, `[stub: call=demo__echo args={"text":"again"} loop=1] keep going`);
+    expect(calls(turn).map((c: any) => c.step)).toEqual([0, 1]);
+    expect(turn.ai_message.parts.at(-1)).toMatchObject({ type: "text", step: 2 });
+    expect(turn.ai_response.status).toBe("Completed");
+  });
+
+  it("offers only the server tools asked for, and honours tool_choice", async () => {
+    const { user, id } = await conversationWithTools();
+    const none = await send(user, id, `[stub: call=demo__add args={"a":1,"b":1}] no tools`, { server_tools: [] });
+    expect(calls(none)).toEqual([]);
+    expect(none.ai_message.content).toContain("You said");
+    // Through a Worker that knows the server too: a named tool is checked to exist before the turn.
+    const forcedResponse = await createApp().request(
+      `/conversations/${id}/add_message/`,
+      { method: "POST", headers: { Authorization: `Bearer ${user.access}`, "Content-Type": "application/json" }, body: JSON.stringify({ content: "what time is it", tool_choice: { name: "demo__utc_time" } }) },
+      toolsEnv(),
+    );
+    const forced = await forcedResponse.json<any>();
+    expect(forcedResponse.status, JSON.stringify(forced)).toBe(201);
+    expect(calls(forced)[0]).toMatchObject({ name: "demo__utc_time", status: "completed", output: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    const off = await send(user, id, `[stub: call=demo__add args={"a":1,"b":1}] no calls`, { tool_choice: "none" });
+    expect(calls(off)).toEqual([]);
+  });
+
+  it("streams tool_call and tool_result frames, and resumes exactly from any of them", async () => {
+    const { user, id } = await conversationWithTools();
+    const response = await call(`/conversations/${id}/add_message/?stream=true`, { token: user.access, body: { content: `[stub: call=demo__add args={"a":1,"b":2} call=demo__echo args={"text":"x"} reasoning=3] go` } });
+    const frames = await collectFrames(response);
+    // The directive holds for both steps: each reasons first.
+    const reasoning = ["reasoning", "reasoning", "reasoning"];
+    expect(frames.map((f) => f.event)).toEqual(["message", ...reasoning, "tool_call", "tool_call", "tool_result", "tool_result", ...reasoning, ...frames.slice(11, -1).map(() => "delta"), "done"]);
+    expect(frames[4]!.data).toMatchObject({ name: "demo__add", arguments: `{"a":1,"b":2}`, executor: "server", status: "running" });
+    expect(frames[6]!.data).toMatchObject({ id: frames[4]!.data.id, status: "completed", output: "3" });
+    expect(frames.at(-1)!.data.ai_message.parts.map((p: any) => p.type)).toEqual(["reasoning", "tool_call", "tool_call", "reasoning", "text"]);
+    const said = (list: typeof frames, event: string) => list.filter((f) => f.event === event).map((f) => f.data.content).join("");
+    // Every frame id is a point to resume from: what follows it is exactly the rest (stored text
+    // comes back in fewer, larger frames: compare what they say, and the other frames one by one).
+    for (let i = 0; i < frames.length - 1; i++) {
+      const resumed = await collectFrames(await call(`/conversations/${id}/stream/`, { token: user.access, headers: { "Last-Event-ID": frames[i]!.id! } }));
+      const rest = frames.slice(i + 1);
+      // A call's frame from the store says where it stands now (completed), live it said running.
+      const tools = (list: typeof frames) => list.filter((f) => f.event.startsWith("tool_")).map((f) => [f.id, f.event, f.data.id, f.data.output]);
+      expect(tools(resumed), `after ${frames[i]!.id}`).toEqual(tools(rest));
+      expect(said(resumed, "reasoning")).toBe(said(rest, "reasoning"));
+      expect(deltaText(resumed)).toBe(deltaText(rest));
+      expect(resumed.at(-1)!.event).toBe("done");
+    }
+  });
+});
+
+describe("client tools", () => {
+  it("waits in RequiresAction for the client's output, holding no slot, then goes on in the same AI message", async () => {
+    const { user, id } = await conversationWithTools();
+    const waiting = await send(user, id, `[stub: call=get_weather args={"city":"Oslo"}] weather?`, { tools: [WEATHER] });
+    expect(waiting.ai_response).toMatchObject({ status: "RequiresAction", finish_reason: "tool_calls", completed_at: null });
+    const [pending] = calls(waiting);
+    expect(pending).toMatchObject({ name: "get_weather", executor: "client", status: "awaiting_output", arguments: `{"city":"Oslo"}` });
+    expect(await heldSlots(user.id)).toBe(0);
+
+    const response = await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: pending.id, output: { temperature: 21 } }] });
+    const done = await response.json<any>();
+    expect(response.status, JSON.stringify(done)).toBe(201);
+    expect(done.ai_message.id).toBe(waiting.ai_message.id);
+    expect(done.ai_response).toMatchObject({ id: waiting.ai_response.id, status: "Completed" });
+    expect(done.ai_message.content).toBe(`Tool results: get_weather said {"temperature":21}. Done.`);
+    const messages = await callJson(`/conversations/${id}/messages/`, { token: user.access });
+    expect(messages.count).toBe(2);
+  });
+
+  it("stores a partial answer and says what still waits; a call not waiting is a 409, another user's message a 404", async () => {
+    const { user, id } = await conversationWithTools();
+    const waiting = await send(user, id, `[stub: call=get_weather args={"city":"Oslo"} call=local_time] two`, { tools: [WEATHER, CLOCK] });
+    const [weather, clock] = calls(waiting);
+    const partial = await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: weather.id, output: "sunny" }] });
+    const body = await partial.json<any>();
+    expect(partial.status).toBe(200);
+    expect(body.pending).toEqual([clock.id]);
+    expect(body.ai_response.status).toBe("RequiresAction");
+    await expectError(await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: weather.id, output: "again" }] }), 409, "conflict");
+    await expectError(await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: "call_nope", output: "x" }] }), 409, "conflict");
+    const stranger = await createUser();
+    await expectError(await answer(stranger, waiting.ai_message.id, { outputs: [{ tool_call_id: clock.id, output: "x" }] }), 404, "not_found");
+    const done = await (await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: clock.id, error: "no clock here" }] })).json<any>();
+    expect(done.ai_message.content).toBe("Tool results: get_weather said sunny; local_time said Error: no clock here. Done.");
+  });
+
+  it("continues over SSE from where the waiting run stopped, with the results first", async () => {
+    const { user, id } = await conversationWithTools();
+    const first = await collectFrames(await call(`/conversations/${id}/add_message/?stream=true`, { token: user.access, body: { content: "[stub: call=local_time] time?", tools: [CLOCK] } }));
+    expect(first.map((f) => f.event)).toEqual(["message", "tool_call", "requires_action"]);
+    expect(first.at(-1)!.data.ai_response.status).toBe("RequiresAction");
+    const callId = first[1]!.data.id;
+    const aiMessageId = first[0]!.data.ai_message.id;
+    const rest = await collectFrames(await call(`/messages/${aiMessageId}/tool_outputs/?stream=true`, { token: user.access, body: { outputs: [{ tool_call_id: callId, output: "12:00" }] } }));
+    expect(rest[0]).toMatchObject({ event: "tool_result", id: `${aiMessageId}:2`, data: { id: callId, status: "completed", output: "12:00" } });
+    expect(deltaText(rest)).toBe("Tool results: local_time said 12:00. Done.");
+    expect(rest.at(-1)!.event).toBe("done");
+  });
+
+  it("a new send closes a waiting turn: its calls get 'not answered' and the history stays whole", async () => {
+    const { user, id } = await conversationWithTools();
+    const waiting = await send(user, id, "[stub: call=local_time] time?", { tools: [CLOCK] });
+    const next = await send(user, id, "[stub: echo=history] never mind");
+    expect(next.ai_message.content).toBe(
+      ["user: [stub: call=local_time] time?", "assistant: (12 chars)", "tool: Error: not answered", "user: [stub: echo=history] never mind"].join("\n"),
+    );
+    const listed = await callJson(`/conversations/${id}/messages/`, { token: user.access });
+    const closed = listed.results.find((m: any) => m.id === waiting.ai_message.id);
+    expect(closed.parts[0]).toMatchObject({ status: "error", error: "not answered" });
+    await expectError(await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: calls(waiting)[0].id, output: "late" }] }), 409, "conflict");
+  });
+
+  it("replays an answer sent again with its Idempotency-Key", async () => {
+    const { user, id } = await conversationWithTools();
+    const waiting = await send(user, id, "[stub: call=local_time] time?", { tools: [CLOCK] });
+    const body = { outputs: [{ tool_call_id: calls(waiting)[0].id, output: "noon" }] };
+    const headers = { "Idempotency-Key": crypto.randomUUID() };
+    const first = await (await answer(user, waiting.ai_message.id, body, headers)).json<any>();
+    const again = await answer(user, waiting.ai_message.id, body, headers);
+    expect(again.status).toBe(201);
+    expect((await again.json<any>()).ai_message).toEqual(first.ai_message);
+  });
+});
+
+describe("approvals", () => {
+  it("runs an approved call, and tells the model a denied one was denied, with the reason", async () => {
+    const { user, id } = await conversationWithTools();
+    const waiting = await send(user, id, `[stub: call=demo__send_email args={"to":"a@b.c","subject":"hi"}] mail`);
+    const [pending] = calls(waiting);
+    expect(pending).toMatchObject({ executor: "server", status: "awaiting_approval" });
+    expect(waiting.ai_response.status).toBe("RequiresAction");
+    await expectError(await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: pending.id, output: "x" }] }), 409, "conflict");
+    const approved = await (await answer(user, waiting.ai_message.id, { approvals: [{ tool_call_id: pending.id, approved: true }] })).json<any>();
+    expect(calls(approved)[0]).toMatchObject({ status: "completed", output: `demo: an email "hi" to a@b.c would have been sent` });
+
+    const again = await send(user, id, `[stub: call=demo__send_email args={"to":"a@b.c","subject":"no"}] mail`);
+    const denied = await (await answer(user, again.ai_message.id, { approvals: [{ tool_call_id: calls(again)[0].id, approved: false, reason: "not now" }] })).json<any>();
+    expect(calls(denied)[0]).toMatchObject({ status: "denied", error: "not now" });
+    expect(denied.ai_message.content).toBe("Tool results: demo__send_email said The user denied this tool call. Reason: not now. Done.");
+  });
+});
+
+describe("reasoning", () => {
+  it("streams and stores reasoning parts, records reasoning_tokens, and never sends reasoning back", async () => {
+    const { user, id } = await conversationWithTools();
+    const turn = await send(user, id, "[stub: reasoning=4] think first");
+    expect(turn.ai_message.parts[0]).toEqual({ type: "reasoning", step: 0, text: "r1 r2 r3 r4" });
+    expect(turn.ai_response.usage.reasoning_tokens).toBe(4);
+    expect(turn.ai_message.content).not.toContain("r1");
+    const history = await send(user, id, "[stub: echo=history] again");
+    expect(history.ai_message.content).not.toContain("r1 r2");
+  });
+});
+
+describe("what a turn may ask for", () => {
+  it("refuses bad tool declarations with 400 and nothing stored", async () => {
+    const { user, id } = await conversationWithTools();
+    const bad = [
+      { tools: [{ name: "has space", parameters: {} }] },
+      { tools: [{ name: "a__b", parameters: {} }] },
+      { tools: [WEATHER, WEATHER] },
+      { tools: Array.from({ length: 33 }, (_, i) => ({ name: `t${i}`, parameters: {} })) },
+      { tools: [{ name: "big", parameters: { description: "x".repeat(17_000) } }] },
+      { tool_choice: "sometimes" },
+      { server_tools: "some" },
+    ];
+    for (const extra of bad) await expectError(await call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "hi", ...extra } }), 400);
+    expect((await callJson(`/conversations/${id}/messages/`, { token: user.access })).count).toBe(0);
+  });
+
+  it("names unknown server tools with a 400", async () => {
+    const user = await createUser();
+    const response = await createApp().request(
+      "/start_conversation/",
+      { method: "POST", headers: { Authorization: `Bearer ${user.access}`, "Content-Type": "application/json" }, body: JSON.stringify({ content: "hi", server_tools: ["demo__add", "demo__nope"] }) },
+      toolsEnv(),
+    );
+    const unknown = await expectError(response, 400, "validation_failed");
+    expect(unknown.message).toBe("No tool named demo__nope (GET /tools/ lists the server tools).");
+  });
+
+  it("a model without tools answers model_unsupported when tools are asked for, and is simply offered none otherwise", async () => {
+    const { user, id } = await conversationWithTools({
+      PROVIDERS: JSON.stringify({ local: { base_url: "stand-in" } }),
+      MODELS: JSON.stringify([{ id: "gpt-4", providers: ["local"], context_window: 8192, max_output_tokens: 1024, tools: false }]),
+    });
+    const unsupported = await expectError(await call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: "hi", tools: [WEATHER] } }), 400, "model_unsupported");
+    expect(unsupported.details).toEqual({ model: "gpt-4", missing: "tools" });
+    const plain = await send(user, id, `[stub: call=demo__add args={"a":1,"b":1}] hi`);
+    expect(calls(plain)).toEqual([]);
+  });
+
+  it("GET /tools/ lists the server tools with their schemas and approvals, and names a server it cannot reach", async () => {
+    const app = createApp();
+    const user = await createUser();
+    const workerEnv = { ...toolsEnv(), MCP_SERVERS: JSON.stringify([{ name: "demo", url: env.TEST_MCP_URL, require_approval: ["send_email"] }, { name: "gone", url: "http://127.0.0.1:9/mcp" }]) } as Env;
+    const response = await app.request("/tools/", { headers: { Authorization: `Bearer ${user.access}` } }, workerEnv);
+    const body = await response.json<any>();
+    expect(response.status).toBe(200);
+    expect(body.unavailable_servers).toEqual(["gone"]);
+    expect(body.tools.find((t: any) => t.name === "demo__add")).toMatchObject({ server: "demo", requires_approval: false, parameters: { type: "object", required: ["a", "b"] } });
+    expect(body.tools.find((t: any) => t.name === "demo__send_email").requires_approval).toBe(true);
+    await expectError(await app.request("/tools/", {}, workerEnv), 401);
   });
 });

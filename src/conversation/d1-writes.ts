@@ -53,7 +53,8 @@ export const messageWrites = (connection: Connection, row: Message) => {
 
 /** A response, and with its first write as finished, what it cost its user. */
 export const responseWrites = (connection: Connection, row: AiResponse) => [
-  ...(row.status !== "Generating" && row.totalTokens
+  // A turn is charged once, with all its steps, when it ends: not while it waits for tool outputs.
+  ...((row.status === "Completed" || row.status === "Error") && row.totalTokens
     ? [connection.prepare(USAGE_FOR_RESPONSE).bind(row.userId, row.completedAt!.slice(0, 10), row.totalTokens, row.costUsd ?? 0, row.id)]
     : []),
   upsertResponse(connection, row),

@@ -72,5 +72,7 @@ export function positionOf(parts: readonly MessagePart[]): number {
 export function resultForModel(call: ToolCallPart): string {
   if (call.status === "completed") return call.output ?? "";
   if (call.status === "denied") return `The user denied this tool call. Reason: ${call.error ?? "none given"}`;
+  // A call still waiting when a new send arrives is closed with this error; the history read for that send says it already.
+  if (!isResolved(call)) return "Error: not answered";
   return `Error: ${call.error ?? "the tool failed"}`;
 }
