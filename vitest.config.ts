@@ -1,14 +1,13 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { startMcpDemo } from "./scripts/mcp-demo.mjs";
+import { createServer } from "node:net";
 
 export default defineConfig(async () => {
   const migrationsOf = (kind: string) => readD1Migrations(path.join(import.meta.dirname, "migrations", kind));
-  // The demo MCP server (the SDK's own server) on a free port, for the tool tests: they give the
-  // objects an env with MCP_SERVERS pointing here. It lives as long as the test run.
-  const mcp = await startMcpDemo(0);
-  mcp.unref();
+  // The demo MCP server (the SDK's own server), for the tool tests: they give the objects an env
+  // with MCP_SERVERS pointing at it. test/mcp-global-setup.ts serves it on this free port.
+  process.env.TEST_MCP_PORT ??= String(await freePort());
   return {
     plugins: [
       cloudflareTest({
@@ -17,7 +16,7 @@ export default defineConfig(async () => {
           bindings: {
             TEST_DIRECTORY_MIGRATIONS: await migrationsOf("directory"),
             TEST_SHARD_MIGRATIONS: await migrationsOf("shard"),
-            TEST_MCP_URL: `http://127.0.0.1:${(mcp.address() as { port: number }).port}/mcp`,
+            TEST_MCP_URL: `http://127.0.0.1:${process.env.TEST_MCP_PORT}/mcp`,
             JWT_SECRET: "test-secret-that-is-long-enough-for-hs256-signing",
             OPENAI_API_KEY: "",
             // Fast stand-in and short timeouts keep the suite quick; tests script slower cases. The idle
@@ -42,6 +41,7 @@ export default defineConfig(async () => {
     test: {
       include: ["test/**/*.test.ts"],
       setupFiles: ["./test/apply-migrations.ts"],
+      globalSetup: ["./test/mcp-global-setup.ts"],
       silent: "passed-only" as const,
       testTimeout: 20_000,
       // More files than cores at once: most of a test file's time is spent waiting on timers and workerd.
@@ -49,3 +49,12 @@ export default defineConfig(async () => {
     },
   };
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}

@@ -41,14 +41,13 @@ export async function runSteps(turn: LiveTurn, config: AppConfig, journal: TurnJ
     const toolbox = await Toolbox.open(config, turn.tools);
     for (;;) {
       if (signal.aborted) throw signal.reason;
-      await runServerCalls(turn, toolbox, signal);
+      await runServerCalls(turn, toolbox, signal, checkpoint);
       if (turn.awaitingClient()) {
         turn.parked = true;
         return;
       }
       // A step that called no tool ended the turn (or none ran yet).
       if (turn.step >= 0 && turn.calls().length === 0) return;
-      if (turn.step >= 0) checkpoint();
       const step = turn.beginStep();
       const offer = toolbox.offer(step === config.tools.maxSteps - 1);
       await streamStep(turn, config, journal, files, offer);
@@ -72,10 +71,15 @@ export async function runSteps(turn: LiveTurn, config: AppConfig, journal: TurnJ
   }
 }
 
-/** The step's server calls that may run, all at once; each ends with its output or its error. */
-async function runServerCalls(turn: LiveTurn, toolbox: Toolbox, signal: AbortSignal): Promise<void> {
+/** The step's server calls that may run, all at once; each result is committed as it comes (a restart keeps it). */
+async function runServerCalls(turn: LiveTurn, toolbox: Toolbox, signal: AbortSignal, checkpoint: Checkpoint): Promise<void> {
   const running = turn.calls().filter((call) => call.executor === "server" && call.status === "running");
-  await Promise.all(running.map(async (call) => turn.resolve(call.id, await toolbox.run(call, signal))));
+  await Promise.all(
+    running.map(async (call) => {
+      turn.resolve(call.id, await toolbox.run(call, signal));
+      checkpoint();
+    }),
+  );
 }
 
 /** One model call, within its own time limits; once more with a tighter window if the provider found the prompt too long before answering. */
