@@ -42,7 +42,7 @@ describe("AI SDK chat protocol", () => {
     const chatId = crypto.randomUUID();
     const first = userMessage("[stub: tokens=5] hello chat");
     const chunks = await readChunks(await send(user, chatId, [first]));
-    expect(chunks.map((c) => c.type)).toEqual(["start", "text-start", "text-delta", "text-delta", "text-delta", "text-delta", "text-delta", "text-end", "finish"]);
+    expect(chunks.map((c) => c.type)).toEqual(["start", "start-step", "text-start", "text-delta", "text-delta", "text-delta", "text-delta", "text-delta", "text-end", "finish-step", "finish"]);
     const start = chunks[0] as Extract<UIMessageChunk, { type: "start" }>;
     expect(chunks.at(-1)).toMatchObject({ type: "finish", finishReason: "stop" });
 
@@ -118,7 +118,7 @@ describe("AI SDK chat protocol", () => {
     const user = await createUser();
     const chatId = crypto.randomUUID();
     const chunks = await readChunks(await send(user, chatId, [userMessage("[stub: status=500] will fail")]));
-    expect(chunks.map((c) => c.type)).toEqual(["start", "text-start", "text-end", "error"]);
+    expect(chunks.map((c) => c.type)).toEqual(["start", "error"]);
     expect(chunks.at(-1)).toMatchObject({ type: "error", errorText: "The model provider answered with HTTP 500." });
     const conversation = await storedConversation(user, "will fail");
     const listed = await callJson(`/conversations/${conversation.id}/messages/`, { token: user.access, status: 200 });

@@ -84,13 +84,30 @@ export class ConversationObject extends DurableObject<Env> {
    * as it is now.
    */
   async answerTools(
-    { userId, conversationId, aiMessageId, answers, lease, idempotency }: { userId: string; conversationId: string; aiMessageId: string; answers: ToolAnswers; lease: string; idempotency: TurnSubmission["idempotency"] },
+    {
+      userId,
+      conversationId,
+      aiMessageId,
+      answers,
+      lease,
+      idempotency,
+      onlyWaiting = false,
+    }: {
+      userId: string;
+      conversationId: string;
+      aiMessageId: string;
+      answers: ToolAnswers;
+      lease: string;
+      idempotency: TurnSubmission["idempotency"];
+      /** Drop answers to calls that do not wait (an AI SDK client re-sends every tool part it holds). */
+      onlyWaiting?: boolean;
+    },
     mode: "json" | "sse",
   ): Promise<SubmitOutcome> {
     let outcome: ReturnType<TurnRunner["answer"]>;
     try {
       if (!(await this.#find(userId, conversationId))) throw notFound("Message");
-      outcome = this.#runner.answer(aiMessageId, answers, lease, userId, idempotency);
+      outcome = this.#runner.answer(aiMessageId, answers, lease, userId, idempotency, onlyWaiting);
     } catch (error) {
       this.#ledger.release(lease, userId);
       if (error instanceof ApiError) return toRefusal(error);

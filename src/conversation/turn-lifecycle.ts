@@ -167,7 +167,14 @@ export class TurnRunner {
    * waiting, the answers are stored and the turn keeps waiting; with none, it goes on as a new
    * run of the same AI message (queued like any turn, holding `lease`).
    */
-  answer(aiMessageId: string, answers: ToolAnswers, lease: string, userId: string, idempotency: TurnSubmission["idempotency"]): { turn: LiveTurn; from: number } | { waiting: TurnResult } | { replay: string } {
+  answer(
+    aiMessageId: string,
+    answers: ToolAnswers,
+    lease: string,
+    userId: string,
+    idempotency: TurnSubmission["idempotency"],
+    onlyWaiting = false,
+  ): { turn: LiveTurn; from: number } | { waiting: TurnResult } | { replay: string } {
     if (idempotency) {
       const previous = this.journal.findIdempotent(userId, idempotency.key);
       if (previous?.requestHash === idempotency.requestHash) return { replay: previous.aiMessageId };
@@ -178,7 +185,7 @@ export class TurnRunner {
     const waiting = this.waiting.get(aiMessageId);
     if (rows.aiResponse.status !== "RequiresAction" || !waiting) throw new ApiError("conflict", "This reply is not waiting for tool outputs or approvals.");
     const config = getConfig(this.env);
-    const parts = answered(partsOf(rows.aiMessage), answers, config.tools.maxOutputBytes);
+    const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? toWaiting(answers, rows.aiMessage) : answers, config.tools.maxOutputBytes);
     return this.store.commit(() => {
       rows.aiMessage = withParts(rows.aiMessage, rows.aiMessage.content, parts);
       this.store.saveMessage(rows.aiMessage);
@@ -306,4 +313,13 @@ export class TurnRunner {
 /** The message with `content` and `parts`, stored only when they hold more than its text. */
 function withParts(message: Message, content: string, parts: readonly MessagePart[]): Message {
   return { ...message, content, parts: parts.some((part) => part.type !== "text") ? structuredClone(parts) as MessagePart[] : null };
+}
+
+/** Only the answers to calls that wait for them. */
+function toWaiting({ outputs, approvals }: ToolAnswers, message: Message): ToolAnswers {
+  const waiting = new Map(stillWaiting(partsOf(message)).map((call) => [call.id, call.status]));
+  return {
+    outputs: outputs.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_output"),
+    approvals: approvals.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_approval"),
+  };
 }

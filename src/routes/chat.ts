@@ -10,7 +10,10 @@ import { conversationIdForChat, requestHash } from "../lib/idempotency";
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { authenticated } from "../http/middleware";
 import { errorResponses, jsonBody } from "../http/schemas";
-import { chargeTurnFirst, submitTurn } from "../conversation/client/turns";
+import { chargeTurnFirst, submitTurn, withGenerationSlot } from "../conversation/client/turns";
+import { type ToolAnswers, toolFields, toolSpecOf } from "../rules/tool-rules";
+import { framesStream } from "../conversation/frames";
+import { encodeFrame, frameId } from "../http/sse";
 import { toUiMessageStream, UI_MESSAGE_STREAM_HEADERS } from "../http/ui-message-stream";
 import { attachmentRef, storeFile } from "../files/file-store";
 import type { AttachmentRef } from "../db/schema";
@@ -37,6 +40,12 @@ const UiMessageSchema = z.object({
         mediaType: z.string().max(200).optional(),
         url: z.string().optional(),
         filename: z.string().max(1_000).optional(),
+        // A tool part of the last assistant message: the client's output or approval (addToolOutput, addToolApprovalResponse).
+        toolCallId: z.string().max(200).optional(),
+        state: z.string().max(100).optional(),
+        output: z.unknown().optional(),
+        errorText: z.string().max(10_000).optional(),
+        approval: z.object({ id: z.string().max(200), approved: z.boolean().optional(), reason: z.string().max(2_000).optional() }).optional(),
       }),
     )
     .max(MAX_MESSAGE_PARTS),
@@ -55,14 +64,17 @@ const ChatRequestSchema = z
     model_version: ModelVersionSchema.optional().openapi({ description: "A new chat's model (the transport's `body` option)." }),
     system_prompt: SystemPromptSchema.optional().openapi({ description: "A new chat's system prompt (the transport's `body` option)." }),
     max_output_tokens: MaxOutputTokensSchema.optional().openapi({ description: "This turn's output allowance (the transport's `body` option)." }),
+    ...toolFields,
     if_busy: IfBusySchema,
   })
   .openapi("ChatRequest");
 
 const UI_STREAM_DESCRIPTION =
   "The AI SDK UI message stream (`x-vercel-ai-ui-message-stream: v1`): `start` (messageId: the AI message id, " +
-  "messageMetadata: {conversation, user_message}), `text-start`, `text-delta`…, `text-end`, `finish` (or `error`, " +
-  "or `abort` when cancelled), then `[DONE]`.";
+  "messageMetadata: {conversation, user_message}), per step `start-step` … `finish-step` with `text-*`, `reasoning-*`, " +
+  "`tool-input-*`, `tool-approval-request` and `tool-output-*` chunks, `finish` (`tool-calls` when the reply waits for " +
+  "the client's tools), or `error`, or `abort` when cancelled, then `[DONE]`. When the last message is the assistant's " +
+  "with tool outputs or approval responses, the same assistant message goes on.";
 
 const secured = authenticated("chat");
 
@@ -92,9 +104,34 @@ const resumeChat = createRoute({
   },
 });
 
-function uiStreamResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind: "rejected" }>): Response {
-  if (outcome.kind !== "stream") throw new Error("a chat turn is always streamed");
-  return c.body(toUiMessageStream(outcome.stream), 200, UI_MESSAGE_STREAM_HEADERS);
+function uiStreamResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind: "rejected" }>, continuing?: string): Response {
+  if (outcome.kind === "stream") return c.body(toUiMessageStream(outcome.stream, continuing), 200, UI_MESSAGE_STREAM_HEADERS);
+  // Answers stored while other calls still wait: the message waits on, nothing streams.
+  if (continuing && outcome.result.ai_response.status === "RequiresAction") {
+    const waiting = framesStream([encodeFrame("requires_action", frameId(continuing, "end"), { ai_response: outcome.result.ai_response })]);
+    return c.body(toUiMessageStream(waiting, continuing), 200, UI_MESSAGE_STREAM_HEADERS);
+  }
+  throw new Error("a chat turn is always streamed");
+}
+
+/**
+ * What the last assistant message says to its waiting calls: outputs and errors the client's
+ * tools gave (`addToolOutput`), and approval responses (`addToolApprovalResponse`). Parts the
+ * server itself answered come along too; the object takes only answers to calls that wait.
+ */
+function toolAnswersIn(message: z.infer<typeof UiMessageSchema>): ToolAnswers {
+  const outputs: ToolAnswers["outputs"] = [];
+  const approvals: ToolAnswers["approvals"] = [];
+  for (const part of message.parts) {
+    if (!part.toolCallId || !(part.type.startsWith("tool-") || part.type === "dynamic-tool")) continue;
+    if (part.state === "output-available") outputs.push({ toolCallId: part.toolCallId, output: typeof part.output === "string" ? part.output : JSON.stringify(part.output ?? null) });
+    else if (part.state === "output-error") outputs.push({ toolCallId: part.toolCallId, error: part.errorText || "The tool failed." });
+    else if (part.state === "approval-responded" && part.approval?.approved !== undefined) {
+      approvals.push({ toolCallId: part.toolCallId, approved: part.approval.approved, ...(part.approval.reason ? { reason: part.approval.reason } : {}) });
+    }
+  }
+  if (!outputs.length && !approvals.length) throw invalid({ field: "messages", message: "The last message is the assistant's but answers no tool call." });
+  return { outputs, approvals };
 }
 
 /** The text of the message the client just added: the last one, from a user. */
@@ -141,10 +178,22 @@ export const chatRoutes = createRouter()
     const common = { conversationId, notFoundAs: "Chat", ifBusy: body.if_busy ?? "queue" } as const;
     const maxOutputTokens = body.max_output_tokens;
 
+    const tools = toolSpecOf(body);
+
     if (body.trigger === "regenerate-message") {
       const model = body.model_version === undefined ? null : resolveModel(c.env, body.model_version);
-      const ask = { kind: "regenerate", messageId: body.messageId ?? null, model, maxOutputTokens } as const;
+      const ask = { kind: "regenerate", messageId: body.messageId ?? null, model, maxOutputTokens, tools } as const;
       return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency: null }, "sse"));
+    }
+
+    const last = body.messages.at(-1)!;
+    if (last.role === "assistant") {
+      // sendAutomaticallyWhen re-posts the chat once the client answered every call: the same message goes on.
+      const answers = toolAnswersIn(last);
+      const outcome = await withGenerationSlot(c, 0, (owner, lease) =>
+        conversationObject(c.env, conversationId).answerTools({ userId: owner, conversationId, aiMessageId: last.id, answers, lease, idempotency: null, onlyWaiting: true }, "sse"),
+      );
+      return uiStreamResponse(c, outcome, last.id);
     }
 
     const message = lastUserText(body.messages);
@@ -154,12 +203,12 @@ export const chatRoutes = createRouter()
     const idempotency = { key: `chat:${message.id}`, requestHash: await requestHash(["chat", content]) };
     if (body.messageId !== undefined && body.messageId !== message.id) {
       // `sendMessage({text, messageId})` replaces an earlier user message: edit-and-resend.
-      const ask = { kind: "resend", messageId: body.messageId, content, maxOutputTokens, attachments } as const;
+      const ask = { kind: "resend", messageId: body.messageId, content, maxOutputTokens, attachments, tools } as const;
       return uiStreamResponse(c, await submitTurn(c, { ...common, ask, idempotency }, "sse"));
     }
     // A new chat id starts a conversation; the object tells whether the chat exists.
     const row = newConversationRow(c.env, userId, { model_version: body.model_version, system_prompt: body.system_prompt }, conversationId);
-    const ask = { kind: "send", content, replyTo: null, maxOutputTokens, attachments } as const;
+    const ask = { kind: "send", content, replyTo: null, maxOutputTokens, attachments, tools } as const;
     return uiStreamResponse(c, await submitTurn(c, { ...common, ask, create: { row, mayExist: true }, idempotency }, "sse"));
   })
   .openapi(resumeChat, async (c) => {
