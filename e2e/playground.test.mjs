@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
+import { startMcpDemo } from "../scripts/mcp-demo.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
@@ -18,6 +19,7 @@ const POLL = { polling: 50 };
 const words = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(" ");
 
 let server;
+let mcp;
 let browser;
 let state;
 const account = { email: `e2e-${Date.now()}@example.com`, password: "a good password" };
@@ -25,7 +27,9 @@ const account = { email: `e2e-${Date.now()}@example.com`, password: "a good pass
 before(async () => {
   state = mkdtempSync(path.join(tmpdir(), "genai-edge-e2e-"));
   const envFile = path.join(state, "e2e.env");
-  writeFileSync(envFile, "JWT_SECRET=e2e-secret-e2e-secret-e2e-secret\nOPENAI_API_KEY=\nOFFLINE_MODEL_TOKEN_DELAY_MS=25\nLOG_LEVEL=warn\n");
+  mcp = await startMcpDemo(0);
+  const mcpServers = JSON.stringify([{ name: "demo", url: `http://127.0.0.1:${mcp.address().port}/mcp`, require_approval: ["send_email"] }]);
+  writeFileSync(envFile, `JWT_SECRET=e2e-secret-e2e-secret-e2e-secret\nOPENAI_API_KEY=\nOFFLINE_MODEL_TOKEN_DELAY_MS=25\nLOG_LEVEL=warn\nMCP_SERVERS=${mcpServers}\n`);
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false" };
   execFileSync(process.execPath, ["scripts/apply-migrations.mjs", "--local", "--persist-to", state], { cwd: ROOT, env, stdio: "ignore" });
   server = spawn(
@@ -55,6 +59,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  mcp?.closeAllConnections();
+  mcp?.close();
   if (server) {
     try {
       process.kill(-server.pid, "SIGTERM");
@@ -433,6 +439,49 @@ test("attaches files with the button and by pasting, shows thumbnails and chips,
   const visitor = await browser.newPage();
   await visitor.goto(await page.getByLabel("Share link").inputValue());
   await visitor.waitForFunction(() => document.querySelector(".message.user img.attached-image")?.naturalWidth === 3, null, POLL);
+  await visitor.close();
+  await page.close();
+});
+
+test("tool calls show as cards: the browser's own tool answers by itself, a call needing approval waits for Approve, reasoning stays collapsed, and hostile tool output is text on the share page", async () => {
+  const page = await loggedInPage();
+  await page.getByRole("button", { name: "New chat" }).click();
+  // The playground declares browser_local_time with every send and answers it itself.
+  await sendMessage(page, "[stub: call=browser_local_time reasoning=3] what time is it here?");
+  const clock = page.locator(".message.ai .tool-card", { hasText: "browser_local_time" });
+  await clock.locator(".tool-status", { hasText: "done" }).waitFor();
+  await page.locator(".message.ai:not(.generating) .part-text", { hasText: "Tool results: browser_local_time said" }).waitFor();
+  await clock.locator("summary").click();
+  assert.match(await clock.locator(".tool-output").textContent(), /"time_zone"/);
+  const reasoning = page.locator(".message.ai details.reasoning").first();
+  assert.equal(await reasoning.evaluate((details) => details.open), false);
+  assert.match(await reasoning.textContent(), /r1 r2 r3/);
+
+  // A server tool that needs approval: nothing runs until Approve.
+  await sendMessage(page, '[stub: call=demo__send_email args={"to":"ann@example.com","subject":"Lunch"}] email Ann');
+  const mail = page.locator(".message.ai .tool-card", { hasText: "demo__send_email" });
+  await mail.locator(".tool-status", { hasText: "waiting for your approval" }).waitFor();
+  await mail.getByRole("button", { name: "Approve" }).click();
+  await mail.locator(".tool-status", { hasText: "done" }).waitFor();
+  assert.match(await mail.locator(".tool-output").textContent(), /an email "Lunch" to ann@example.com would have been sent/);
+  await page.locator(".message.ai:not(.generating) .part-text", { hasText: "demo__send_email said demo" }).waitFor();
+
+  // A tool whose output is hostile HTML: shown as text here and on the share page.
+  await sendMessage(page, "[stub: call=demo__html] show it");
+  const hostile = page.locator(".message.ai .tool-card", { hasText: "demo__html" }).last();
+  await hostile.locator(".tool-status", { hasText: "done" }).waitFor();
+  assert.equal(await page.locator(".tool-card img, .tool-card script").count(), 0);
+  await page.getByRole("button", { name: "Share conversation" }).click();
+  await page.waitForFunction(() => document.getElementById("share-url").value !== "", null, POLL);
+  const visitor = await browser.newPage();
+  visitor.on("pageerror", (error) => assert.fail(`share page error: ${error.message}`));
+  visitor.on("dialog", (dialog) => assert.fail(`a tool's output ran: ${dialog.message()}`));
+  await visitor.goto(await page.getByLabel("Share link").inputValue());
+  const shared = visitor.locator(".tool-card", { hasText: "demo__html" });
+  await shared.waitFor();
+  await shared.locator("summary").click();
+  assert.match(await shared.locator(".tool-output").textContent(), /<script>alert\('tool'\)<\/script>/);
+  assert.equal(await visitor.locator(".tool-card img, .tool-card script, img[src='x']").count(), 0);
   await visitor.close();
   await page.close();
 });

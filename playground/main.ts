@@ -18,6 +18,7 @@ import {
 import { ThumbsDown, ThumbsUp } from "lucide";
 import { clearPending, messageFiles, pendingIds, wireAttachments } from "./attachments";
 import { icon, renderMarkdown } from "./markdown";
+import { applyFrame, BROWSER_TOOLS, type Part, renderParts, runBrowserTool, type ToolCallPart } from "./parts";
 import { type Frame, readFrames } from "./sse";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -66,7 +67,8 @@ const state = {
 interface InFlight {
   conversationId: string;
   aiMessageId: string;
-  text: string;
+  /** The reply's parts so far: text, reasoning, tool calls. */
+  parts: Part[];
   lastEventId: string;
 }
 const IN_FLIGHT_KEY = "genai-edge.in-flight";
@@ -81,22 +83,56 @@ function messageElement(message: Message): HTMLLIElement {
   item.className = `message ${message.sender}`;
   item.dataset.id = message.id;
   item.dataset.sender = message.sender;
+  if (message.parts) item.dataset.parts = JSON.stringify(message.parts);
   const content = document.createElement("div");
   content.className = "content";
   const meta = document.createElement("div");
   meta.className = "meta";
   const files = messageFiles(message);
   item.append(...(files ? [files] : []), content, meta);
-  showContent(item, message.content);
+  showContent(item, message.parts ?? message.content);
   renderMeta(item, message);
   return item;
 }
 
-/** A reply as Markdown; a user's own message exactly as typed. */
-function showContent(item: HTMLLIElement, text: string): void {
+/**
+ * A reply as Markdown, with its reasoning and tool calls when it has them (a call waiting for
+ * approval gets Approve and Deny); a user's own message exactly as typed.
+ */
+function showContent(item: HTMLLIElement, shown: string | readonly Part[]): void {
   const content = item.querySelector<HTMLDivElement>(".content")!;
-  if (item.dataset.sender === "ai") renderMarkdown(content, text);
-  else content.textContent = text;
+  if (item.dataset.sender !== "ai") content.textContent = String(shown);
+  else if (typeof shown === "string") renderMarkdown(content, shown);
+  else renderParts(content, shown, { approve: (call) => void answerCalls(item, { approvals: [{ tool_call_id: call.id, approved: true }] }), deny: (call) => void answerCalls(item, { approvals: [{ tool_call_id: call.id, approved: false, reason: "Denied in the playground." }] }) });
+}
+
+/**
+ * A reply that waits for this browser: its calls of the playground's own tools run here and their
+ * outputs go back; calls waiting for an approval wait for a click on their card.
+ */
+async function answerWaitingCalls(item: HTMLLIElement, parts: readonly Part[]): Promise<void> {
+  const waiting = parts.filter((part): part is ToolCallPart => part.type === "tool_call" && part.status === "awaiting_output");
+  if (!waiting.length) return;
+  const outputs = waiting.map((call) => {
+    const output = runBrowserTool(call);
+    return output === null ? { tool_call_id: call.id, error: `This browser has no tool named ${call.name}.` } : { tool_call_id: call.id, output };
+  });
+  await answerCalls(item, { outputs });
+}
+
+/** Sends answers for a waiting reply; once none waits, the reply goes on and streams here. */
+async function answerCalls(item: HTMLLIElement, answers: object): Promise<void> {
+  const conversation = state.conversation;
+  if (!conversation || state.streaming) return;
+  const response = await request(`/messages/${item.dataset.id}/tool_outputs/`, { method: "POST", json: answers, headers: { Accept: "text/event-stream", "Idempotency-Key": crypto.randomUUID() } });
+  // Calls still waiting: the stored reply as JSON, nothing streams.
+  if (response.headers.get("Content-Type")?.startsWith("application/json")) {
+    const waiting = (await response.json()) as { ai_message: Message };
+    showContent(item, waiting.ai_message.parts ?? []);
+    return;
+  }
+  const parts = [...(JSON.parse(item.dataset.parts ?? "[]") as Part[])];
+  await followTurn(response, { conversationId: conversation.id, aiMessageId: item.dataset.id!, parts, lastEventId: "" });
 }
 
 function renderMeta(item: HTMLLIElement, message: Message): void {
@@ -257,6 +293,7 @@ function setStreaming(streaming: boolean): void {
 async function followTurn(response: Response, resumed: InFlight | null): Promise<void> {
   let aiItem: HTMLLIElement | null = resumed ? ui.messages.querySelector<HTMLLIElement>(`[data-id="${resumed.aiMessageId}"]`) : null;
   let inFlight = resumed;
+  let waiting: { item: HTMLLIElement; parts: Part[] } | null = null;
   setStreaming(true);
   const onFrame = (frame: Frame) => {
     if (frame.event === "message") {
@@ -274,16 +311,19 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
       aiItem = ui.messages.querySelector<HTMLLIElement>(`[data-id="${ai_message.id}"]`) ?? messageElement(ai_message);
       showContent(aiItem, "");
       ui.messages.append(aiItem);
-      inFlight = { conversationId: conversation.id, aiMessageId: ai_message.id, text: "", lastEventId: frame.id };
-    } else if (frame.event === "delta" && aiItem && inFlight) {
-      inFlight.text += frame.data.content;
+      inFlight = { conversationId: conversation.id, aiMessageId: ai_message.id, parts: [], lastEventId: frame.id };
+    } else if (["delta", "reasoning", "tool_call", "tool_result"].includes(frame.event) && aiItem && inFlight) {
+      applyFrame(inFlight.parts, frame.event, frame.data);
       inFlight.lastEventId = frame.id;
-      showContent(aiItem, inFlight.text);
-    } else if ((frame.event === "done" || frame.event === "error") && aiItem) {
+      showContent(aiItem, inFlight.parts);
+    } else if ((frame.event === "done" || frame.event === "error" || frame.event === "requires_action") && aiItem) {
       rememberBookmark(frame.data.bookmark);
-      showContent(aiItem, frame.data.ai_message.content);
+      const { ai_message } = frame.data as { ai_message: Message };
+      showContent(aiItem, ai_message.parts ?? ai_message.content);
+      aiItem.dataset.parts = JSON.stringify(ai_message.parts ?? []);
       setFailure(aiItem, frame.data.ai_response);
       inFlight = null;
+      if (frame.event === "requires_action") waiting = { item: aiItem, parts: ai_message.parts ?? [] };
     }
     aiItem?.classList.toggle("generating", inFlight !== null);
     saveInFlight(inFlight);
@@ -294,13 +334,15 @@ async function followTurn(response: Response, resumed: InFlight | null): Promise
   } finally {
     setStreaming(false);
   }
+  const stopped = waiting as { item: HTMLLIElement; parts: Part[] } | null;
+  if (stopped) await answerWaitingCalls(stopped.item, stopped.parts);
 }
 
 async function send(content: string): Promise<void> {
   const conversation = state.conversation;
   const path = conversation ? `/conversations/${conversation.id}/add_message/` : "/start_conversation/";
   const attachments = pendingIds();
-  const body = { content, ...(conversation ? {} : { model_version: ui.model.value }), ...(attachments.length ? { attachments } : {}) };
+  const body = { content, tools: BROWSER_TOOLS, ...(conversation ? {} : { model_version: ui.model.value }), ...(attachments.length ? { attachments } : {}) };
   const response = await request(path, { method: "POST", json: body, headers: { Accept: "text/event-stream", "Idempotency-Key": crypto.randomUUID() } });
   clearPending();
   await followTurn(response, null);
@@ -312,7 +354,7 @@ async function resume(inFlight: InFlight): Promise<void> {
   await openConversation(conversation);
   const item = ui.messages.querySelector<HTMLLIElement>(`[data-id="${inFlight.aiMessageId}"]`);
   if (!item) return saveInFlight(null);
-  showContent(item, inFlight.text);
+  showContent(item, inFlight.parts);
   item.classList.add("generating");
   const response = await request(`/conversations/${inFlight.conversationId}/stream/`, { headers: { "Last-Event-ID": inFlight.lastEventId } });
   if (response.status === 204) return saveInFlight(null);

@@ -5,6 +5,7 @@
  */
 import type { SharedConversation } from "./api";
 import { renderMarkdown } from "./markdown";
+import { renderParts } from "./parts";
 
 const list = document.getElementById("messages") as HTMLOListElement;
 const title = document.getElementById("chat-title")!;
@@ -25,7 +26,9 @@ async function show(): Promise<void> {
       if (message.images?.length) item.append(sharedImages(token, index, message.images));
       const who = Object.assign(document.createElement("div"), { className: "meta", textContent: message.sender === "user" ? "User" : "Assistant" });
       const content = Object.assign(document.createElement("div"), { className: "content" });
-      if (message.sender === "ai") renderMarkdown(content, message.content);
+      // Tool calls as cards, their arguments and outputs as text: a tool's output is untrusted.
+      if (message.parts) renderParts(content, message.parts);
+      else if (message.sender === "ai") renderMarkdown(content, message.content);
       else content.textContent = message.content;
       item.append(content, who);
       return item;

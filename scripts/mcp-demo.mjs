@@ -1,8 +1,8 @@
 // A small MCP server for `npm run dev` and the tests, with the maintained SDK's server over
 // Streamable HTTP (stateless: a server and transport per request), on 127.0.0.1 only.
-//   node scripts/mcp-demo.mjs [port]     (default 8790; 0 picks a free one, printed on stdout)
+//   node scripts/mcp-demo.mjs [port]     (default 8795; 0 picks a free one, printed on stdout)
 // Point MCP_SERVERS at it, e.g. in .dev.vars:
-//   MCP_SERVERS='[{"name":"demo","url":"http://127.0.0.1:8790/mcp","require_approval":["send_email"]}]'
+//   MCP_SERVERS='[{"name":"demo","url":"http://127.0.0.1:8795/mcp","require_approval":["send_email"]}]'
 import { createServer } from "node:http";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -38,7 +38,7 @@ async function readJson(request) {
 }
 
 /** Serves the demo on `port` (0: any free one); resolves with the listening server. */
-export function startMcpDemo(port = 8790) {
+export function startMcpDemo(port = 8795) {
   const http = createServer(async (request, response) => {
     if (new URL(request.url, "http://x").pathname !== "/mcp") return response.writeHead(404).end();
     if (request.method !== "POST") return response.writeHead(405, { Allow: "POST" }).end();
@@ -59,6 +59,6 @@ export function startMcpDemo(port = 8790) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const http = await startMcpDemo(Number(process.argv[2] ?? 8790));
+  const http = await startMcpDemo(Number(process.argv[2] ?? 8795));
   console.log(`MCP demo server on http://127.0.0.1:${http.address().port}/mcp`);
 }

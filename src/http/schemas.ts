@@ -417,6 +417,10 @@ export const SharedConversationSchema = z
           .array(z.object({ filename: z.string(), width: z.number().int().nullable(), height: z.number().int().nullable() }))
           .optional()
           .openapi({ description: "The message's images, in order: GET /shared/images/{message}/{image} with the same X-Share-Token. No file ids." }),
+        parts: z
+          .array(PartSchema)
+          .optional()
+          .openapi({ description: "A reply with tool calls: its text and calls with their results, in order (no reasoning)." }),
       }),
     ),
   })

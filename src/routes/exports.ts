@@ -102,6 +102,26 @@ const quoted = (text: string) =>
     .map((line) => (line ? `> ${line.replace(/^(\s{0,3})(#)/, "$1\\$2")}` : ">"))
     .join("\n");
 
+/** `text` in a code fence longer than any run of backticks inside it: nothing in it can close the block. */
+function fenced(info: string, text: string): string {
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = "`".repeat(Math.max(3, longest + 1));
+  return `${fence}${info}\n${text}\n${fence}`;
+}
+
+/** A message as Markdown: its text, and each tool call with its arguments and result as fenced blocks (reasoning is left out). */
+function messageMarkdown(message: MessageJson): string {
+  if (!message.parts?.some((part) => part.type === "tool_call")) return message.content;
+  return message.parts
+    .flatMap((part) => {
+      if (part.type === "text") return [part.text];
+      if (part.type !== "tool_call") return [];
+      const result = part.status === "completed" ? (part.output ?? "") : (part.error ?? "");
+      return [`\n${fenced(` tool call: ${part.name}`, part.arguments)}\n${fenced(` tool ${part.status === "completed" ? "output" : part.status}`, result)}\n`];
+    })
+    .join("");
+}
+
 async function* markdownExport(conversation: Conversation, branch: string, found: AsyncGenerator<MessageJson>): AsyncGenerator<string> {
   yield `# ${oneLine(conversation.title ?? "") || "Untitled conversation"}\n\n`;
   yield `_Model: ${conversation.modelVersion}. ${branch === "all" ? "Every branch, in the order written; each message names the one it follows." : "The current branch."}_\n\n`;
@@ -111,7 +131,7 @@ async function* markdownExport(conversation: Conversation, branch: string, found
     const who = message.sender === "user" ? "You" : "Assistant";
     const parentOrder = message.parent ? orders.get(message.parent) : undefined;
     if (branch === "all") orders.set(message.id, message.order);
-    yield `### ${who} · #${message.order}${branch === "all" && parentOrder !== undefined ? ` (after #${parentOrder})` : ""}\n\n${quoted(message.content)}\n\n`;
+    yield `### ${who} · #${message.order}${branch === "all" && parentOrder !== undefined ? ` (after #${parentOrder})` : ""}\n\n${quoted(messageMarkdown(message))}\n\n`;
   }
 }
 

@@ -187,7 +187,7 @@ async function sharedMessages(env: Env, token: string) {
   const ids = tree.pathTo(share.leafMessageId).map((node) => node.id);
   const rows = ids.length
     ? await db
-        .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order, attachments: messages.attachments })
+        .select({ sender: messages.sender, content: messages.content, timestamp: messages.timestamp, order: messages.order, attachments: messages.attachments, parts: messages.parts })
         .from(messages)
         .where(idIn(messages.id, ids))
     : [];
@@ -203,7 +203,9 @@ async function snapshot(env: Env, token: string): Promise<z.infer<typeof SharedC
     title: share.title,
     messages: rows.map((row) => {
       const shown = images(row).map(({ filename, width, height }) => ({ filename, width, height }));
-      return { sender: row.sender, content: row.content, timestamp: row.timestamp, ...(shown.length ? { images: shown } : {}) };
+      // Tool calls with their results; reasoning stays the owner's.
+      const parts = row.parts?.filter((part) => part.type !== "reasoning");
+      return { sender: row.sender, content: row.content, timestamp: row.timestamp, ...(shown.length ? { images: shown } : {}), ...(parts?.length ? { parts } : {}) };
     }),
   };
 }
