@@ -288,3 +288,57 @@ describe("what a turn may ask for", () => {
     await expectError(await app.request("/tools/", {}, workerEnv), 401);
   });
 });
+
+describe("tool calls everywhere else", () => {
+  it("export JSON carries parts, Markdown fences calls and outputs, a share shows calls without reasoning, a fork copies parts", async () => {
+    const { user, id } = await conversationWithTools();
+    const turn = await send(user, id, `[stub: reasoning=2 call=demo__echo args={"text":"\`\`\`fenced\`\`\` and ## heading"}] go`);
+    const exported = await eventually(
+      () => callJson(`/conversations/${id}/export/`, { token: user.access }),
+      (body) => body.messages?.[1]?.parts?.length === 4,
+    );
+    expect(exported.messages[1].parts).toEqual(turn.ai_message.parts);
+
+    const markdown = await (await call(`/conversations/${id}/export/?format=markdown`, { token: user.access })).text();
+    expect(markdown).toContain(['> ```` tool call: demo__echo', '> {"text":"```fenced``` and ## heading"}', "> ````"].join("\n"));
+    expect(markdown).toContain(["> ```` tool output", "> ```fenced``` and ## heading", "> ````"].join("\n"));
+    expect(markdown).not.toContain("r1 r2");
+
+    const link = await callJson(`/conversations/${id}/share/`, { token: user.access, method: "POST", status: 201 });
+    const shared = await callJson("/shared/", { headers: { Accept: "application/json", "X-Share-Token": link.token }, status: 200 });
+    expect(shared.messages[1].parts.map((p: any) => p.type)).toEqual(["tool_call", "text"]);
+    expect(shared.messages[1].parts[0]).toMatchObject({ name: "demo__echo", output: "```fenced``` and ## heading" });
+
+    const fork = await callJson(`/conversations/${id}/fork/`, { token: user.access, body: { message: turn.ai_message.id }, status: 201 });
+    const copied = await callJson(`/conversations/${fork.id}/messages/`, { token: user.access });
+    expect(copied.results[1].parts).toEqual(turn.ai_message.parts);
+  });
+
+  it("search indexes a reply's text parts only: not its reasoning", async () => {
+    const { user, id } = await conversationWithTools();
+    const turn = await send(user, id, `[stub: reasoning=1 call=demo__echo args={"text":"zanzibarian"}] go`);
+    const hits = await eventually(
+      () => callJson(`/search/?q=zanzibarian`, { token: user.access }),
+      (body) => body.count === 2,
+    );
+    // The user's message, and the reply's text that quotes the tool's output.
+    expect(hits.results.map((hit: any) => hit.message.id).sort()).toEqual([turn.user_message.id, turn.ai_message.id].sort());
+    expect(turn.ai_message.parts[0]).toEqual({ type: "reasoning", step: 0, text: "r1" });
+    expect((await callJson(`/search/?q=r1`, { token: user.access })).count).toBe(0);
+  });
+
+  it("cancel stops a running server tool: the call and the turn end as cancelled", async () => {
+    const { user, id } = await conversationWithTools();
+    const pending = call(`/conversations/${id}/add_message/`, { token: user.access, body: { content: `[stub: call=demo__sleep args={"ms":10000}] wait` } });
+    await eventually(
+      () => callJson(`/conversations/${id}/messages/`, { token: user.access }),
+      (page) => page.results[1]?.parts?.[0]?.status === "running",
+    );
+    const started = Date.now();
+    const cancelled = await callJson(`/conversations/${id}/cancel/`, { token: user.access, method: "POST", status: 200 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(cancelled.ai_response).toMatchObject({ status: "Error", error_code: "cancelled" });
+    const turn = await (await pending).json<any>();
+    expect(turn.ai_message.parts[0]).toMatchObject({ status: "error", error: "cancelled" });
+  });
+});
