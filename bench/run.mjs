@@ -8,7 +8,8 @@
 // signing up and in (bench/signin.mjs); --d1-rtt=80 turns with D1 80 ms away, beside D1 at 0 ms (bench/distant-d1.mjs);
 // --failover turns while the first of two providers fails, with and without its circuit (bench/failover.mjs);
 // --heap what a burst of streams leaves in the Worker's JavaScript heap (bench/heap.mjs);
-// --files upload throughput and the added TTFT of a 1 MiB image (bench/files.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
+// --files upload throughput and the added TTFT of a 1 MiB image (bench/files.mjs); --tools the step after
+// a server tool against a single-step turn's first token (bench/tools.mjs). BENCH_LOG=<file> appends the started processes' output to <file>.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -18,6 +19,7 @@ import { gzipSync } from "node:zlib";
 import { distantD1Bench } from "./distant-d1.mjs";
 import { failoverBench } from "./failover.mjs";
 import { filesBench } from "./files.mjs";
+import { toolsBench } from "./tools.mjs";
 import { heapBench } from "./heap.mjs";
 import { measurePromptBuilding } from "./prompt-building.mjs";
 import { shardSimulation } from "./shard-simulation.mjs";
@@ -116,6 +118,10 @@ async function main() {
   }
   if ("files" in args) {
     console.log(await filesBench({ uploads: Number(args.uploads ?? 10), turns: Number(args.turns ?? 20) }));
+    return;
+  }
+  if ("tools" in args) {
+    console.log(await toolsBench({ turns: Number(args.turns ?? 30) }));
     return;
   }
   if ("heap" in args) {
