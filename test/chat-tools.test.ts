@@ -88,3 +88,41 @@ describe("tools over /chat with the AI SDK's chat", () => {
     expect(done).toMatchObject({ state: "output-available", output: `demo: an email "hello" to x@y.z would have been sent` });
   });
 });
+
+describe("the UI message stream of a turn with tools", () => {
+  it("frames each step and each kind of part the way the AI SDK expects", async () => {
+    const user = await createUser();
+    const chatId = crypto.randomUUID();
+    await setObjectEnv(await conversationIdForChat(env, user.id, chatId), mcpEnv);
+    const stream = await transport(user, {}).sendMessages({
+      chatId,
+      messages: [{ id: crypto.randomUUID(), role: "user", parts: [{ type: "text", text: `[stub: reasoning=1 call=demo__add args={"a":1,"b":2} tokens=1] go` }] }],
+      trigger: "submit-message",
+      messageId: undefined,
+      abortSignal: undefined,
+    });
+    const types: string[] = [];
+    for await (const chunk of stream) types.push(chunk.type);
+    expect(types).toEqual([
+      "start",
+      "start-step",
+      "reasoning-start",
+      "reasoning-delta",
+      "reasoning-end",
+      "tool-input-start",
+      "tool-input-delta",
+      "tool-input-available",
+      "tool-output-available",
+      "finish-step",
+      "start-step",
+      "reasoning-start",
+      "reasoning-delta",
+      "reasoning-end",
+      "text-start",
+      ...types.filter((type) => type === "text-delta").map(() => "text-delta"),
+      "text-end",
+      "finish-step",
+      "finish",
+    ]);
+  });
+});

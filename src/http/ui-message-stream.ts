@@ -3,8 +3,8 @@ import { SSE_HEADERS } from "./sse";
 /*
  * The AI SDK's UI message stream protocol (`ai` 7: `uiMessageChunkSchema`), made from a turn's own
  * SSE frames. `message` → start; each step → start-step … finish-step; text and reasoning →
- * text-start/-delta/-end and reasoning-start/-delta/-end; a call → tool-input-start and
- * tool-input-available (and tool-approval-request when it needs approval); its result →
+ * text-start/-delta/-end and reasoning-start/-delta/-end; a call → tool-input-start, one
+ * tool-input-delta and tool-input-available (and tool-approval-request when it needs approval); its result →
  * tool-output-available, -error or -denied; `done` → finish, `requires_action` → finish
  * (tool-calls), `error` → error (or abort when cancelled); then `[DONE]`. Heartbeat comments pass
  * through (the SDK's parser skips them).
@@ -79,6 +79,8 @@ class UiChunks {
     const who = server ? { providerExecuted: true, dynamic: true } : {};
     return [
       chunk({ type: "tool-input-start", toolCallId: call.id, toolName: call.name, ...who }),
+      // Our frame carries the arguments whole: they arrive as one delta.
+      chunk({ type: "tool-input-delta", toolCallId: call.id, inputTextDelta: call.arguments }),
       chunk({ type: "tool-input-available", toolCallId: call.id, toolName: call.name, input: inputOf(call.arguments), ...who }),
       ...(call.status === "awaiting_approval" ? [chunk({ type: "tool-approval-request", approvalId: call.id, toolCallId: call.id })] : []),
     ];
