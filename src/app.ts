@@ -21,6 +21,7 @@ import { messageRoutes } from "./routes/messages";
 import { exportRoutes } from "./routes/exports";
 import { modelRoutes } from "./routes/models";
 import { toolRoutes } from "./routes/tools";
+import { toolOutputRoutes } from "./routes/tool-outputs";
 import { searchRoutes } from "./routes/search";
 import { shareRoutes } from "./routes/shares";
 import { turnRoutes } from "./routes/turns";
@@ -114,6 +115,7 @@ export function createApp() {
     .route("/", messageRoutes)
     .route("/", modelRoutes)
     .route("/", toolRoutes)
+    .route("/", toolOutputRoutes)
     .route("/", turnRoutes)
     .route("/", chatRoutes)
     .route("/", fileRoutes)

@@ -3,6 +3,7 @@ import type { Refusal } from "../http/errors";
 import type { MessageView } from "./conversation-store";
 import type { TurnResult } from "./frames";
 import type { IfBusy, TurnAsk } from "./turn-checks";
+import type { ToolAnswers } from "../rules/tool-rules";
 
 /* What the Worker and a conversation object say to each other over RPC. */
 
@@ -23,6 +24,18 @@ export interface TurnSubmission {
   budget: { reserved: number; headroom: number } | null;
   /** What a missing conversation is called in the 404 (a chat, for the AI SDK routes). */
   notFoundAs?: "Conversation" | "Chat";
+}
+
+/** Answers to a turn waiting for tool outputs or approvals, with the generation slot the Worker took to go on. */
+export interface ToolAnswerSubmission {
+  userId: string;
+  conversationId: string;
+  aiMessageId: string;
+  answers: ToolAnswers;
+  lease: string;
+  idempotency: TurnSubmission["idempotency"];
+  /** Drop answers to calls that do not wait (an AI SDK client re-sends every tool part it holds). */
+  onlyWaiting?: boolean;
 }
 
 export type { TurnResult };

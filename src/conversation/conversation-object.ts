@@ -22,10 +22,9 @@ import { TurnJournal } from "./turn-journal";
 import { TurnQueue } from "./turn-queue";
 import { TurnRunner } from "./turn-lifecycle";
 import { refuse } from "./turn-checks";
-import type { Attachment, Committed, ConversationOverlay, SubmitOutcome, TurnResult, TurnSubmission } from "./contract";
+import type { Attachment, Committed, ConversationOverlay, SubmitOutcome, ToolAnswerSubmission, TurnResult, TurnSubmission } from "./contract";
 import { UserLedger } from "./user-ledger";
 import { WaitingTurns } from "./waiting-turns";
-import type { ToolAnswers } from "../rules/tool-rules";
 
 const RECOVERY_CHECK_MS = 20_000;
 /** How long a write's answer waits for D1 to have it (it is committed in the object either way). */
@@ -84,24 +83,7 @@ export class ConversationObject extends DurableObject<Env> {
    * as it is now.
    */
   async answerTools(
-    {
-      userId,
-      conversationId,
-      aiMessageId,
-      answers,
-      lease,
-      idempotency,
-      onlyWaiting = false,
-    }: {
-      userId: string;
-      conversationId: string;
-      aiMessageId: string;
-      answers: ToolAnswers;
-      lease: string;
-      idempotency: TurnSubmission["idempotency"];
-      /** Drop answers to calls that do not wait (an AI SDK client re-sends every tool part it holds). */
-      onlyWaiting?: boolean;
-    },
+    { userId, conversationId, aiMessageId, answers, lease, idempotency, onlyWaiting = false }: ToolAnswerSubmission,
     mode: "json" | "sse",
   ): Promise<SubmitOutcome> {
     let outcome: ReturnType<TurnRunner["answer"]>;

@@ -13,11 +13,10 @@ import { branchAhead, overBudget, planTurn, spendEstimate, withCommitted } from 
 import type { TurnJournal } from "./turn-journal";
 import { type TurnResult, turnResult } from "./frames";
 import type { TurnQueue } from "./turn-queue";
-import { newTurnRows, type TurnPlan } from "./turn-rows";
+import { newTurnRows, type TurnPlan, withParts } from "./turn-rows";
 import { chooseContext, runSteps } from "./turn-runner";
 import { partsOf, stepsOf } from "../rules/message-parts";
-import type { MessagePart, Message } from "../db/schema";
-import { answered, closedCalls, stillWaiting, type WaitingTurns } from "./waiting-turns";
+import { answered, answersToWaiting, closedCalls, stillWaiting, type WaitingTurns } from "./waiting-turns";
 import type { ToolAnswers } from "../rules/tool-rules";
 import { usableSpec } from "../rules/tool-rules";
 import type { UserLedger } from "./user-ledger";
@@ -185,7 +184,7 @@ export class TurnRunner {
     const waiting = this.waiting.get(aiMessageId);
     if (rows.aiResponse.status !== "RequiresAction" || !waiting) throw new ApiError("conflict", "This reply is not waiting for tool outputs or approvals.");
     const config = getConfig(this.env);
-    const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? toWaiting(answers, rows.aiMessage) : answers, config.tools.maxOutputBytes);
+    const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? answersToWaiting(answers, rows.aiMessage) : answers, config.tools.maxOutputBytes);
     return this.store.commit(() => {
       rows.aiMessage = withParts(rows.aiMessage, rows.aiMessage.content, parts);
       this.store.saveMessage(rows.aiMessage);
@@ -308,18 +307,4 @@ export class TurnRunner {
     if (!own || own.id !== rows.userMessage.id || own.tokens !== null || !selection || rows.aiResponse.promptTokens === null) return null;
     return ownMessageTokens(selection, own, rows.aiResponse.promptTokens);
   }
-}
-
-/** The message with `content` and `parts`, stored only when they hold more than its text. */
-function withParts(message: Message, content: string, parts: readonly MessagePart[]): Message {
-  return { ...message, content, parts: parts.some((part) => part.type !== "text") ? structuredClone(parts) as MessagePart[] : null };
-}
-
-/** Only the answers to calls that wait for them. */
-function toWaiting({ outputs, approvals }: ToolAnswers, message: Message): ToolAnswers {
-  const waiting = new Map(stillWaiting(partsOf(message)).map((call) => [call.id, call.status]));
-  return {
-    outputs: outputs.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_output"),
-    approvals: approvals.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_approval"),
-  };
 }

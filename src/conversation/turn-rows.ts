@@ -1,5 +1,5 @@
 import { titleFromMessage } from "../rules/conversation-rules";
-import type { AiResponse, AttachmentRef, Conversation, Message } from "../db/schema";
+import type { AiResponse, AttachmentRef, Conversation, Message, MessagePart } from "../db/schema";
 import { newId, nowIso } from "../lib/ids";
 import type { ToolSpec } from "../rules/tool-rules";
 
@@ -78,3 +78,9 @@ export function newTurnRows(conversation: Conversation, plan: TurnPlan, parentId
     },
   };
 }
+
+/** The message with `content` and `parts`, stored only when they hold more than its text. */
+export function withParts(message: Message, content: string, parts: readonly MessagePart[]): Message {
+  return { ...message, content, parts: parts.some((part) => part.type !== "text") ? structuredClone(parts) as MessagePart[] : null };
+}
+

@@ -1,6 +1,6 @@
-import type { MessagePart } from "../db/schema";
+import type { Message, MessagePart } from "../db/schema";
 import { ApiError } from "../http/errors";
-import { isToolCall, type ToolCallPart } from "../rules/message-parts";
+import { isToolCall, partsOf, type ToolCallPart } from "../rules/message-parts";
 import { cappedOutput, type ToolAnswers, type ToolSpec } from "../rules/tool-rules";
 
 /* Turns that wait for the client (RequiresAction): what they keep, and the answers that let them go on. */
@@ -62,3 +62,12 @@ export const stillWaiting = (parts: readonly MessagePart[]): ToolCallPart[] =>
 /** The parts with every unanswered call given `error` (a call never stays without a result in the history). */
 export const closedCalls = (parts: readonly MessagePart[], error: string): MessagePart[] =>
   parts.map((part) => (isToolCall(part) && (part.status === "awaiting_output" || part.status === "awaiting_approval" || part.status === "running") ? { ...part, status: "error", error } : part));
+
+/** Only the answers to calls that wait for them. */
+export function answersToWaiting({ outputs, approvals }: ToolAnswers, message: Pick<Message, "content" | "parts">): ToolAnswers {
+  const waiting = new Map(stillWaiting(partsOf(message)).map((call) => [call.id, call.status]));
+  return {
+    outputs: outputs.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_output"),
+    approvals: approvals.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_approval"),
+  };
+}

@@ -3,12 +3,12 @@ import type { Context } from "hono";
 import type { AppEnv } from "../http/app-env";
 import { IfBusySchema, MaxOutputTokensSchema, ModelVersionSchema, newConversationRow, resolveModel, SystemPromptSchema, TitleSchema } from "../rules/conversation-rules";
 import { createRouter } from "../http/create-router";
-import { noteBookmark, userDb } from "../db/request-session";
+import { userDb } from "../db/request-session";
 import { and, eq, isNull } from "drizzle-orm";
 import { idIn } from "../db/queries";
 import { type AttachmentRef, files } from "../db/schema";
 import { attachmentRef } from "../files/file-store";
-import type { SubmitOutcome, TurnResult, TurnSubmission } from "../conversation/contract";
+import type { TurnSubmission } from "../conversation/contract";
 import { SSE_HEADERS } from "../http/sse";
 import { conversationObject } from "../conversation/client/stub";
 import { ApiError, invalid, unwrap } from "../http/errors";
@@ -16,50 +16,12 @@ import { conversationIdForKey, IdempotencyHeadersSchema, requestHash } from "../
 import { checkMessageContent, MessageContentSchema } from "../rules/message-content";
 import { signStreamTicket, STREAM_TICKET_TTL_SECONDS } from "../lib/tokens";
 import { authenticated, requireAuthOrStreamTicket } from "../http/middleware";
-import { attachListener, conversationOfMessage, submitTurn, withGenerationSlot } from "../conversation/client/turns";
-import { checkToolNames, toolAnswersOf, ToolOutputsBodySchema, type ToolSpec, toolFields, toolSpecOf } from "../rules/tool-rules";
+import { attachListener, conversationOfMessage, submitTurn } from "../conversation/client/turns";
+import { checkToolNames, type ToolSpec, toolFields, toolSpecOf } from "../rules/tool-rules";
 import { listServerTools } from "../model/tools/mcp-client";
 import { getConfig } from "../http/config";
-import { pendingCallIds } from "../rules/message-parts";
-import {
-  AiResponseSchema,
-  ConversationSchema,
-  ErrorSchema,
-  errorResponses,
-  IdParamSchema,
-  jsonBody,
-  jsonResponse,
-  MessageSchema,
-} from "../http/schemas";
-
-const TurnSchema = z
-  .object({ conversation: ConversationSchema, user_message: MessageSchema, ai_message: MessageSchema, ai_response: AiResponseSchema })
-  .openapi("Turn");
-
-/** OpenAI-style callers ask for a stream in the body. */
-const StreamFlagSchema = z.boolean().optional().openapi({ description: "`true` answers with Server-Sent Events, like `Accept: text/event-stream`." });
-
-const StreamQuerySchema = z.object({
-  stream: z.enum(["true", "false"]).optional().openapi({ description: "`true` answers with Server-Sent Events, like `Accept: text/event-stream`." }),
-});
-
-const SSE_DESCRIPTION =
-  "With `Accept: text/event-stream` or `?stream=true`: `event: message` ({conversation, user_message, ai_message}), " +
-  "then `event: delta` ({content}) per token, then `event: done` ({ai_message, ai_response}) or `event: error` " +
-  "({code, message, ai_message, ai_response}). Frame ids are `<ai message id>:<characters so far>`; resume with " +
-  "GET /conversations/{id}/stream/ and `Last-Event-ID`.";
-
-const turnResponses = {
-  201: {
-    description: `The stored turn (JSON mode). ${SSE_DESCRIPTION}`,
-    content: { "application/json": { schema: TurnSchema }, "text/event-stream": { schema: z.string() } },
-  },
-  502: {
-    description: "The model failed: the error plus the stored user message and the AI response with status Error.",
-    content: { "application/json": { schema: ErrorSchema.extend(TurnSchema.shape) } },
-  },
-  ...errorResponses(400, 401, 404, 409, 413, 415, 422, 429, 503),
-};
+import { AiResponseSchema, errorResponses, IdParamSchema, jsonBody, jsonResponse } from "../http/schemas";
+import { SSE_DESCRIPTION, StreamFlagSchema, StreamQuerySchema, turnResponse, turnResponses, wantsEventStream } from "../conversation/client/turn-responses";
 
 const MAX_ATTACHMENTS = 10;
 
@@ -195,42 +157,6 @@ const resendMessage = createRoute({
   responses: turnResponses,
 });
 
-const answerTools = createRoute({
-  ...secured,
-  method: "post",
-  path: "/messages/{id}/tool_outputs",
-  summary: "Answer a reply waiting for tool outputs or approvals (RequiresAction); once none waits, the same AI message goes on",
-  request: {
-    params: IdParamSchema,
-    query: StreamQuerySchema,
-    headers: IdempotencyHeadersSchema,
-    body: jsonBody(ToolOutputsBodySchema.extend({ stream: StreamFlagSchema })),
-  },
-  responses: {
-    ...turnResponses,
-    200: jsonResponse(
-      TurnSchema.extend({ pending: z.array(z.string()).openapi({ description: "The tool calls still waiting for an output or an approval." }) }).openapi("WaitingTurn"),
-      "Stored; some calls still wait, so the turn does not go on yet.",
-    ),
-  },
-});
-
-const wantsEventStream = (c: Context<AppEnv>, bodyFlag: boolean | undefined) =>
-  bodyFlag ?? (c.req.query("stream") === "true" || (c.req.header("Accept") ?? "").includes("text/event-stream"));
-
-function turnResponse(c: Context<AppEnv>, outcome: Exclude<SubmitOutcome, { kind: "rejected" }>): Response {
-  if (outcome.kind === "stream") return c.body(outcome.stream, 200, SSE_HEADERS);
-  noteBookmark(c, outcome.bookmark);
-  const { failure, ...turn }: TurnResult = outcome.result;
-  // Only a model failure is a 502: a cancelled or interrupted reply is a stored turn like any other.
-  if (failure && failure.code !== "cancelled" && failure.code !== "interrupted") {
-    const retryAfter = failure.retry_after ? { "Retry-After": String(failure.retry_after) } : undefined;
-    const error = new ApiError("upstream_error", failure.message, { details: { code: failure.code }, headers: retryAfter });
-    return c.json({ ...error.body(c.get("requestId")), ...turn }, 502, error.headers);
-  }
-  return c.json(turn, 201);
-}
-
 /**
  * The files a send names, as the message will carry them. One D1 read, on the caller's shard,
  * and only for a send that names files: the rest never wait on it.
@@ -304,23 +230,6 @@ export const turnRoutes = createRouter()
     const content = checkMessageContent(c.env, body.content);
     const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
     return submit(c, { conversationId, ask: { kind: "resend", messageId: id, content, maxOutputTokens: body.max_output_tokens, attachments: await attachmentsOf(c, body.attachments), tools: await toolsOf(c, body) } }, ["resend", id], body);
-  })
-  .openapi(answerTools, async (c) => {
-    const { id } = c.req.valid("param");
-    const { stream, ...body } = c.req.valid("json");
-    const answers = toolAnswersOf(body);
-    const conversationId = await conversationOfMessage(c.env, c.get("userId"), id);
-    const key = c.req.header("Idempotency-Key");
-    const idempotency = key ? { key, requestHash: await requestHash(["tool_outputs", id, body]) } : null;
-    const mode = wantsEventStream(c, stream) ? "sse" : "json";
-    const outcome = await withGenerationSlot(c, 0, (userId, lease) =>
-      conversationObject(c.env, conversationId).answerTools({ userId, conversationId, aiMessageId: id, answers, lease, idempotency }, mode),
-    );
-    if (outcome.kind === "result" && outcome.result.ai_response.status === "RequiresAction") {
-      const { failure: _, ...turn } = outcome.result;
-      return c.json({ ...turn, pending: pendingCallIds(outcome.result.ai_message.parts ?? []) }, 200);
-    }
-    return turnResponse(c, outcome);
   })
   .openapi(streamReply, async (c) => {
     const { id } = c.req.valid("param");
