@@ -81,6 +81,18 @@ describe("server tools", () => {
     expect(calls(turn)[0].output).toBe(`${"lorem ipsum ".repeat(9).slice(0, 100)}\n[output cut: 5000 bytes, the first 100 kept]`);
   });
 
+  it("fits parallel outputs and the text after them into MAX_REPLY_BYTES, so the reply can always be stored", async () => {
+    const { user, id } = await conversationWithTools({ MAX_REPLY_BYTES: "6000" });
+    const turn = await send(user, id, `[stub: call=demo__lorem args={"bytes":3000} call=demo__lorem args={"bytes":3000} call=demo__lorem args={"bytes":3000}] go`);
+    expect(turn.ai_response.status).toBe("Completed");
+    const stored = new TextEncoder().encode(JSON.stringify(turn.ai_message.parts) + turn.ai_message.content).length;
+    expect(stored).toBeLessThanOrEqual(6000);
+    const outputs = calls(turn).map((c: any) => c.output);
+    expect(outputs[0]).toHaveLength(3000);
+    expect(outputs[2]).toMatch(/\[output cut: 3000 bytes, the first \d+ kept\]$/);
+    expect(turn.ai_response.finish_reason).toBe("length");
+  });
+
   it("stops at MAX_TOOL_STEPS: the last step is sent with tool_choice none and ends in text", async () => {
     const { user, id } = await conversationWithTools({ MAX_TOOL_STEPS: "3" });
     const turn = await send(user, id, `[stub: call=demo__echo args={"text":"again"} loop=1] keep going`);

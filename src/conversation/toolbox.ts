@@ -3,7 +3,7 @@ import type { AppConfig } from "../http/config";
 import type { ToolOffer } from "../model/model";
 import { callServerTool, listServerTools, type ServerTool } from "../model/tools/mcp-client";
 import type { ToolCallPart } from "../rules/message-parts";
-import { cappedOutput, type ClientTool, type ToolSpec } from "../rules/tool-rules";
+import type { ClientTool, ToolSpec } from "../rules/tool-rules";
 import type { StreamedCall } from "./live-turn";
 
 type Tool = { name: string; description?: string; parameters: Record<string, unknown> };
@@ -70,12 +70,12 @@ export class Toolbox {
     return { ...call, status: server.needsApproval ? "awaiting_approval" : "running" };
   }
 
-  /** Runs a server call (its arguments checked): its output, capped, or its error. */
+  /** Runs a server call (its arguments checked): its output (to be fitted to the reply), or its error. */
   async run(call: ToolCallPart, signal: AbortSignal): Promise<Pick<ToolCallPart, "status" | "output" | "error">> {
     const tool = this.server.find((t) => t.name === call.name);
     const server = this.config.mcpServers.find((s) => s.name === tool?.server);
     if (!tool || !server) return { status: "error", error: `The tool ${call.name} is no longer available.` };
     const outcome = await callServerTool(server, tool.tool, JSON.parse(call.arguments || "{}"), this.config.tools.timeoutMs, signal);
-    return "output" in outcome ? { status: "completed", output: cappedOutput(outcome.output, this.config.tools.maxOutputBytes) } : { status: "error", error: outcome.error };
+    return "output" in outcome ? { status: "completed", output: outcome.output } : { status: "error", error: outcome.error };
   }
 }

@@ -184,7 +184,7 @@ export class TurnRunner {
     const waiting = this.waiting.get(aiMessageId);
     if (rows.aiResponse.status !== "RequiresAction" || !waiting) throw new ApiError("conflict", "This reply is not waiting for tool outputs or approvals.");
     const config = getConfig(this.env);
-    const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? answersToWaiting(answers, rows.aiMessage) : answers, config.tools.maxOutputBytes);
+    const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? answersToWaiting(answers, rows.aiMessage) : answers, { maxOutputBytes: config.tools.maxOutputBytes, maxReplyBytes: config.maxReplyBytes });
     return this.store.commit(() => {
       rows.aiMessage = withParts(rows.aiMessage, rows.aiMessage.content, parts);
       this.store.saveMessage(rows.aiMessage);

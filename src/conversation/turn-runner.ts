@@ -5,6 +5,7 @@ import type { LiveTurn } from "./live-turn";
 import { classifyModelError, isContextLengthError, streamChat, type ToolOffer, TurnFailure } from "../model/model";
 import { withFileParts } from "./file-parts";
 import { Toolbox } from "./toolbox";
+import { fittedOutput, textRoom } from "../rules/tool-rules";
 import type { TurnJournal } from "./turn-journal";
 import { Watchdog } from "./watchdog";
 
@@ -41,7 +42,7 @@ export async function runSteps(turn: LiveTurn, config: AppConfig, journal: TurnJ
     const toolbox = await Toolbox.open(config, turn.tools);
     for (;;) {
       if (signal.aborted) throw signal.reason;
-      await runServerCalls(turn, toolbox, signal, checkpoint);
+      await runServerCalls(turn, toolbox, config, checkpoint);
       if (turn.awaitingClient()) {
         turn.parked = true;
         return;
@@ -72,11 +73,14 @@ export async function runSteps(turn: LiveTurn, config: AppConfig, journal: TurnJ
 }
 
 /** The step's server calls that may run, all at once; each result is committed as it comes (a restart keeps it). */
-async function runServerCalls(turn: LiveTurn, toolbox: Toolbox, signal: AbortSignal, checkpoint: Checkpoint): Promise<void> {
+async function runServerCalls(turn: LiveTurn, toolbox: Toolbox, config: AppConfig, checkpoint: Checkpoint): Promise<void> {
   const running = turn.calls().filter((call) => call.executor === "server" && call.status === "running");
+  const limits = { maxOutputBytes: config.tools.maxOutputBytes, maxReplyBytes: config.maxReplyBytes };
   await Promise.all(
     running.map(async (call) => {
-      turn.resolve(call.id, await toolbox.run(call, signal));
+      const result = await toolbox.run(call, turn.abort.signal);
+      // Fitted as it comes: parallel outputs together never make the reply too large to store.
+      turn.resolve(call.id, result.output === undefined ? result : { ...result, output: fittedOutput(result.output, turn.parts, limits) });
       checkpoint();
     }),
   );
@@ -89,15 +93,17 @@ async function streamStep(turn: LiveTurn, config: AppConfig, journal: TurnJourna
   aiResponse.finishReason = null;
   const usage = { counted: false };
   const position = turn.position;
+  // A reply that may hold tool calls stores its text twice: it gets half the room, less its calls.
+  const textLimit = offer || turn.step > 0 ? textRoom(turn.parts, config.maxReplyBytes) : config.maxReplyBytes;
   try {
     try {
       // The first step's window may be chosen at acceptance; each later one holds the calls and results before it.
       const selection = turn.step === 0 && turn.selection ? turn.selection : chooseContext(turn, config, 1);
-      await callModel(turn, selection, config, journal, watchdog, files, offer, usage);
+      await callModel(turn, selection, config, journal, watchdog, files, { offer, textLimit }, usage);
     } catch (error) {
       if (!isContextLengthError(error) || turn.position > position) throw error;
       log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: turn.rows.aiMessage.id, model: turn.model });
-      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog, files, offer, usage);
+      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog, files, { offer, textLimit }, usage);
     }
   } finally {
     watchdog.stop();
@@ -137,7 +143,7 @@ async function callModel(
   journal: TurnJournal,
   watchdog: Watchdog,
   files: R2Bucket,
-  offer: ToolOffer | undefined,
+  { offer, textLimit }: { offer: ToolOffer | undefined; textLimit: number },
   usage: { counted: boolean },
 ): Promise<void> {
   const { aiResponse, aiMessage } = turn.rows;
@@ -171,7 +177,7 @@ async function callModel(
     } else {
       aiResponse.firstTokenAt ??= new Date(now).toISOString();
       const offset = turn.text.length;
-      const fits = turn.addDelta(event.content, config.maxReplyBytes);
+      const fits = turn.addDelta(event.content, textLimit);
       journal.append(aiMessage.id, turn.text.slice(offset));
       if (!fits) {
         // As long as a reply may be stored: it ends here, as if the model's allowance had.

@@ -1,7 +1,7 @@
 import type { Message, MessagePart } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { isToolCall, partsOf, type ToolCallPart } from "../rules/message-parts";
-import { cappedOutput, type ToolAnswers, type ToolSpec } from "../rules/tool-rules";
+import { fittedOutput, type ToolAnswers, type ToolSpec } from "../rules/tool-rules";
 
 /* Turns that wait for the client (RequiresAction): what they keep, and the answers that let them go on. */
 
@@ -35,17 +35,17 @@ export class WaitingTurns {
 const notWaiting = (id: string, what: string) => new ApiError("conflict", `The tool call ${id} is not ${what}.`, { details: { tool_call_id: id } });
 
 /**
- * The parts with the client's answers applied: outputs (capped at `maxOutputBytes`) and errors
+ * The parts with the client's answers applied: outputs (fitted to `limits`) and errors
  * for calls awaiting an output, approvals (the call runs next) and denials for calls awaiting
  * one. Any answer for a call that does not wait for it is a 409, and nothing is applied.
  */
-export function answered(parts: readonly MessagePart[], { outputs, approvals }: ToolAnswers, maxOutputBytes: number): MessagePart[] {
+export function answered(parts: readonly MessagePart[], { outputs, approvals }: ToolAnswers, limits: { maxOutputBytes: number; maxReplyBytes: number }): MessagePart[] {
   const next = structuredClone(parts) as MessagePart[];
   const calls = new Map(next.filter(isToolCall).map((call) => [call.id, call]));
   for (const answer of outputs) {
     const call = calls.get(answer.toolCallId);
     if (call?.status !== "awaiting_output") throw notWaiting(answer.toolCallId, "awaiting an output");
-    Object.assign(call, "output" in answer ? { status: "completed", output: cappedOutput(answer.output, maxOutputBytes) } : { status: "error", error: answer.error });
+    Object.assign(call, "output" in answer ? { status: "completed", output: fittedOutput(answer.output, next, limits) } : { status: "error", error: answer.error });
   }
   for (const { toolCallId, approved, reason } of approvals) {
     const call = calls.get(toolCallId);

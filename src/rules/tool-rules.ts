@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "../http/errors";
+import type { MessagePart } from "../db/schema";
 import type { ModelEntry } from "../model/registry";
+import { textOf } from "./message-parts";
 
 /* Which tools a turn may use, as the turn routes take it and the engine stores it for a waiting turn. */
 
@@ -116,8 +118,33 @@ export function toolAnswersOf(body: z.infer<typeof ToolOutputsBodySchema>): Tool
   return { outputs, approvals };
 }
 
+/**
+ * An output as the reply can still hold it: at most `maxOutputBytes`, and never past what the
+ * reply's parts may take in all (`maxReplyBytes`, below the row limit of D1 and the objects).
+ */
+export function fittedOutput(output: string, parts: readonly MessagePart[], { maxOutputBytes, maxReplyBytes }: { maxOutputBytes: number; maxReplyBytes: number }): string {
+  // A quarter of the reply stays for the text the model writes after the results.
+  const room = Math.floor((maxReplyBytes * 3) / 4) - storedBytes(parts) - PARTS_OVERHEAD_BYTES;
+  return cappedOutput(output, Math.min(maxOutputBytes, Math.max(0, room)));
+}
+
+/** What a message with these parts stores: the parts as JSON, and their text once more as its content. */
+export const storedBytes = (parts: readonly MessagePart[]) => utf8.encode(JSON.stringify(parts)).length + utf8.encode(textOf(parts)).length;
+
+/**
+ * The most text a reply that may hold tool calls can stream: its text is stored twice (in its
+ * parts and as its content), beside everything else its parts hold.
+ */
+export const textRoom = (parts: readonly MessagePart[], maxReplyBytes: number) =>
+  Math.max(0, Math.floor((maxReplyBytes - utf8.encode(JSON.stringify(parts.filter((part) => part.type !== "text"))).length - PARTS_OVERHEAD_BYTES) / 2));
+
+const utf8 = new TextEncoder();
+
+/** Room kept for the JSON around a part yet to come (a result's note, the next text part's fields). */
+const PARTS_OVERHEAD_BYTES = 1024;
+
 /** An output cut to `maxBytes` of UTF-8, with a note saying so. */
-export function cappedOutput(output: string, maxBytes: number): string {
+function cappedOutput(output: string, maxBytes: number): string {
   const bytes = new TextEncoder().encode(output);
   if (bytes.length <= maxBytes) return output;
   const kept = new TextDecoder().decode(bytes.subarray(0, maxBytes)).replace(/\uFFFD$/, "");
