@@ -40,7 +40,10 @@ async function readJson(request) {
 /** Serves the demo on `port` (0: any free one); resolves with the listening server. */
 export function startMcpDemo(port = 8795) {
   const http = createServer(async (request, response) => {
-    if (new URL(request.url, "http://x").pathname !== "/mcp") return response.writeHead(404).end();
+    const { pathname } = new URL(request.url, "http://x");
+    // A server that accepts the connection and never answers (for the tests of a hung server).
+    if (pathname === "/hang") return;
+    if (pathname !== "/mcp") return response.writeHead(404).end();
     if (request.method !== "POST") return response.writeHead(405, { Allow: "POST" }).end();
     try {
       const server = demoServer();

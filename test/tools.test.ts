@@ -75,6 +75,17 @@ describe("server tools", () => {
     expect(turn.ai_message.content).toContain("demo__fail said Error: boom");
   });
 
+  it("a server that hangs holds a turn's first token 5 s at most, once: then it is left out for 30 s", async () => {
+    const { user, id } = await conversationWithTools({ MCP_SERVERS: JSON.stringify([{ name: "hung", url: env.TEST_MCP_URL.replace(/\/mcp$/, "/hang") }]) });
+    let started = Date.now();
+    const first = await send(user, id, "[stub: tokens=2] hello");
+    expect(first.ai_response.status).toBe("Completed");
+    expect(Date.now() - started).toBeLessThan(7_000);
+    started = Date.now();
+    await send(user, id, "[stub: tokens=2] again");
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it("cuts a long output at MAX_TOOL_OUTPUT_BYTES with a note", async () => {
     const { user, id } = await conversationWithTools({ MAX_TOOL_OUTPUT_BYTES: "100" });
     const turn = await send(user, id, `[stub: call=demo__lorem args={"bytes":5000}] go`);

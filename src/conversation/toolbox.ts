@@ -47,7 +47,7 @@ export class Toolbox {
 
   static async open(config: AppConfig, spec: ToolSpec): Promise<Toolbox> {
     const wantsServerTools = spec.server === "all" || spec.server.length > 0;
-    const listed = wantsServerTools && config.mcpServers.length ? (await listServerTools(config.mcpServers, config.tools.timeoutMs)).tools : [];
+    const listed = wantsServerTools && config.mcpServers.length ? (await listServerTools(config.mcpServers)).tools : [];
     const server = spec.server === "all" ? listed : listed.filter((tool) => spec.server.includes(tool.name));
     return new Toolbox(config, server, spec.client, spec);
   }

@@ -29,8 +29,7 @@ const listTools = createRoute({
 });
 
 export const toolRoutes = createRouter().openapi(listTools, async (c) => {
-  const { mcpServers, tools: limits } = getConfig(c.env);
-  const { tools, unavailable } = await listServerTools(mcpServers, limits.timeoutMs);
+  const { tools, unavailable } = await listServerTools(getConfig(c.env).mcpServers);
   // Server URLs and headers are the deployer's: a client learns only the server's name.
   return c.json(
     {

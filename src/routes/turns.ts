@@ -179,7 +179,7 @@ type SendBody = { stream?: boolean; if_busy?: TurnSubmission["ifBusy"] };
 async function toolsOf(c: Context<AppEnv>, body: Parameters<typeof toolSpecOf>[0]): Promise<ToolSpec> {
   const spec = toolSpecOf(body);
   const config = getConfig(c.env);
-  await checkToolNames(spec, async () => (await listServerTools(config.mcpServers, config.tools.timeoutMs)).tools.map((tool) => tool.name));
+  await checkToolNames(spec, async () => (await listServerTools(config.mcpServers)).tools.map((tool) => tool.name));
   return spec;
 }
 

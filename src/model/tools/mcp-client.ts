@@ -18,16 +18,21 @@ export interface ServerTool {
 /** What a tool call gave back: its text, or why it failed (both go to the model). */
 export type ToolOutcome = { output: string } | { error: string };
 
+/** A tool list older than this is refreshed in the background; the turn meanwhile uses the one it has. */
 const TOOL_LIST_TTL_MS = 60_000;
+/** A server that could not list its tools is not asked again for this long: turns do not wait on it. */
+const UNAVAILABLE_FOR_MS = 30_000;
+/** Listing tools comes before a turn's model call: it may never hold the first token for long. */
+const LIST_TIMEOUT_MS = 5_000;
 const CLIENT_INFO = { name: "genai-edge", version: "0.1.0" };
 
 /*
  * Per isolate: one connected client per server (an MCP session costs two requests to open), and
- * each server's tool list for a minute. Both are dropped when a call fails, so a restarted server
- * gets a new session.
+ * each server's tool list. Both are dropped when a call fails, so a restarted server gets a new
+ * session.
  */
 const clients = new Map<string, Promise<Client>>();
-const toolLists = new Map<string, { at: number; tools: Promise<ServerTool[]> }>();
+const toolLists = new Map<string, { at: number; tools: Promise<ServerTool[]>; failed: boolean }>();
 
 /**
  * Only POSTs reach the server: the standalone GET stream (server-initiated messages, which we do
@@ -43,7 +48,7 @@ function clientFor(server: McpServer): Promise<Client> {
     const transport = new StreamableHTTPClientTransport(server.url, { requestInit: { headers: server.headers, redirect: "manual" }, fetch: postOnly });
     // The SDK's default validator (Ajv) compiles schemas with `new Function`, which Workers forbid.
     const connecting = new Client(CLIENT_INFO, { jsonSchemaValidator: new CfWorkerJsonSchemaValidator() });
-    client = connecting.connect(transport).then(() => connecting);
+    client = connecting.connect(transport, { timeout: LIST_TIMEOUT_MS }).then(() => connecting);
     client.catch(() => clients.delete(key));
     clients.set(key, client);
   }
@@ -53,16 +58,30 @@ function clientFor(server: McpServer): Promise<Client> {
 function forget(server: McpServer): void {
   const client = clients.get(server.url.href);
   clients.delete(server.url.href);
-  toolLists.delete(server.url.href);
   void client?.then((c) => c.close()).catch(() => undefined);
 }
 
-/** A server's tools, from the isolate's cache when under a minute old. */
-function toolsOf(server: McpServer, timeoutMs: number): Promise<ServerTool[]> {
+/**
+ * A server's tools from the isolate's cache: a list older than TOOL_LIST_TTL_MS is still used
+ * while a fresh one is fetched; only the first listing (or one after UNAVAILABLE_FOR_MS of
+ * failure) is waited for.
+ */
+function toolsOf(server: McpServer): Promise<ServerTool[]> {
   const cached = toolLists.get(server.url.href);
-  if (cached && Date.now() - cached.at < TOOL_LIST_TTL_MS) return cached.tools;
+  const age = cached ? Date.now() - cached.at : Infinity;
+  if (cached?.failed) return age < UNAVAILABLE_FOR_MS ? cached.tools : fetchTools(server);
+  if (cached && age >= TOOL_LIST_TTL_MS) {
+    cached.at = Date.now();
+    // Swapped in only once it arrives: until then, and if it fails, turns keep the list they had.
+    void fetchTools(server, true).catch(() => undefined);
+  }
+  return cached?.tools ?? fetchTools(server);
+}
+
+/** Lists a server's tools; `refreshing`: a list is cached, and this one replaces it only when it arrives. */
+function fetchTools(server: McpServer, refreshing = false): Promise<ServerTool[]> {
   const tools = clientFor(server)
-    .then((client) => client.listTools(undefined, { timeout: timeoutMs }))
+    .then((client) => client.listTools(undefined, { timeout: LIST_TIMEOUT_MS }))
     .then(({ tools }) =>
       tools.map((tool) => ({
         name: `${server.name}__${tool.name}`,
@@ -73,16 +92,22 @@ function toolsOf(server: McpServer, timeoutMs: number): Promise<ServerTool[]> {
         needsApproval: needsApproval(server, tool.name),
       })),
     );
-  tools.catch(() => forget(server));
-  toolLists.set(server.url.href, { at: Date.now(), tools });
+  if (!refreshing) toolLists.set(server.url.href, { at: Date.now(), tools, failed: false });
+  tools.then(
+    () => refreshing && toolLists.set(server.url.href, { at: Date.now(), tools, failed: false }),
+    (error) => {
+      log.warn("an MCP server's tools could not be listed", { server: server.name, error: String(error) });
+      forget(server);
+      if (!refreshing) toolLists.set(server.url.href, { at: Date.now(), tools, failed: true });
+    },
+  );
   return tools;
 }
 
 /** Every configured server's tools; a server that cannot be reached is left out (and named in `unavailable`). */
-export async function listServerTools(servers: readonly McpServer[], timeoutMs: number): Promise<{ tools: ServerTool[]; unavailable: string[] }> {
-  const lists = await Promise.allSettled(servers.map((server) => toolsOf(server, timeoutMs)));
+export async function listServerTools(servers: readonly McpServer[]): Promise<{ tools: ServerTool[]; unavailable: string[] }> {
+  const lists = await Promise.allSettled(servers.map((server) => toolsOf(server)));
   const unavailable = servers.filter((_, i) => lists[i]!.status === "rejected").map((server) => server.name);
-  lists.forEach((list, i) => list.status === "rejected" && log.warn("an MCP server's tools could not be listed", { server: servers[i]!.name, error: String(list.reason) }));
   return { tools: lists.flatMap((list) => (list.status === "fulfilled" ? list.value : [])), unavailable };
 }
 
