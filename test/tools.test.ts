@@ -218,6 +218,14 @@ describe("client tools", () => {
     await expectError(await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: calls(waiting)[0].id, output: "late" }] }), 409, "conflict");
   });
 
+  it("goes on with the model the turn asked for, not the name the upstream answered with", async () => {
+    const user = await createUser();
+    const waiting = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: call=local_time] time?", model_version: "gpt-4o", tools: [CLOCK] }, status: 201 });
+    expect(waiting.ai_response.model).toBe("offline-gpt-4o");
+    const done = await (await answer(user, waiting.ai_message.id, { outputs: [{ tool_call_id: calls(waiting)[0].id, output: "noon" }] })).json<any>();
+    expect(done.ai_response).toMatchObject({ status: "Completed", model: "offline-gpt-4o" });
+  });
+
   it("replays an answer sent again with its Idempotency-Key", async () => {
     const { user, id } = await conversationWithTools();
     const waiting = await send(user, id, "[stub: call=local_time] time?", { tools: [CLOCK] });

@@ -183,6 +183,7 @@ export class TurnRunner {
     if (!rows || rows.aiMessage.sender !== "ai") throw new ApiError("not_found", "Message not found.");
     const waiting = this.waiting.get(aiMessageId);
     if (rows.aiResponse.status !== "RequiresAction" || !waiting) throw new ApiError("conflict", "This reply is not waiting for tool outputs or approvals.");
+    if (rows.conversation.status !== "Active") throw new ApiError("conflict", "This conversation is deleted; restore it to go on.");
     const config = getConfig(this.env);
     const parts = answered(partsOf(rows.aiMessage), onlyWaiting ? answersToWaiting(answers, rows.aiMessage) : answers, { maxOutputBytes: config.tools.maxOutputBytes, maxReplyBytes: config.maxReplyBytes });
     return this.store.commit(() => {
@@ -190,11 +191,11 @@ export class TurnRunner {
       this.store.saveMessage(rows.aiMessage);
       if (idempotency) this.journal.rememberIdempotent(userId, idempotency.key, { requestHash: idempotency.requestHash, aiMessageId });
       if (stillWaiting(parts).length) return { waiting: turnResult(rows, null) };
-      rows.aiResponse = { ...rows.aiResponse, status: "Generating", finishReason: null };
+      rows.aiResponse = { ...rows.aiResponse, status: "Generating", finishReason: null, model: waiting.model };
       this.store.saveResponse(rows.aiResponse);
       this.waiting.delete(aiMessageId);
       this.ledger.hold(lease, userId, "generation");
-      const turn = new LiveTurn({ ...rows, isNewUserMessage: false }, rows.conversation.systemPrompt, lease, usableSpec(waiting.tools, config.modelEntry(rows.aiResponse.model)));
+      const turn = new LiveTurn({ ...rows, isNewUserMessage: false }, rows.conversation.systemPrompt, lease, usableSpec(waiting.tools, config.modelEntry(waiting.model)));
       this.#enqueue(turn);
       return { turn, from: waiting.position };
     });
@@ -258,7 +259,7 @@ export class TurnRunner {
     const parts = failure ? closedCalls(turn.parts, failure.message) : turn.parts;
     rows.aiMessage = { ...withParts(this.store.message(rows.aiMessage.id)!, turn.text, parts), tokens };
     this.store.saveMessage(rows.aiMessage);
-    if (waits) this.waiting.save(rows.aiMessage.id, { position: turn.position, tools: turn.tools });
+    if (waits) this.waiting.save(rows.aiMessage.id, { position: turn.position, tools: turn.tools, model: turn.model });
     const userMessage = this.store.message(rows.userMessage.id);
     // Only while the message still holds the text that was counted: an edit clears the count.
     if (userTokens !== null && userMessage?.content === rows.userMessage.content) this.store.saveMessage({ ...userMessage, tokens: userTokens });

@@ -10,21 +10,23 @@ export interface WaitingTurn {
   /** Where its frames ended when it stopped: a continuation's stream starts there. */
   position: number;
   tools: ToolSpec;
+  /** The model the turn asked for (the response's `model` is the name the upstream answered with). */
+  model: string;
 }
 
 /** Stored beside the journal: one row per waiting turn. */
 export class WaitingTurns {
   constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS waiting_turns (ai_message_id TEXT PRIMARY KEY, position INTEGER NOT NULL, tools TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS waiting_turns (ai_message_id TEXT PRIMARY KEY, position INTEGER NOT NULL, tools TEXT NOT NULL, model TEXT NOT NULL)`);
   }
 
-  save(aiMessageId: string, { position, tools }: WaitingTurn): void {
-    this.sql.exec(`INSERT OR REPLACE INTO waiting_turns (ai_message_id, position, tools) VALUES (?, ?, ?)`, aiMessageId, position, JSON.stringify(tools));
+  save(aiMessageId: string, { position, tools, model }: WaitingTurn): void {
+    this.sql.exec(`INSERT OR REPLACE INTO waiting_turns (ai_message_id, position, tools, model) VALUES (?, ?, ?, ?)`, aiMessageId, position, JSON.stringify(tools), model);
   }
 
   get(aiMessageId: string): WaitingTurn | null {
-    const [row] = this.sql.exec<{ position: number; tools: string }>(`SELECT position, tools FROM waiting_turns WHERE ai_message_id = ?`, aiMessageId).toArray();
-    return row ? { position: row.position, tools: JSON.parse(row.tools) as ToolSpec } : null;
+    const [row] = this.sql.exec<{ position: number; tools: string; model: string }>(`SELECT position, tools, model FROM waiting_turns WHERE ai_message_id = ?`, aiMessageId).toArray();
+    return row ? { position: row.position, tools: JSON.parse(row.tools) as ToolSpec, model: row.model } : null;
   }
 
   delete(aiMessageId: string): void {
