@@ -256,6 +256,18 @@ describe("approvals", () => {
   });
 });
 
+describe("the window with tools", () => {
+  it("leaves room for the tools' definitions: a turn offered a large tool gets less history", async () => {
+    const user = await createUser();
+    const { id } = await callJson("/conversations/", { token: user.access, body: { model_version: "small-window" }, status: 201 });
+    for (let i = 0; i < 6; i++) await send(user, id, `[stub: tokens=2] ${"history ".repeat(60)} ${i}`);
+    const plain = await send(user, id, "[stub: tokens=2] without tools");
+    const big = { name: "big_tool", description: "d".repeat(1_500), parameters: { type: "object", properties: {} } };
+    const withTool = await send(user, id, "[stub: tokens=2] with tools", { tools: [big] });
+    expect(plain.ai_response.context.messages).toBeGreaterThan(withTool.ai_response.context.messages);
+  });
+});
+
 describe("reasoning", () => {
   it("streams and stores reasoning parts, records reasoning_tokens, and never sends reasoning back", async () => {
     const { user, id } = await conversationWithTools();

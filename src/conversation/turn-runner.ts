@@ -9,9 +9,13 @@ import { fittedOutput, textRoom } from "../rules/tool-rules";
 import type { TurnJournal } from "./turn-journal";
 import { Watchdog } from "./watchdog";
 
-/** Chooses what of the turn's branch (and its reply so far) fits `tighten` of the model's window, and records it on the response. */
-export function chooseContext(turn: LiveTurn, config: AppConfig, tighten: number): ContextSelection {
-  const selection = selectContext(turn.systemPrompt, turn.branch!, turnBudget(turn, config), tighten, turn.parts);
+/**
+ * Chooses what of the turn's branch (and its reply so far) fits `tighten` of the model's window,
+ * beside `toolTokens` of tool definitions, and records it on the response.
+ */
+export function chooseContext(turn: LiveTurn, config: AppConfig, tighten: number, toolTokens = 0): ContextSelection {
+  const budget = turnBudget(turn, config);
+  const selection = selectContext(turn.systemPrompt, turn.branch!, { ...budget, contextTokens: budget.contextTokens - toolTokens }, tighten, turn.parts);
   if (!selection) throw new TurnFailure("context_length_exceeded", "The message does not fit in the model's context window.");
   turn.selection = selection;
   Object.assign(turn.rows.aiResponse, {
@@ -95,15 +99,17 @@ async function streamStep(turn: LiveTurn, config: AppConfig, journal: TurnJourna
   const position = turn.position;
   // A reply that may hold tool calls stores its text twice: it gets half the room, less its calls.
   const textLimit = offer || turn.step > 0 ? textRoom(turn.parts, config.maxReplyBytes) : config.maxReplyBytes;
+  const toolTokens = offer ? estimateTokens(JSON.stringify(offer.tools)) : 0;
   try {
     try {
-      // The first step's window may be chosen at acceptance; each later one holds the calls and results before it.
-      const selection = turn.step === 0 && turn.selection ? turn.selection : chooseContext(turn, config, 1);
+      // The window chosen at acceptance serves a first step offered no tools; the tools' definitions
+      // take room of their own, and each later step holds the calls and results before it.
+      const selection = turn.step === 0 && !offer && turn.selection ? turn.selection : chooseContext(turn, config, 1, toolTokens);
       await callModel(turn, selection, config, journal, watchdog, files, { offer, textLimit }, usage);
     } catch (error) {
       if (!isContextLengthError(error) || turn.position > position) throw error;
       log.warn("prompt too long for the provider; retrying with a tighter budget", { ai_message_id: turn.rows.aiMessage.id, model: turn.model });
-      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING), config, journal, watchdog, files, { offer, textLimit }, usage);
+      await callModel(turn, chooseContext(turn, config, RETRY_TIGHTENING, toolTokens), config, journal, watchdog, files, { offer, textLimit }, usage);
     }
   } finally {
     watchdog.stop();
