@@ -277,6 +277,9 @@ describe("reasoning", () => {
     expect(turn.ai_message.content).not.toContain("r1");
     const history = await send(user, id, "[stub: echo=history] again");
     expect(history.ai_message.content).not.toContain("r1 r2");
+    // OpenRouter and Ollama name the field `reasoning`.
+    const other = await send(user, id, "[stub: reasoning=2 reasoning_field=reasoning] think");
+    expect(other.ai_message.parts[0]).toEqual({ type: "reasoning", step: 0, text: "r1 r2" });
   });
 });
 

@@ -26,6 +26,7 @@
  *   context=n       a context window of n tokens instead of the configured one
  *   prompt_factor=n count the prompt n times larger than usual (a provider whose count differs from ours)
  *   reasoning=n     stream n reasoning tokens (`reasoning_content`) before the reply
+ *   reasoning_field=reasoning  ... in the `reasoning` field instead (OpenRouter, Ollama)
  *   call=<tool> args=<json>  when offered tools, call that tool (several for parallel calls);
  *                   the arguments are JSON without "]"; after the results it answers quoting them
  *   loop=1          call the same tools again after every result (until tool_choice is "none")
@@ -103,6 +104,7 @@ interface Script {
   context?: number;
   prompt_factor?: number;
   reasoning?: number;
+  reasoningField?: string;
   loop?: number;
   calls: ToolCall[];
 }
@@ -126,6 +128,7 @@ function parseScript(messages: ChatMessage[], defaultDelay: number, provider: st
   for (const directive of [forAll, ...forThis]) {
     for (const [, key, value] of directive.matchAll(/(\w+)=([\w.-]+)/g)) {
       if (key === "echo") script.echo = value;
+      else if (key === "reasoning_field") script.reasoningField = value;
       else if (key && SCRIPT_NUMBERS.has(key)) (script as unknown as Record<string, number>)[key] = Number(value);
     }
     for (const [, name, args] of directive.matchAll(/call=([\w-]+)(?:\s+args=(\{.*?\})(?=\s|$))?/g)) script.calls.push({ name: name!, arguments: args ?? "{}" });
@@ -232,7 +235,7 @@ export function createOfflineModelFetch(provider: string, defaultDelayMs: number
     };
     // What streams, delta by delta: reasoning, then the reply or the tool calls (each call's id and name, then its arguments).
     const deltas: object[] = [
-      ...reasoning.map((token) => ({ reasoning_content: token })),
+      ...reasoning.map((token) => ({ [script.reasoningField ?? "reasoning_content"]: token })),
       ...replyTokens.map((token) => ({ content: token })),
       ...calls.flatMap((call, index) => [
         { tool_calls: [{ index, id: `call_${crypto.randomUUID().slice(0, 8)}`, type: "function", function: { name: call.name, arguments: "" } }] },
