@@ -2,17 +2,23 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { createServer } from "node:net";
+import { build } from "esbuild";
 
 export default defineConfig(async () => {
   const migrationsOf = (kind: string) => readD1Migrations(path.join(import.meta.dirname, "migrations", kind));
   // The demo MCP server (the SDK's own server), for the tool tests: they give the objects an env
   // with MCP_SERVERS pointing at it. test/mcp-global-setup.ts serves it on this free port.
   process.env.TEST_MCP_PORT ??= String(await freePort());
+  // The PDF text Worker (workers/pdf-text), bundled for the pool as an auxiliary worker: the API's
+  // PDF_TEXT service binding reaches it by its name, as in production.
+  const pdfText = path.join(import.meta.dirname, "node_modules", ".cache", "pdf-text.mjs");
+  await build({ entryPoints: ["workers/pdf-text/src/index.ts"], bundle: true, format: "esm", platform: "neutral", mainFields: ["module", "main"], conditions: ["workerd", "worker", "browser"], outfile: pdfText, logLevel: "error" });
   return {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          workers: [{ name: "genai-edge-pdf-text", modules: true, scriptPath: pdfText, compatibilityDate: "2026-11-01" }],
           bindings: {
             TEST_DIRECTORY_MIGRATIONS: await migrationsOf("directory"),
             TEST_SHARD_MIGRATIONS: await migrationsOf("shard"),

@@ -75,7 +75,7 @@ export const estimateTokens = (text: string) => Math.ceil(utf8Length(text) / 3);
 /**
  * What a file costs in the prompt. An image as OpenAI counts it at high detail: scaled to fit
  * 2048×2048, then its shorter side to 768, 170 tokens per 512-pixel tile plus 85. Text inline, by
- * its size; a PDF, a line about it.
+ * its size; a PDF, its text.
  */
 export function attachmentTokens(file: AttachmentRef): number {
   if (file.deleted) return 20;
@@ -87,7 +87,8 @@ export function attachmentTokens(file: AttachmentRef): number {
     [width, height] = [width * shorter, height * shorter];
     return 85 + 170 * Math.ceil(width / 512) * Math.ceil(height / 512);
   }
-  if (file.mediaType === "application/pdf") return 40;
+  // A PDF's text as stored at upload (3 bytes a token, like `estimateTokens`), or a line.
+  if (file.mediaType === "application/pdf") return file.textBytes ? Math.ceil(file.textBytes / 3) + 10 : 20;
   return Math.ceil(file.size / 3) + 10;
 }
 

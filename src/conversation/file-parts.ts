@@ -1,5 +1,5 @@
 import type { AttachmentRef } from "../db/schema";
-import { fileKey } from "../rules/file-rules";
+import { fileKey, textKey } from "../rules/file-rules";
 import type { ChatMessage, ContentPart } from "../model/model";
 
 /* A turn's files, read from R2 into the messages that carry them, as OpenAI content parts. */
@@ -11,13 +11,17 @@ function base64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** What the model gets of one file: an image as a data URL, text inline under its name, a PDF or a deleted file as a line saying so. */
+/**
+ * What the model gets of one file: an image as a data URL, text inline under its name, a PDF's
+ * text (read at upload) the same way, and a deleted file or a PDF with no text as a line saying so.
+ */
 async function partOf(bucket: R2Bucket, userId: string, file: AttachmentRef): Promise<ContentPart> {
-  const object = file.deleted ? null : await bucket.get(fileKey(userId, file.sha256));
+  const isPdf = file.mediaType === "application/pdf";
+  if (isPdf && !file.deleted && !file.textBytes) return { type: "text", text: `[A PDF, ${file.filename}, is attached; no text could be read from it.]` };
+  const object = file.deleted ? null : await bucket.get(isPdf ? textKey(userId, file.sha256) : fileKey(userId, file.sha256));
   if (!object) return { type: "text", text: `[The file ${file.filename} was attached here and has since been deleted.]` };
   const bytes = new Uint8Array(await object.arrayBuffer());
   if (file.mediaType.startsWith("image/")) return { type: "image_url", image_url: { url: `data:${file.mediaType};base64,${base64(bytes)}` } };
-  if (file.mediaType === "application/pdf") return { type: "text", text: `[A PDF, ${file.filename}, is attached; its text cannot be read here.]` };
   return { type: "text", text: `File ${file.filename}:\n${new TextDecoder().decode(bytes)}` };
 }
 

@@ -21,6 +21,8 @@ export interface AttachmentRef {
   height: number | null;
   /** The file was deleted since: the message keeps its name, the model is told it is gone. */
   deleted?: boolean;
+  /** A PDF: the size of its text in UTF-8 (stored beside its bytes); null when none could be read. */
+  textBytes?: number | null;
 }
 
 /** Where a tool call stands: running (a server tool), waiting for an approval or the client's output, or answered. */
@@ -263,6 +265,8 @@ export const files = sqliteTable(
     sha256: text().notNull(),
     width: integer(),
     height: integer(),
+    /** A PDF: the UTF-8 size of the text read from it at upload (kept in R2 beside the bytes); null when none could be read. */
+    textBytes: integer("text_bytes"),
     createdAt: timestampColumn("created_at"),
     /** Deleted: the bytes are gone (unless another file holds them); the row stays for what named it. */
     deletedAt: text("deleted_at"),

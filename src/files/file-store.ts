@@ -7,7 +7,8 @@ import type { Database } from "../db/client";
 import { getConfig } from "../http/config";
 import { ApiError } from "../http/errors";
 import { newId, nowIso, toHex } from "../lib/ids";
-import { displayName, fileKey, sniff } from "../rules/file-rules";
+import { displayName, fileKey, PDF_TEXT_MAX_CHARS, sniff, textKey } from "../rules/file-rules";
+import { log } from "../lib/log";
 import { chargeStorage } from "../rules/storage";
 
 /* Storing a user's files: what an upload and a chat message's file parts share. */
@@ -22,7 +23,16 @@ const markAttachmentDeleted = (db: Database, userId: string, fileId: string) =>
     })
     .where(and(eq(messages.userId, userId), sql`EXISTS (SELECT 1 FROM json_each(${messages.attachments}) WHERE json_extract(value, '$.id') = ${fileId})`));
 
-export const attachmentRef = ({ id, filename, mediaType, size, sha256, width, height }: FileRow): AttachmentRef => ({ id, filename, mediaType, size, sha256, width, height });
+export const attachmentRef = ({ id, filename, mediaType, size, sha256, width, height, textBytes }: FileRow): AttachmentRef => ({
+  id,
+  filename,
+  mediaType,
+  size,
+  sha256,
+  width,
+  height,
+  ...(mediaType === "application/pdf" ? { textBytes } : {}),
+});
 
 /** Whether another live file of the owner holds the same bytes. */
 async function bytesShared(db: Database, file: Pick<FileRow, "id" | "userId" | "sha256">): Promise<boolean> {
@@ -42,7 +52,7 @@ async function bytesShared(db: Database, file: Pick<FileRow, "id" | "userId" | "
 export async function deleteFile(env: Env, db: Database, file: FileRow): Promise<void> {
   await db.batch([db.update(files).set({ deletedAt: nowIso() }).where(eq(files.id, file.id)), markAttachmentDeleted(db, file.userId, file.id)]);
   if (await bytesShared(db, file)) return;
-  await env.FILES.delete(fileKey(file.userId, file.sha256));
+  await env.FILES.delete([fileKey(file.userId, file.sha256), textKey(file.userId, file.sha256)]);
   await chargeStorage(env, file.userId, -file.size);
 }
 
@@ -58,12 +68,35 @@ export async function storeFile(c: Context<AppEnv>, { bytes, declared, name }: {
   const filename = displayName(name);
   const { mediaType, width, height } = await sniff(bytes, declared, filename);
   const sha256 = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
-  const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, createdAt: nowIso(), deletedAt: null };
+  const file: FileRow = { id: newId(), userId, filename, mediaType, size: bytes.byteLength, sha256, width, height, textBytes: null, createdAt: nowIso(), deletedAt: null };
   // The same bytes are stored, and counted against the quota, once per user.
   if (!(await bytesShared(userDb(c), file))) {
     await chargeStorage(c.env, userId, bytes.byteLength);
     await c.env.FILES.put(fileKey(userId, sha256), bytes, { httpMetadata: { contentType: mediaType }, sha256 });
   }
+  if (mediaType === "application/pdf") file.textBytes = await storePdfText(c.env, userId, sha256, bytes);
   await userDb(c).insert(files).values(file);
   return file;
+}
+
+/**
+ * A PDF's text, read once at upload by the PDF_TEXT Worker and kept in R2 beside its bytes, so a
+ * turn reads it like a text file (and its window counts it) without parsing the PDF again. Its
+ * size in UTF-8, or null when the PDF has no text that can be read or the extractor is not reachable.
+ */
+async function storePdfText(env: Env, userId: string, sha256: string, bytes: Uint8Array): Promise<number | null> {
+  let text: string;
+  try {
+    const response = await env.PDF_TEXT.fetch("https://pdf-text/", { method: "POST", body: bytes });
+    if (!response.ok) return null;
+    text = ((await response.json()) as { text: string }).text.trim();
+  } catch (error) {
+    log.warn("the PDF text extractor could not be reached", { error: String(error) });
+    return null;
+  }
+  if (!text) return null;
+  if (text.length > PDF_TEXT_MAX_CHARS) text = `${text.slice(0, PDF_TEXT_MAX_CHARS)}\n[The PDF's text goes on for ${text.length - PDF_TEXT_MAX_CHARS} more characters, left out here.]`;
+  const stored = new TextEncoder().encode(text);
+  await env.FILES.put(textKey(userId, sha256), stored, { httpMetadata: { contentType: "text/plain; charset=utf-8" } });
+  return stored.length;
 }

@@ -7,6 +7,12 @@ import { ApiError } from "../http/errors";
 /** Where a user's bytes are in R2: once per user, by their SHA-256. */
 export const fileKey = (userId: string, sha256: string) => `users/${userId}/${sha256}`;
 
+/** Where a PDF's text lives, beside its bytes. */
+export const textKey = (userId: string, sha256: string) => `${fileKey(userId, sha256)}.txt`;
+
+/** The most of a PDF's text kept (about 16,000 tokens); a longer text ends with a note. */
+export const PDF_TEXT_MAX_CHARS = 48_000;
+
 export const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 const BINARY_TYPES = new Set([...IMAGE_TYPES, "application/pdf"]);
 
