@@ -51,6 +51,8 @@ export class ConversationObject extends DurableObject<Env> {
   readonly #loading = new Map<string, Promise<void>>();
   #alarmSet = false;
   #summarizing = false;
+  /** Its account was deleted: the storage is gone, and nothing in memory may answer for it. */
+  #erased = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -188,6 +190,19 @@ export class ConversationObject extends DurableObject<Env> {
     return this.#apply(() => ({ ...message, isDeleted: true }), (row) => this.#store.saveMessage(row));
   }
 
+  /**
+   * Erases the conversation (its account is being deleted): turns in flight stop, then the
+   * object's storage goes. From then on this object answers as if it never held anything.
+   */
+  async erase(userId: string, conversationId: string): Promise<void> {
+    if (!(await this.#find(userId, conversationId))) return;
+    this.#erased = true;
+    for (const turn of this.#turns.values()) turn.abort.abort(new TurnFailure("cancelled", "cancelled"));
+    await Promise.all([...this.#turns.values()].map((turn) => turn.whenFinished()));
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
   override async alarm(): Promise<void> {
     // Waking up runs the constructor, and with it `recover`; keep waking while anything is pending.
     this.#alarmSet = false;
@@ -232,6 +247,7 @@ export class ConversationObject extends DurableObject<Env> {
    * Null when none is the caller's.
    */
   async #find(userId: string, conversationId: string, create?: TurnSubmission["create"]): Promise<Conversation | null> {
+    if (this.#erased) return null;
     if (!this.#store.conversation() && !(create && !create.mayExist)) {
       let loading = this.#loading.get(userId);
       if (!loading) {
@@ -293,7 +309,7 @@ export class ConversationObject extends DurableObject<Env> {
     const bookmark = await this.#outbox.synced(this.#store.pending.lastChange(), D1_WAIT_MS);
     const result = turnResult(rows, turn.failure);
     turn.finished(result, bookmark, finalFrame(result, bookmark));
-    if (!turn.selection?.unsummarized.length || this.#summarizing) return;
+    if (!turn.selection?.unsummarized.length || this.#summarizing || this.#erased) return;
     this.#summarizing = true;
     const summarizing = summarize(this.env, this.#store, this.#ledger, turn.branch!.summary, turn.selection.unsummarized, turn.model)
       .then(() => this.#outbox.drain())
@@ -313,6 +329,7 @@ export class ConversationObject extends DurableObject<Env> {
 
   /** A session at the primary of the owner's shard; none while that shard is frozen (being moved), so nothing lands in the copy's source. */
   #connect(): Connection | null {
+    if (this.#erased) return null;
     const { userId } = this.#store.conversation()!;
     if (getConfig(this.env).frozenVirtualShards.has(virtualShardOf(userId))) return null;
     return shardSession(this.env, userId, "first-primary");

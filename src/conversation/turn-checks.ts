@@ -1,7 +1,7 @@
 import { getConfig } from "../http/config";
 import type { AttachmentRef, Conversation, Message } from "../db/schema";
 import { IMAGE_TYPES } from "../rules/file-rules";
-import { ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../http/errors";
+import { ACCOUNT_DELETED, ApiError, type ErrorCode, invalid, notFound, type Refusal, toRefusal } from "../http/errors";
 import type { Admission } from "../user/user-object";
 import { type Branch, selectContext } from "./context-window";
 import type { ConversationStore } from "./conversation-store";
@@ -128,6 +128,7 @@ export function admissionRefusal(
   admission: Exclude<Admission, { ok: true }>,
   limits: { maxConcurrentGenerations: number; userDailyTokens: number; userDailyCostUsd: number },
 ): Refusal {
+  if (admission.reason === "erased") return toRefusal(ACCOUNT_DELETED);
   if (admission.reason === "busy") {
     return refuse("rate_limited", `You already have ${limits.maxConcurrentGenerations} replies waiting or generating; wait for one to finish.`, { "Retry-After": "5" });
   }

@@ -115,3 +115,6 @@ export function unwrap<T>(answer: T | Refusal): Exclude<T, Refusal> {
   if (isRefusal(answer)) throw fromRefusal(answer);
   return answer as Exclude<T, Refusal>;
 }
+
+/** An access token outlives its account by up to 15 minutes: what it may no longer do answers this. */
+export const ACCOUNT_DELETED = new ApiError("unauthorized", "This account was deleted.");

@@ -12,6 +12,8 @@ import { revokeSessions } from "../rules/sessions";
 import { authenticated } from "../http/middleware";
 import { errorResponses, jsonBody, jsonResponse, renderUser, UserSchema } from "../http/schemas";
 import { userObject } from "../user/user-object";
+import { eraseAccount } from "../user/erase-account";
+import { log } from "../lib/log";
 
 const me = createRoute({
   method: "get",
@@ -53,6 +55,15 @@ const usage = createRoute({
   },
 });
 
+const deleteAccount = createRoute({
+  ...authenticated("users"),
+  method: "delete",
+  path: "/users/me",
+  summary: "Delete your account and everything in it: conversations, messages, files, shares, sessions",
+  request: { body: jsonBody(z.strictObject({ password: PasswordSchema.openapi({ description: "Your password, once more." }) })) },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(400, 401, 415, 429) },
+});
+
 async function currentUser(env: Env, userId: string) {
   const [user] = await directoryDb(env).select().from(users).where(eq(users.id, userId));
   if (!user) throw notFound("User");
@@ -90,5 +101,14 @@ export const userRoutes = createRouter()
       db.update(users).set({ passwordHash: await hashPassword(new_password) }).where(eq(users.id, user.id)),
       revokeSessions(db, { userId: user.id }),
     ]);
+    return c.body(null, 204);
+  })
+  .openapi(deleteAccount, async (c) => {
+    const { password } = c.req.valid("json");
+    await enforceRateLimit(c.env.AUTH_RATE_LIMITER, [`account-delete:${c.get("userId")}`], "account deletion attempts");
+    const user = await currentUser(c.env, c.get("userId"));
+    if (!(await verifyPassword(password, user.passwordHash))) throw invalid({ field: "password", message: "Incorrect password." });
+    const erased = await eraseAccount(c.env, user.id);
+    log.info("account deleted", { user_id: user.id, ...erased });
     return c.body(null, 204);
   });

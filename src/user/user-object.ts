@@ -24,6 +24,8 @@ export type Admission =
   /** `headroomTokens`: what the budget leaves beyond this reservation and the others held; null without a token budget. */
   | { ok: true; headroomTokens: number | null }
   | { ok: false; reason: "busy" }
+  /** The account was deleted (its access tokens live on for a few minutes). */
+  | { ok: false; reason: "erased" }
   | { ok: false; reason: "budget"; used: Spent; resetsAt: string };
 
 /** What a user spent on one day. */
@@ -75,6 +77,19 @@ export class UserObject extends DurableObject<Env> {
     addColumnIfMissing(this.#sql, "usage_days", "cost_usd", "REAL NOT NULL DEFAULT 0");
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS storage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL)`);
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS erased (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)`);
+  }
+
+  /** The account is being deleted: its counts go, and from now on no turn, listener or upload is admitted. */
+  erase(): void {
+    this.ctx.storage.transactionSync(() => {
+      for (const table of ["leases", "usage_days", "charged", "storage"]) this.#sql.exec(`DELETE FROM ${table}`);
+      this.#sql.exec(`INSERT OR REPLACE INTO erased (id, at) VALUES (1, ?)`, Date.now());
+    });
+  }
+
+  #isErased(): boolean {
+    return this.#sql.exec(`SELECT 1 FROM erased`).toArray().length > 0;
   }
 
   /**
@@ -84,6 +99,7 @@ export class UserObject extends DurableObject<Env> {
    * the slot replaces it with what the turn really spent.
    */
   admit(request: AdmitRequest): Admission {
+    if (this.#isErased()) return { ok: false, reason: "erased" };
     const now = Date.now();
     this.#sql.exec(`DELETE FROM leases WHERE expires_at <= ?`, now);
     const reserve = request.kind === "generation" ? (request.reserveTokens ?? 0) : 0;
@@ -112,7 +128,8 @@ export class UserObject extends DurableObject<Env> {
    * Counts `bytes` more stored for the user (a fork's copies, an edit that grows a message)
    * against `limit` (0: none); refused, counting nothing, when they would not fit.
    */
-  store(bytes: number, limit: number): { ok: boolean; usedBytes: number } {
+  store(bytes: number, limit: number): { ok: boolean; usedBytes: number; erased?: true } {
+    if (this.#isErased()) return { ok: false, usedBytes: 0, erased: true };
     const usedBytes = this.#sql.exec<{ bytes: number }>(`SELECT bytes FROM storage WHERE id = 1`).toArray()[0]?.bytes ?? 0;
     if (limit > 0 && usedBytes + bytes > limit) return { ok: false, usedBytes };
     this.#sql.exec(`INSERT INTO storage (id, bytes) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET bytes = bytes + excluded.bytes`, bytes);
