@@ -86,6 +86,18 @@ describe("tools over /chat with the AI SDK's chat", () => {
     expect(chat.messages).toHaveLength(2);
     const done = chat.messages[1]!.parts.find((p: any) => p.toolCallId) as any;
     expect(done).toMatchObject({ state: "output-available", output: `demo: an email "hello" to x@y.z would have been sent` });
+
+    // A denial: the call ends denied, and the model is told why.
+    await chat.sendMessage({ text: `[stub: call=demo__send_email args={"to":"x@y.z","subject":"again"}] once more` });
+    await settled(chat);
+    const asked = chat.messages[3]!.parts.find((p: any) => p.toolCallId) as any;
+    await chat.addToolApprovalResponse({ id: asked.approval.id, approved: false, reason: "too many emails" });
+    await eventually(async () => chat.messages.at(-1)!.parts.some((p) => p.type === "text"), Boolean);
+    await settled(chat);
+    expect(chat.messages).toHaveLength(4);
+    expect(chat.messages[3]!.parts.find((p: any) => p.toolCallId)).toMatchObject({ state: "output-denied" });
+    const text = chat.messages[3]!.parts.filter((p) => p.type === "text").map((p: any) => p.text).join("");
+    expect(text).toBe("Tool results: demo__send_email said The user denied this tool call. Reason: too many emails. Done.");
   });
 });
 

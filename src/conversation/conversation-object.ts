@@ -107,8 +107,8 @@ export class ConversationObject extends DurableObject<Env> {
   }
 
   /**
-   * Attaches to a reply. With `lastEventId` (`<ai message id>:<offset>`) it resumes that reply
-   * after the offset, live or from the store; without, it attaches to the reply in flight.
+   * Attaches to a reply. With `lastEventId` (`<ai message id>:<position>`) it resumes that reply
+   * after the position, live or from the store; without, it attaches to the reply in flight.
    * `"finished"` when the client already has the whole reply, null when there is nothing to attach to.
    */
   async attach(userId: string, conversationId: string, lastEventId: string | null): Promise<Attachment | Refusal> {
