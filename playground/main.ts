@@ -148,7 +148,7 @@ function renderMeta(item: HTMLLIElement, message: Message): void {
     const regenerate = Object.assign(document.createElement("button"), { type: "button", textContent: "Regenerate", className: "link" });
     regenerate.setAttribute("aria-label", "Regenerate reply");
     regenerate.addEventListener("click", () => {
-      if (!state.streaming) void runBranchTurn(item, `/messages/${message.id}/regenerate/`, undefined);
+      if (!state.streaming) void runBranchTurn(item, `/messages/${message.id}/regenerate/`, { tools: BROWSER_TOOLS });
     });
     meta.append(regenerate);
   }
@@ -489,7 +489,7 @@ function startEditing(item: HTMLLIElement, message: Message): void {
   });
   saveAndSend.addEventListener("click", () => {
     if (state.streaming) return;
-    runBranchTurn(item, `/messages/${message.id}/resend/`, { content: editor.value }).catch((error: Error) => alert(error.message));
+    runBranchTurn(item, `/messages/${message.id}/resend/`, { content: editor.value, tools: BROWSER_TOOLS }).catch((error: Error) => alert(error.message));
   });
 }
 
