@@ -1,7 +1,7 @@
 import { DefaultChatTransport, readUIMessageStream, type UIMessage, type UIMessageChunk } from "ai";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BASE, call, callJson, countInShards, createUser, expectError, type TestUser, withinOneRateWindow } from "./helpers";
+import { BASE, call, callJson, countInShards, createUser, expectError, type TestUser, withinOneRateWindow, RATE_WINDOW_TEST_TIMEOUT_MS } from "./helpers";
 
 // The real AI SDK client (`ai`'s DefaultChatTransport, what useChat uses) against the Worker,
 // with nothing but the base URL and a bearer token.
@@ -150,7 +150,7 @@ describe("AI SDK chat protocol", () => {
 });
 
 describe("hostile /chat bodies", () => {
-  it("refuses unknown top-level fields and oversized arrays with a short answer, charging the turn rate limit first", async () => {
+  it("refuses unknown top-level fields and oversized arrays with a short answer, charging the turn rate limit first", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     await withinOneRateWindow(20);
     const user = await createUser();
     const message = { id: "m1", role: "user", parts: [{ type: "text", text: "hi" }] };

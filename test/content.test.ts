@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError, shardOf, type TestUser, withinOneRateWindow } from "./helpers";
+import { call, callJson, createUser, expectError, shardOf, type TestUser, withinOneRateWindow, RATE_WINDOW_TEST_TIMEOUT_MS } from "./helpers";
 import { virtualShardOf } from "../src/db/shard-map";
 import { sha256Hex } from "../src/lib/ids";
 
@@ -174,7 +174,7 @@ describe("full-text search", () => {
     expect(before[0].count).toBe(4);
   });
 
-  it("bounds what one search may cost: repeated words count once, at most 8 different words, and a per-user rate limit", async () => {
+  it("bounds what one search may cost: repeated words count once, at most 8 different words, and a per-user rate limit", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     await withinOneRateWindow(20);
     const user = await createUser();
     await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] one two three four five six seven eight nine" }, status: 201 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, countInShards, createUser, expectError, withinOneRateWindow } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, withinOneRateWindow, RATE_WINDOW_TEST_TIMEOUT_MS } from "./helpers";
 import { collectFrames, deltaText, readFrames } from "./sse";
 
 afterEach(() => vi.restoreAllMocks());
@@ -35,7 +35,7 @@ describe("listeners", () => {
 
 describe("accounts", () => {
   // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
-  it("limits password changes per user: a stolen access token cannot guess the old password without bound", { timeout: 60_000 }, async () => {
+  it("limits password changes per user: a stolen access token cannot guess the old password without bound", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     const user = await createUser();
     await withinOneRateWindow();
     const guesses = await Promise.all(

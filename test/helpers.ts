@@ -81,6 +81,9 @@ export async function countInShards(query: string, ...params: unknown[]): Promis
   return (await rowsInShards<{ n: number }>(query, ...params)).reduce((sum, row) => sum + row.n, 0);
 }
 
+/** A test that waits for a rate window may spend that wait (up to 25 s) beside its own work. */
+export const RATE_WINDOW_TEST_TIMEOUT_MS = 60_000;
+
 /**
  * Waits, if needed, until at least `seconds` are left in the current minute. Rate limit windows
  * are aligned to the wall clock (miniflare's, like Cloudflare's), so a test counting requests up

@@ -1,12 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, countInShards, createUser, expectError, randomIp, rowsInShards, withinOneRateWindow } from "./helpers";
+import { call, callJson, countInShards, createUser, expectError, randomIp, rowsInShards, withinOneRateWindow, RATE_WINDOW_TEST_TIMEOUT_MS } from "./helpers";
 import { readFrames } from "./sse";
 
 describe("rate limits", () => {
   // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
-  it("limits sign-ups per client IP with 429 and Retry-After", { timeout: 60_000 }, async () => {
+  it("limits sign-ups per client IP with 429 and Retry-After", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     await withinOneRateWindow();
     const ip = "198.51.100.7";
     const statuses = [];
@@ -25,7 +25,7 @@ describe("rate limits", () => {
   });
 
   // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
-  it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", { timeout: 60_000 }, async () => {
+  it("counts failed logins per email whatever the IP, and still lets the owner's correct password in", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     const user = await createUser();
     await withinOneRateWindow();
     const attacker = randomIp();
@@ -38,7 +38,7 @@ describe("rate limits", () => {
   });
 
   // Up to a window edge of waiting (withinOneRateWindow) plus the test itself.
-  it("limits AI turns per user to 100 a minute", { timeout: 60_000 }, async () => {
+  it("limits AI turns per user to 100 a minute", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     const user = await createUser();
     await withinOneRateWindow(25);
     const { id } = await callJson("/conversations/", { token: user.access, body: {}, status: 201 });

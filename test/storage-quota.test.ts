@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
-import { call, callJson, createUser, expectError, setObjectEnv, withinOneRateWindow } from "./helpers";
+import { call, callJson, createUser, expectError, setObjectEnv, withinOneRateWindow, RATE_WINDOW_TEST_TIMEOUT_MS } from "./helpers";
 
 describe("what a user may store without spending tokens", () => {
   it("counts a fork's copied text against USER_STORAGE_BYTES, refusing the fork that would not fit with nothing copied", async () => {
@@ -36,7 +36,7 @@ describe("what a user may store without spending tokens", () => {
     expect(listed.results[0].content).toBe("e".repeat(1_000));
   });
 
-  it("limits forks per user", async () => {
+  it("limits forks per user", { timeout: RATE_WINDOW_TEST_TIMEOUT_MS }, async () => {
     await withinOneRateWindow(20);
     const user = await createUser();
     const turn = await callJson("/start_conversation/", { token: user.access, body: { content: "[stub: tokens=1] fork me" }, status: 201 });
