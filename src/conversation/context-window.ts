@@ -92,9 +92,11 @@ export function attachmentTokens(file: AttachmentRef): number {
   return Math.ceil(file.size / 3) + 10;
 }
 
+const hasToolCalls = (message: BranchMessage) => Boolean(message.parts?.some((part) => part.type === "tool_call"));
+
 /** The chat messages of a message of the branch: an AI message with tool calls becomes several (`shorten`: its outputs as their size only). */
 function chatMessagesOf(message: BranchMessage, shorten = false): ChatMessage[] {
-  if (message.parts?.some((part) => part.type === "tool_call")) return replyMessages(message.parts, estimateTokens, shorten);
+  if (hasToolCalls(message)) return replyMessages(message.parts!, estimateTokens, shorten);
   return [{ role: message.role, content: message.content, ...(message.attachments?.length ? { attachments: message.attachments } : {}) }];
 }
 
@@ -110,11 +112,13 @@ const chatTokens = (messages: ChatMessage[]) =>
     0,
   );
 
-const hasToolCalls = (message: BranchMessage) => Boolean(message.parts?.some((part) => part.type === "tool_call"));
-
-// A provider's count of a message with files includes them; one with tool calls is counted afresh (its count is of its last step only).
-const sizeOf = (message: BranchMessage, shorten = false) =>
-  message.tokens !== null && !hasToolCalls(message) ? message.tokens + MESSAGE_OVERHEAD_TOKENS : chatTokens(chatMessagesOf(message, shorten));
+// A provider's count of a message with files includes them; one with tool calls is counted afresh
+// (its count is of its last step only). Most messages take the arithmetic: every turn sizes the branch.
+function sizeOf(message: BranchMessage, shorten = false): number {
+  if (hasToolCalls(message)) return chatTokens(chatMessagesOf(message, shorten));
+  const files = (message.attachments ?? []).reduce((sum, file) => sum + attachmentTokens(file), 0);
+  return (message.tokens ?? estimateTokens(message.content) + files) + MESSAGE_OVERHEAD_TOKENS;
+}
 
 /**
  * Fills the window newest message first, never splitting one: the turn's own message (and the
@@ -142,8 +146,11 @@ export function selectContext(systemPrompt: string | null, branch: Branch, budge
   while (first > 0) {
     const earlier = branch.messages[first - 1]!;
     if (earlier.order <= coveredThrough) break;
-    if (shortenFrom < 0 && used + sizeOf(earlier) > limit && hasToolCalls(earlier)) shortenFrom = first - 1;
-    const size = sizeOf(earlier, shortenFrom >= first - 1);
+    let size = sizeOf(earlier, shortenFrom >= 0);
+    if (shortenFrom < 0 && used + size > limit && hasToolCalls(earlier)) {
+      shortenFrom = first - 1;
+      size = sizeOf(earlier, true);
+    }
     if (used + size > limit) break;
     used += size;
     first--;

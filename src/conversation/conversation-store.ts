@@ -3,7 +3,7 @@ import { addColumnIfMissing } from "../lib/sqlite-columns";
 import { isToolCall } from "../rules/message-parts";
 import type { Branch, BranchSummary } from "./context-window";
 import { PendingIndex } from "./pending-index";
-import type { TurnRows } from "./turn-rows";
+import { type TurnRows, withParts } from "./turn-rows";
 
 /** A message as a listing shows it: with its reply's response (AI) or its newest reply's status (user). */
 export interface MessageView {
@@ -199,7 +199,7 @@ export class ConversationStore {
       const reply = live.get(id);
       return [
         {
-          message: reply === undefined ? message : { ...message, content: reply.content, parts: reply.parts?.some((part) => part.type !== "text") ? reply.parts : null },
+          message: reply === undefined ? message : withParts(message, reply.content, reply.parts ?? []),
           reply: message.sender === "ai" ? this.response(id) : null,
           aiResponseStatus: message.sender === "user" ? (this.newestResponseTo(id)?.status ?? null) : null,
         },

@@ -1,7 +1,7 @@
 import type { MessagePart } from "../db/schema";
 import { ListenerSet } from "./listeners";
 import type { TurnFailure } from "../model/model";
-import { type ToolCallPart, callsOf, isAwaitingClient, isResolved, partsOf, positionOf, stepsOf } from "../rules/message-parts";
+import { type ToolCallPart, callsOf, isResolved, partsOf, positionOf, stepsOf, waitingCalls } from "../rules/message-parts";
 import { textFrames, toolCallFrame, toolResultFrame } from "./frames";
 import { type Branch, type ContextSelection, utf8Length } from "./context-window";
 import type { TurnResult } from "./frames";
@@ -67,7 +67,8 @@ export class LiveTurn {
     this.position = positionOf(this.parts);
     this.step = stepsOf(this.parts) - 1;
     const calls = callsOf(this.parts, this.step);
-    this.#resultsSent = calls.findIndex((call) => !isResolved(call)) < 0 ? calls.length : calls.findIndex((call) => !isResolved(call));
+    const firstOpen = calls.findIndex((call) => !isResolved(call));
+    this.#resultsSent = firstOpen < 0 ? calls.length : firstOpen;
     this.spentBefore = { tokens: rows.aiResponse.totalTokens ?? 0, costUsd: rows.aiResponse.costUsd ?? 0 };
   }
 
@@ -106,7 +107,7 @@ export class LiveTurn {
   }
 
   awaitingClient(): boolean {
-    return this.calls().some(isAwaitingClient);
+    return waitingCalls(this.calls()).length > 0;
   }
 
   /**

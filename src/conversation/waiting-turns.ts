@@ -1,6 +1,6 @@
 import type { Message, MessagePart } from "../db/schema";
 import { ApiError } from "../http/errors";
-import { isToolCall, partsOf, type ToolCallPart } from "../rules/message-parts";
+import { isResolved, isToolCall, partsOf, waitingCalls } from "../rules/message-parts";
 import { fittedOutput, type ToolAnswers, type ToolSpec } from "../rules/tool-rules";
 
 /* Turns that wait for the client (RequiresAction): what they keep, and the answers that let them go on. */
@@ -57,17 +57,13 @@ export function answered(parts: readonly MessagePart[], { outputs, approvals }: 
   return next;
 }
 
-/** Calls still waiting for the client. */
-export const stillWaiting = (parts: readonly MessagePart[]): ToolCallPart[] =>
-  parts.filter(isToolCall).filter((call) => call.status === "awaiting_output" || call.status === "awaiting_approval");
-
 /** The parts with every unanswered call given `error` (a call never stays without a result in the history). */
 export const closedCalls = (parts: readonly MessagePart[], error: string): MessagePart[] =>
-  parts.map((part) => (isToolCall(part) && (part.status === "awaiting_output" || part.status === "awaiting_approval" || part.status === "running") ? { ...part, status: "error", error } : part));
+  parts.map((part) => (isToolCall(part) && !isResolved(part) ? { ...part, status: "error", error } : part));
 
 /** Only the answers to calls that wait for them. */
 export function answersToWaiting({ outputs, approvals }: ToolAnswers, message: Pick<Message, "content" | "parts">): ToolAnswers {
-  const waiting = new Map(stillWaiting(partsOf(message)).map((call) => [call.id, call.status]));
+  const waiting = new Map(waitingCalls(partsOf(message)).map((call) => [call.id, call.status]));
   return {
     outputs: outputs.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_output"),
     approvals: approvals.filter((answer) => waiting.get(answer.toolCallId) === "awaiting_approval"),

@@ -19,8 +19,11 @@ export const partsOf = (message: Pick<Message, "content" | "parts">): MessagePar
 /** The message's `content`: its text parts, joined. */
 export const textOf = (parts: readonly MessagePart[]) => parts.map((part) => (part.type === "text" ? part.text : "")).join("");
 
+/** The calls that wait for the client. */
+export const waitingCalls = (parts: readonly MessagePart[]): ToolCallPart[] => parts.filter(isToolCall).filter(isAwaitingClient);
+
 /** The ids of the calls that wait for the client. */
-export const pendingCallIds = (parts: readonly MessagePart[]) => parts.filter(isToolCall).filter(isAwaitingClient).map((call) => call.id);
+export const pendingCallIds = (parts: readonly MessagePart[]) => waitingCalls(parts).map((call) => call.id);
 
 /** The steps the parts hold: one more than the last part's step, 0 for none. */
 export const stepsOf = (parts: readonly MessagePart[]) => (parts.length ? parts.at(-1)!.step + 1 : 0);

@@ -129,7 +129,7 @@ export function fittedOutput(output: string, parts: readonly MessagePart[], { ma
 }
 
 /** What a message with these parts stores: the parts as JSON, and their text once more as its content. */
-export const storedBytes = (parts: readonly MessagePart[]) => utf8.encode(JSON.stringify(parts)).length + utf8.encode(textOf(parts)).length;
+const storedBytes = (parts: readonly MessagePart[]) => utf8.encode(JSON.stringify(parts)).length + utf8.encode(textOf(parts)).length;
 
 /**
  * The most text a reply that may hold tool calls can stream: its text is stored twice (in its

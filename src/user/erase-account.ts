@@ -13,9 +13,9 @@ const R2_DELETE_BATCH = 1_000;
  * Deletes everything a user has: first the user's object refuses any new turn or upload (an
  * access token stays valid for up to 15 minutes), then each conversation's object stops its
  * turns and empties its storage, then the rows of the user's shard, the bytes under the user's
- * prefix in R2, the share links, the sessions and the user. Returns what went.
+ * prefix in R2, the share links, the sessions and the user. Returns how many conversations went.
  */
-export async function eraseAccount(env: Env, userId: string): Promise<{ conversations: number; files: number }> {
+export async function eraseAccount(env: Env, userId: string): Promise<{ conversations: number }> {
   await userObject(env, userId).erase();
   const { db } = shardSession(env, userId, "first-primary");
   const owned = await db.select({ id: conversations.id }).from(conversations).where(eq(conversations.userId, userId));
@@ -23,7 +23,6 @@ export async function eraseAccount(env: Env, userId: string): Promise<{ conversa
     await Promise.all(owned.slice(i, i + ERASE_CONCURRENCY).map(({ id }) => conversationObject(env, id).erase(userId, id)));
   }
   const links = await db.select({ tokenHash: shares.tokenHash }).from(shares).where(eq(shares.userId, userId));
-  const fileCount = (await db.select({ id: files.id }).from(files).where(eq(files.userId, userId))).length;
   // Children before parents: the shard's foreign keys hold at every statement's end.
   await db.batch([
     db.delete(shares).where(eq(shares.userId, userId)),
@@ -41,7 +40,7 @@ export async function eraseAccount(env: Env, userId: string): Promise<{ conversa
     directory.delete(refreshTokens).where(eq(refreshTokens.userId, userId)),
     directory.delete(users).where(eq(users.id, userId)),
   ]);
-  return { conversations: owned.length, files: fileCount };
+  return { conversations: owned.length };
 }
 
 async function deleteStoredBytes(bucket: R2Bucket, prefix: string): Promise<void> {
