@@ -84,14 +84,12 @@ export class ConversationObject extends DurableObject<Env> {
    * answered like a send; while some still wait, the answers are stored and the turn is returned
    * as it is now.
    */
-  async answerTools(
-    { userId, conversationId, aiMessageId, answers, lease, idempotency, onlyWaiting = false }: ToolAnswerSubmission,
-    mode: "json" | "sse",
-  ): Promise<SubmitOutcome> {
+  async answerTools(submission: ToolAnswerSubmission, mode: "json" | "sse"): Promise<SubmitOutcome> {
+    const { userId, conversationId, lease } = submission;
     let outcome: ReturnType<TurnRunner["answer"]>;
     try {
       if (!(await this.#find(userId, conversationId))) throw notFound("Message");
-      outcome = this.#runner.answer(aiMessageId, answers, lease, userId, idempotency, onlyWaiting);
+      outcome = this.#runner.answer(submission);
     } catch (error) {
       this.#ledger.release(lease, userId);
       if (error instanceof ApiError) return toRefusal(error);

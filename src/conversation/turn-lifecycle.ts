@@ -3,7 +3,7 @@ import { ApiError, type Refusal, toRefusal } from "../http/errors";
 import { nowIso } from "../lib/ids";
 import { log } from "../lib/log";
 import { type Branch, ownMessageTokens } from "./context-window";
-import type { TurnSubmission } from "./contract";
+import type { ToolAnswerSubmission, TurnSubmission } from "./contract";
 import type { ConversationStore } from "./conversation-store";
 import { LiveTurn } from "./live-turn";
 import { costUsd } from "../model/cost";
@@ -17,7 +17,6 @@ import { newTurnRows, type TurnPlan, withParts } from "./turn-rows";
 import { chooseContext, runSteps } from "./turn-runner";
 import { partsOf, stepsOf, waitingCalls } from "../rules/message-parts";
 import { answered, answersToWaiting, closedCalls, type WaitingTurns } from "./waiting-turns";
-import type { ToolAnswers } from "../rules/tool-rules";
 import { usableSpec } from "../rules/tool-rules";
 import type { UserLedger } from "./user-ledger";
 
@@ -166,14 +165,7 @@ export class TurnRunner {
    * waiting, the answers are stored and the turn keeps waiting; with none, it goes on as a new
    * run of the same AI message (queued like any turn, holding `lease`).
    */
-  answer(
-    aiMessageId: string,
-    answers: ToolAnswers,
-    lease: string,
-    userId: string,
-    idempotency: TurnSubmission["idempotency"],
-    onlyWaiting = false,
-  ): { turn: LiveTurn; from: number } | { waiting: TurnResult } | { replay: string } {
+  answer({ aiMessageId, answers, lease, userId, idempotency, onlyWaiting = false }: ToolAnswerSubmission): { turn: LiveTurn; from: number } | { waiting: TurnResult } | { replay: string } {
     if (idempotency) {
       const previous = this.journal.findIdempotent(userId, idempotency.key);
       if (previous?.requestHash === idempotency.requestHash) return { replay: previous.aiMessageId };
